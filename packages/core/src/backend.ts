@@ -1,0 +1,87 @@
+import * as tf from '@tensorflow/tfjs-core';
+// The tfjs union package registers every op's gradient (tfjs-core alone
+// registers none) and the cpu backend; the wasm backend registers itself.
+import '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { registerWasmGradientKernels } from './kernels/wasm-gradient-kernels.js';
+
+export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** Why this backend: the option, the environment variable, or automatic choice. */
+  reason: string;
+  /** Backends tried before this one, with the reason each failed. */
+  skipped: { name: BackendName; error: string }[];
+}
+
+export function parseBackendName(value: string, source: string): BackendName {
+  if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
+  throw new Error(`Unknown backend "${value}" (from ${source}). Valid backends: ${BACKENDS.join(', ')}`);
+}
+
+/** tfjs-node is optional: its install downloads libtensorflow, which fails offline. */
+async function loadTensorflowBackend(): Promise<void> {
+  const moduleName = '@tensorflow/tfjs-node';
+  await import(/* @vite-ignore */ moduleName);
+  if (!tf.findBackend('tensorflow')) {
+    throw new Error('@tensorflow/tfjs-node loaded but registered no "tensorflow" backend (a second copy of tfjs-core?)');
+  }
+}
+
+async function activate(name: BackendName): Promise<void> {
+  if (name === 'tensorflow') await loadTensorflowBackend();
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`tf.setBackend("${name}") failed`);
+  await tf.ready();
+  if (name === 'wasm') registerWasmGradientKernels();
+}
+
+let current: BackendInfo | undefined;
+
+/**
+ * Choose and initialise the compute backend. Order of precedence: the
+ * `backend` option, then `TRANSFERLAB_BACKEND`, then automatic: tensorflow
+ * (tfjs-node) if installed and loadable, else wasm, else cpu. A backend named
+ * explicitly must work, or this throws with the reason.
+ */
+export async function initBackend(opts: { backend?: string } = {}): Promise<BackendInfo> {
+  const fromEnv = process.env.TRANSFERLAB_BACKEND;
+  const requested = opts.backend
+    ? parseBackendName(opts.backend, 'the backend option')
+    : fromEnv
+      ? parseBackendName(fromEnv, 'TRANSFERLAB_BACKEND')
+      : undefined;
+  if (requested) {
+    if (current?.name === requested && tf.getBackend() === requested) return current;
+    try {
+      await activate(requested);
+    } catch (err) {
+      throw new Error(`Backend "${requested}" could not be initialised: ${(err as Error).message}`);
+    }
+    current = {
+      name: requested,
+      reason: opts.backend ? 'requested by option' : 'requested by TRANSFERLAB_BACKEND',
+      skipped: [],
+    };
+    return current;
+  }
+  if (current && tf.getBackend() === current.name) return current;
+  const skipped: BackendInfo['skipped'] = [];
+  for (const name of BACKENDS) {
+    try {
+      await activate(name);
+      current = { name, reason: 'automatic', skipped };
+      return current;
+    } catch (err) {
+      skipped.push({ name, error: (err as Error).message.split('\n')[0] ?? String(err) });
+    }
+  }
+  throw new Error(`No tfjs backend could be initialised: ${JSON.stringify(skipped)}`);
+}
+
+/** The active backend's name (after `initBackend`). */
+export function activeBackend(): string {
+  return tf.getBackend();
+}

@@ -1,0 +1,532 @@
+/**
+ * Training kernels missing from @tensorflow/tfjs-backend-wasm 4.22.0.
+ *
+ * The wasm backend ships forward convolutions (XNNPACK) and
+ * Conv2DBackpropInput, but not the kernels that `tf.grad` needs for a conv's
+ * filter, for depthwise convs, or for `tf.gather` (whose gradient is an
+ * UnsortedSegmentSum). Without them, training on 'wasm' throws
+ * "Kernel 'Conv2DBackpropFilter' not registered for backend 'wasm'".
+ *
+ * Each kernel here is composed of kernels that wasm does have, called directly
+ * through their registered `kernelFunc` with the wasm backend (the same way
+ * backends compose kernels internally). Nothing goes through the engine, so
+ * the intermediates are invisible to the tape, to `tf.tidy` and to
+ * `tf.memory()`; they are released with `backend.disposeData` in a `finally`.
+ * Only the returned TensorInfo (always a fresh data id owned by this kernel)
+ * is handed to the engine.
+ *
+ * Layout conventions follow tfjs-core: x / dy are NHWC unless
+ * `dataFormat: 'NCHW'` (Conv2DBackpropFilter only); filters are
+ * [filterHeight, filterWidth, inChannels, outChannels] (depthwise:
+ * [fh, fw, inChannels, channelMultiplier], output channel = c * mult + q).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type {
+  Conv2DBackpropFilterAttrs,
+  DataType,
+  DepthwiseConv2dNativeBackpropFilterAttrs,
+  DepthwiseConv2dNativeBackpropInputAttrs,
+  KernelBackend,
+  KernelConfig,
+  KernelFunc,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  TensorInfo,
+  TypedArray,
+  UnsortedSegmentSumAttrs,
+} from '@tensorflow/tfjs-core';
+
+const BACKEND = 'wasm';
+
+/** The parts of tfjs-backend-wasm's BackendWasm that these kernels use. */
+interface WasmBackendLike extends KernelBackend {
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): TypedArray;
+  readSync(dataId: object): tf.BackendValues;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+type Pads2 = [number, number];
+
+/**
+ * Runs a kernel registered for 'wasm' directly and tracks its output so that
+ * `release()` frees every intermediate except the ones passed to `keep`.
+ */
+class WasmScope {
+  private readonly owned: TensorInfo[] = [];
+
+  constructor(readonly backend: WasmBackendLike) {}
+
+  run(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
+    const kernel = tf.getKernel(kernelName, BACKEND);
+    if (kernel == null) {
+      throw new Error(`wasm-gradient-kernels: kernel '${kernelName}' is not registered for '${BACKEND}'`);
+    }
+    const out = kernel.kernelFunc({ inputs, attrs, backend: this.backend });
+    if (Array.isArray(out)) {
+      for (const o of out) this.owned.push(o);
+      throw new Error(`wasm-gradient-kernels: kernel '${kernelName}' returned several outputs`);
+    }
+    this.owned.push(out);
+    return out;
+  }
+
+  /** Allocates an uninitialised wasm tensor owned by this scope. */
+  alloc(shape: number[], dtype: DataType): TensorInfo {
+    const out = this.backend.makeOutput(shape, dtype);
+    this.owned.push(out);
+    return out;
+  }
+
+  /** Frees all intermediates; `result` (if owned) survives and is returned. */
+  release(result?: TensorInfo): void {
+    for (const info of this.owned) {
+      if (result != null && info.dataId === result.dataId) continue;
+      this.backend.disposeData(info.dataId);
+    }
+    this.owned.length = 0;
+  }
+}
+
+/** A view of `info` with another shape (same data id, no copy, no refcount). */
+function view(info: TensorInfo, shape: number[]): TensorInfo {
+  if (tf.util.sizeFromShape(shape) !== tf.util.sizeFromShape(info.shape)) {
+    throw new Error(`wasm-gradient-kernels: cannot view [${info.shape}] as [${shape}]`);
+  }
+  return { dataId: info.dataId, shape, dtype: info.dtype };
+}
+
+function zerosOutput(backend: WasmBackendLike, shape: number[], dtype: DataType): TensorInfo {
+  const out = backend.makeOutput(shape, dtype);
+  backend.typedArrayFromHeap(out).fill(0);
+  return out;
+}
+
+/** Slices rows [r0, r0 + h) and cols [c0, c0 + w) of the spatial dims 1 and 2 of a rank-4 tensor. */
+function cropSpatial(s: WasmScope, x: TensorInfo, r0: number, h: number, c0: number, w: number): TensorInfo {
+  const [n, rows, cols, ch] = x.shape as [number, number, number, number];
+  if (r0 === 0 && c0 === 0 && rows === h && cols === w) return x;
+  return s.run(tf.Slice, { x }, { begin: [0, r0, c0, 0], size: [n, h, w, ch] });
+}
+
+/**
+ * Padding (after the input) that makes a stride-1 correlation with a window of
+ * `window` taps spaced `dilation` apart, over `inLen` (+ `before` padding)
+ * produce at least `want` outputs. Returns the (non-negative) pad and the
+ * number of outputs actually produced; extra outputs are at the end.
+ */
+function padAfterFor(inLen: number, before: number, window: number, dilation: number, want: number): [number, number] {
+  const effWindow = (window - 1) * dilation + 1;
+  const needed = (want - 1) + effWindow - inLen - before;
+  const after = Math.max(0, needed);
+  return [after, inLen + before + after - effWindow + 1];
+}
+
+// ---------------------------------------------------------------------------
+// Conv2DBackpropFilter
+//
+// Needed by the gradient of tf.conv2d (and of Conv2DBackpropInput) w.r.t. the
+// filter, i.e. by every trainable conv layer. Must be fast: it costs as much
+// as the forward conv.
+//
+//   dW[kh, kw, ci, co] = sum_{b, oh, ow} x[b, oh*sh + kh - pt, ow*sw + kw - pl, ci] * dy[b, oh, ow, co]
+//
+// This is itself a convolution, run on the XNNPACK-backed wasm Conv2D:
+//   input  X' = x  transposed to [ci, H, W, b]        (batch <- ci, channels <- b)
+//   filter F' = dy transposed to [oh, ow, b, co]
+//   stride 1 (the forward dilation), dilation (sh, sw) (the forward stride),
+//   explicit padding (pt, pl) before and whatever makes the output >= KH x KW
+//   after; output [ci, KH, KW, co] -> transpose to [KH, KW, ci, co].
+// ---------------------------------------------------------------------------
+function conv2DBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  const fmt = tf.backend_util.convertConv2DDataFormat(dataFormat);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    fmt,
+  );
+  const channelsLast = info.dataFormat === 'channelsLast';
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } =
+    info;
+  const expectedDy = channelsLast
+    ? [batchSize, outHeight, outWidth, outChannels]
+    : [batchSize, outChannels, outHeight, outWidth];
+  if (!tf.util.arraysEqual(dy.shape, expectedDy)) {
+    throw new Error(`Conv2DBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${expectedDy}]`);
+  }
+  const outShape = [filterHeight, filterWidth, inChannels, outChannels];
+  if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
+    return zerosOutput(backend, outShape, 'float32');
+  }
+
+  const s = new WasmScope(backend);
+  try {
+    // [ci, H, W, b] and [oh, ow, b, co]
+    const xT = s.run(tf.Transpose, { x }, { perm: channelsLast ? [3, 1, 2, 0] : [1, 2, 3, 0] });
+    const dyT = s.run(tf.Transpose, { x: dy }, { perm: channelsLast ? [1, 2, 0, 3] : [2, 3, 0, 1] });
+    const { top, left } = info.padInfo;
+    const [bottom, rowsOut] = padAfterFor(inHeight, top, outHeight, info.strideHeight, filterHeight);
+    const [right, colsOut] = padAfterFor(inWidth, left, outWidth, info.strideWidth, filterWidth);
+    const conv = s.run(
+      tf.Conv2D,
+      { x: xT, filter: dyT },
+      {
+        strides: [1, 1],
+        pad: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+        dilations: [info.strideHeight, info.strideWidth],
+      },
+    );
+    if (conv.shape[1] !== rowsOut || conv.shape[2] !== colsOut) {
+      throw new Error(`Conv2DBackpropFilter (wasm): internal shape mismatch [${conv.shape}]`);
+    }
+    const cropped = cropSpatial(s, conv, 0, filterHeight, 0, filterWidth);
+    const result = s.run(tf.Transpose, { x: cropped }, { perm: [1, 2, 0, 3] });
+    s.release(result);
+    return result;
+  } catch (err) {
+    s.release();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// DepthwiseConv2dNativeBackpropFilter
+//
+// Needed by the gradient of tf.depthwiseConv2d / separableConv2d w.r.t. the
+// depthwise filter.
+//
+//   dW[kh, kw, c, q] = sum_{b, oh, ow} x[b, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl, c] * dy[b, oh, ow, c*m + q]
+//
+// Folding the batch into the channels turns it into one depthwise conv on the
+// XNNPACK-backed wasm DepthwiseConv2dNative plus a sum over the batch:
+//   input  [1, H, W, b*C]          (x transposed to [H, W, b, C])
+//   filter [oh, ow, b*C, m]        (dy transposed to [oh, ow, b, C*m])
+//   stride (dh, dw), dilation (sh, sw), explicit padding as above
+//   output [1, KH, KW, b*C*m] -> sum over b -> [KH, KW, C, m].
+// ---------------------------------------------------------------------------
+function depthwiseConv2dNativeBackpropFilter(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, dilations, pad, dimRoundingMode, filterShape } =
+    args.attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    dilations == null ? 1 : dilations,
+    pad,
+    dimRoundingMode,
+    true,
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } =
+    info;
+  const mult = outChannels / inChannels;
+  const expectedDy = [batchSize, outHeight, outWidth, outChannels];
+  if (!tf.util.arraysEqual(dy.shape, expectedDy)) {
+    throw new Error(`DepthwiseConv2dNativeBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${expectedDy}]`);
+  }
+  const outShape = [filterHeight, filterWidth, inChannels, mult];
+  if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
+    return zerosOutput(backend, outShape, 'float32');
+  }
+
+  const s = new WasmScope(backend);
+  try {
+    const xT = s.run(tf.Transpose, { x }, { perm: [1, 2, 0, 3] }); // [H, W, b, C]
+    const dyT = s.run(tf.Transpose, { x: dy }, { perm: [1, 2, 0, 3] }); // [oh, ow, b, C*m]
+    const { top, left } = info.padInfo;
+    const { dilationHeight: dh, dilationWidth: dw, strideHeight: sh, strideWidth: sw } = info;
+    // Outputs of the folded conv are taken every `dh` rows: solve for the pad
+    // after with a window of `outHeight` taps `sh` apart and output stride `dh`.
+    const rowsNeeded = (filterHeight - 1) * dh + 1;
+    const colsNeeded = (filterWidth - 1) * dw + 1;
+    const [bottom] = padAfterFor(inHeight, top, outHeight, sh, rowsNeeded);
+    const [right] = padAfterFor(inWidth, left, outWidth, sw, colsNeeded);
+    const conv = s.run(
+      tf.DepthwiseConv2dNative,
+      { x: view(xT, [1, inHeight, inWidth, batchSize * inChannels]), filter: view(dyT, [outHeight, outWidth, batchSize * inChannels, mult]) },
+      {
+        strides: [dh, dw],
+        pad: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+        dilations: [sh, sw],
+      },
+    );
+    // conv: [1, rows >= KH, cols >= KW, b*C*m]
+    const rows = conv.shape[1] ?? 0;
+    const cols = conv.shape[2] ?? 0;
+    if (rows < filterHeight || cols < filterWidth) {
+      throw new Error(`DepthwiseConv2dNativeBackpropFilter (wasm): internal shape mismatch [${conv.shape}]`);
+    }
+    let summed: TensorInfo;
+    if (batchSize > 1) {
+      summed = s.run(
+        tf.Sum,
+        { x: view(conv, [rows, cols, batchSize, outChannels]) },
+        { axis: [2], keepDims: false },
+      );
+    } else {
+      summed = view(conv, [rows, cols, outChannels]);
+    }
+    const s4 = view(summed, [1, rows, cols, outChannels]);
+    const cropped = cropSpatial(s, s4, 0, filterHeight, 0, filterWidth);
+    const result = view(cropped, outShape);
+    s.release(result);
+    return result;
+  } catch (err) {
+    s.release();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// DepthwiseConv2dNativeBackpropInput
+//
+// Needed by the gradient of tf.depthwiseConv2d / separableConv2d w.r.t. its
+// input (i.e. to backpropagate through a depthwise layer into earlier layers).
+//
+//   dx[b, ih, iw, c] = sum_{kh, kw, q, oh, ow : oh*sh + kh*dh - pt = ih, ...} dy[b, oh, ow, c*m + q] * w[kh, kw, c, q]
+//
+// A transposed depthwise conv, run on the XNNPACK-backed wasm
+// DepthwiseConv2dNative: dy is spread out by the stride (zeros inserted with
+// a PadV2 on a rank-6 view), the filter is flipped (Reverse) and viewed as
+// [KH, KW, C*m, 1], then a stride-1 depthwise conv with dilation (dh, dw) and
+// padding (KH-1)*dh - pt before gives [b, H, W, C*m]; for m > 1 the
+// multiplier axis is summed.
+// ---------------------------------------------------------------------------
+function depthwiseConv2dNativeBackpropInput(args: {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, dilations, pad, dimRoundingMode, inputShape } =
+    args.attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    dilations == null ? 1 : dilations,
+    pad,
+    dimRoundingMode,
+    true,
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } =
+    info;
+  const mult = outChannels / inChannels;
+  const expectedDy = [batchSize, outHeight, outWidth, outChannels];
+  if (!tf.util.arraysEqual(dy.shape, expectedDy)) {
+    throw new Error(`DepthwiseConv2dNativeBackpropInput (wasm): dy has shape [${dy.shape}], expected [${expectedDy}]`);
+  }
+  const outShape = [batchSize, inHeight, inWidth, inChannels];
+  if (tf.util.sizeFromShape(outShape) === 0) return backend.makeOutput(outShape, 'float32');
+  if (tf.util.sizeFromShape(dy.shape) === 0 || tf.util.sizeFromShape(filter.shape) === 0) {
+    return zerosOutput(backend, outShape, 'float32');
+  }
+
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const s = new WasmScope(backend);
+  try {
+    // 1. Spread dy by the stride: [b, oh*sh, ow*sw, C*m], dy at multiples of the stride, zeros elsewhere.
+    let spread = dy;
+    if (sh > 1 || sw > 1) {
+      const padded = s.run(
+        tf.PadV2,
+        { x: view(dy, [batchSize, outHeight, 1, outWidth, 1, outChannels]) },
+        {
+          paddings: [
+            [0, 0],
+            [0, 0],
+            [0, sh - 1],
+            [0, 0],
+            [0, sw - 1],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
+      );
+      spread = view(padded, [batchSize, outHeight * sh, outWidth * sw, outChannels]);
+    }
+    const spreadRows = spread.shape[1] ?? 0;
+    const spreadCols = spread.shape[2] ?? 0;
+
+    // 2. Flipped filter, one output per (c, q) channel.
+    const flipped = s.run(tf.Reverse, { x: filter }, { dims: [0, 1] });
+    const flippedView = view(flipped, [filterHeight, filterWidth, outChannels, 1]);
+
+    // 3. Stride-1 correlation. Wanted padding before is (K-1)*d - p; when that
+    //    is negative, pad 0 and drop the first rows of the result instead.
+    const padTopWanted = (filterHeight - 1) * dh - info.padInfo.top;
+    const padLeftWanted = (filterWidth - 1) * dw - info.padInfo.left;
+    const padTop = Math.max(0, padTopWanted);
+    const padLeft = Math.max(0, padLeftWanted);
+    const skipRows = padTop - padTopWanted;
+    const skipCols = padLeft - padLeftWanted;
+    const [padBottom] = padAfterFor(spreadRows, padTop, filterHeight, dh, skipRows + inHeight);
+    const [padRight] = padAfterFor(spreadCols, padLeft, filterWidth, dw, skipCols + inWidth);
+    const conv = s.run(
+      tf.DepthwiseConv2dNative,
+      { x: spread, filter: flippedView },
+      {
+        strides: [1, 1],
+        pad: [
+          [0, 0],
+          [padTop, padBottom],
+          [padLeft, padRight],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+        dilations: [dh, dw],
+      },
+    );
+    const rows = conv.shape[1] ?? 0;
+    const cols = conv.shape[2] ?? 0;
+    if (rows < skipRows + inHeight || cols < skipCols + inWidth) {
+      throw new Error(`DepthwiseConv2dNativeBackpropInput (wasm): internal shape mismatch [${conv.shape}]`);
+    }
+
+    // 4. Sum the channel multiplier, then crop to the input's extent.
+    let summed = conv;
+    if (mult > 1) {
+      summed = s.run(
+        tf.Sum,
+        { x: view(conv, [batchSize, rows, cols, inChannels, mult]) },
+        { axis: [4], keepDims: false },
+      );
+    }
+    const result = cropSpatial(s, summed, skipRows, inHeight, skipCols, inWidth);
+    s.release(result);
+    return result;
+  } catch (err) {
+    s.release();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// UnsortedSegmentSum
+//
+// Needed by the gradient of tf.gather (used by embeddings, and by
+// gather-based indexing in losses/metrics), and by tf.unsortedSegmentSum.
+//
+//   out[s, ...] = sum_{i : segmentIds[i] == s} x[i, ...]     for 0 <= s < numSegments
+//
+// Runs on the wasm ScatterNd kernel, which sums duplicate indices. Ids outside
+// [0, numSegments) are dropped (as on 'cpu'): they are redirected to an extra
+// scratch segment that is then cut off, so ScatterNd never sees an index out
+// of range. Output dtype is x's dtype.
+// ---------------------------------------------------------------------------
+function unsortedSegmentSum(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = args.attrs as unknown as UnsortedSegmentSumAttrs;
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') {
+    throw new Error(`UnsortedSegmentSum (wasm): unsupported dtype ${x.dtype}`);
+  }
+  const idsRank = segmentIds.shape.length;
+  if (!tf.util.arraysEqual(segmentIds.shape, x.shape.slice(0, idsRank))) {
+    throw new Error(
+      `UnsortedSegmentSum (wasm): segmentIds shape [${segmentIds.shape}] must be a prefix of x shape [${x.shape}]`,
+    );
+  }
+  const innerShape = x.shape.slice(idsRank);
+  const outShape = [numSegments, ...innerShape];
+  const numIds = tf.util.sizeFromShape(segmentIds.shape);
+  const innerSize = tf.util.sizeFromShape(innerShape);
+  if (tf.util.sizeFromShape(outShape) === 0) return backend.makeOutput(outShape, x.dtype);
+  if (numIds === 0 || innerSize === 0) return zerosOutput(backend, outShape, x.dtype);
+
+  const ids = backend.readSync(segmentIds.dataId) as TypedArray;
+  let allValid = true;
+  for (let i = 0; i < numIds; i++) {
+    const id = ids[i] as number;
+    if (!(id >= 0 && id < numSegments)) {
+      allValid = false;
+      break;
+    }
+  }
+
+  const s = new WasmScope(backend);
+  try {
+    let indices: TensorInfo;
+    let segments = numSegments;
+    if (allValid && segmentIds.dtype === 'int32') {
+      indices = view(segmentIds, [numIds, 1]);
+    } else {
+      segments = allValid ? numSegments : numSegments + 1;
+      indices = s.alloc([numIds, 1], 'int32');
+      const idx = backend.typedArrayFromHeap(indices);
+      for (let i = 0; i < numIds; i++) {
+        const id = Math.trunc(ids[i] as number);
+        idx[i] = id >= 0 && id < numSegments ? id : numSegments;
+      }
+    }
+    const scattered = s.run(
+      tf.ScatterNd,
+      { indices, updates: view(x, [numIds, ...innerShape]) },
+      { shape: [segments, ...innerShape] },
+    );
+    let result = scattered;
+    if (segments !== numSegments) {
+      result = s.run(tf.Slice, { x: scattered }, { begin: outShape.map(() => 0), size: outShape });
+    }
+    s.release(result);
+    return result;
+  } catch (err) {
+    s.release();
+    throw err;
+  }
+}
+
+const kernelConfigs: KernelConfig[] = [
+  { kernelName: tf.Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2DBackpropFilter as KernelFunc },
+  {
+    kernelName: tf.DepthwiseConv2dNativeBackpropFilter,
+    backendName: BACKEND,
+    kernelFunc: depthwiseConv2dNativeBackpropFilter as KernelFunc,
+  },
+  {
+    kernelName: tf.DepthwiseConv2dNativeBackpropInput,
+    backendName: BACKEND,
+    kernelFunc: depthwiseConv2dNativeBackpropInput as KernelFunc,
+  },
+  { kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum as KernelFunc },
+];
+
+/** Names of the kernels this module provides for 'wasm'. */
+export const WASM_GRADIENT_KERNEL_NAMES: readonly string[] = kernelConfigs.map((c) => c.kernelName);
+
+/**
+ * Registers the missing training kernels for the 'wasm' backend. Idempotent;
+ * a kernel already registered for 'wasm' (e.g. by a future tfjs release) is
+ * left alone.
+ */
+export function registerWasmGradientKernels(): void {
+  for (const config of kernelConfigs) {
+    if (tf.getKernel(config.kernelName, BACKEND) == null) tf.registerKernel(config);
+  }
+}

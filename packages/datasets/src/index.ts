@@ -1,0 +1,6 @@
+export * from './fashion-mnist.js';
+export * from './idx.js';
+export * from './mnist.js';
+export * from './tasks.js';
+export * from './transforms.js';
+export * from './types.js';

@@ -1,0 +1,1 @@
+export { accuracy, crossEntropy, type MeanCI, meanCI, tQuantile975 } from './metrics.js';

@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  adam,
+  cosineSchedule,
+  disposeOptimizerState,
+  disposeParams,
+  mergeParams,
+  type Optimizer,
+  type OptimizerState,
+  type Params,
+  type Rng,
+  sgd,
+  softmaxCrossEntropy,
+  trainStep,
+} from '@transferlab/core';
+import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
+import type { Batch, LoopConfig } from '../types.js';
+import { requireNonNegative, requireOneOf, requirePositive } from './config.js';
+
+/** Options shared by every method that trains a backbone + linear head with a first-order optimizer. */
+export interface OptimConfig extends LoopConfig {
+  optimizer: 'adam' | 'sgd';
+  lr: number;
+  /** SGD momentum (ignored by Adam). */
+  momentum: number;
+  weightDecay: number;
+  schedule: 'constant' | 'cosine';
+}
+
+export function validateOptimConfig(methodId: string, c: OptimConfig): void {
+  requirePositive(methodId, 'epochs', c.epochs, true);
+  requirePositive(methodId, 'batchSize', c.batchSize, true);
+  requirePositive(methodId, 'lr', c.lr);
+  requireNonNegative(methodId, 'weightDecay', c.weightDecay);
+  requireOneOf(methodId, 'optimizer', c.optimizer, ['adam', 'sgd'] as const);
+  requireOneOf(methodId, 'schedule', c.schedule, ['constant', 'cosine'] as const);
+  if (!(c.momentum >= 0 && c.momentum < 1)) throw new Error(`method "${methodId}": momentum must be in [0, 1), got ${c.momentum}`);
+}
+
+export function createOptimizer(c: OptimConfig, lrScale?: (name: string) => number): Optimizer {
+  const common = { lr: c.lr, weightDecay: c.weightDecay, ...(lrScale ? { lrScale } : {}) };
+  return c.optimizer === 'adam' ? adam(common) : sgd({ ...common, momentum: c.momentum });
+}
+
+export function scheduleFactor(c: OptimConfig, step: number, totalSteps: number): number {
+  return c.schedule === 'cosine' ? cosineSchedule(step, totalSteps) : 1;
+}
+
+/** A backbone with a linear head, its weights, and its optimizer state. */
+export interface ClassifierState {
+  readonly backbone: Backbone;
+  readonly head: LinearHead;
+  readonly config: OptimConfig;
+  readonly optimizer: Optimizer;
+  readonly trainable: readonly string[];
+  readonly totalSteps: number;
+  params: Params;
+  optState: OptimizerState;
+}
+
+/**
+ * A classifier from backbone weights (taken over: the state owns and
+ * disposes them) and a fresh head. `backboneLrMultiplier` scales the
+ * backbone's learning rate; 0 freezes it (no gradients are computed for it).
+ */
+export function initClassifier(args: {
+  backbone: Backbone;
+  backboneParams: Params;
+  numClasses: number;
+  config: OptimConfig;
+  backboneLrMultiplier: number;
+  rng: Rng;
+  totalSteps: number;
+  headPrefix?: string;
+}): ClassifierState {
+  const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
+  const headParams = head.init(args.rng.derive('head'));
+  const params = mergeParams(args.backboneParams, headParams);
+  const isHead = (name: string) => head.paramNames.includes(name);
+  const trainable = Object.keys(params).filter((n) => isHead(n) || args.backboneLrMultiplier > 0);
+  const optimizer = createOptimizer(args.config, (n) => (isHead(n) ? 1 : args.backboneLrMultiplier));
+  return {
+    backbone: args.backbone,
+    head,
+    config: args.config,
+    optimizer,
+    trainable,
+    totalSteps: args.totalSteps,
+    params,
+    optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
+  };
+}
+
+export function classifierLogits(state: ClassifierState, params: Params, x: tf.Tensor): tf.Tensor {
+  return state.head.apply(params, state.backbone.apply(params, x).features);
+}
+
+export function classifierStep(state: ClassifierState, batch: Batch, step: number): { state: ClassifierState; loss: number } {
+  const result = trainStep({
+    params: state.params,
+    state: state.optState,
+    optimizer: state.optimizer,
+    trainable: state.trainable,
+    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+    loss: (p) => softmaxCrossEntropy(classifierLogits(state, p, batch.x), batch.y),
+  });
+  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
+}
+
+export function disposeClassifier(state: ClassifierState): void {
+  disposeParams(state.params);
+  disposeOptimizerState(state.optState);
+}

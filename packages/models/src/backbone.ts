@@ -1,0 +1,142 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Params, Rng } from '@transferlab/core';
+import { applyLayer, type LayerSpec, layerParamShapes, outputShape } from './layers.js';
+
+export interface BackboneSpec {
+  /** Architecture name, e.g. "mlp-256-128". */
+  readonly name: string;
+  /** Shape of one input example, e.g. [28, 28, 1]. */
+  readonly inputShape: readonly number[];
+  readonly layers: readonly LayerSpec[];
+}
+
+export interface BackboneOutput {
+  /** Output of the last layer: the representation a head reads. */
+  features: tf.Tensor;
+  /** Requested intermediate activations, by layer name. */
+  taps: Record<string, tf.Tensor>;
+}
+
+export interface Backbone {
+  readonly spec: BackboneSpec;
+  readonly inputShape: readonly number[];
+  /** Shape of one example's features. */
+  readonly featureShape: readonly number[];
+  /** Size of the flattened features. */
+  readonly featureDim: number;
+  /** Every layer's output can be tapped: name → shape of one example. */
+  readonly tapShapes: Readonly<Record<string, readonly number[]>>;
+  readonly paramShapes: Readonly<Record<string, readonly number[]>>;
+  /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise, zero biases. */
+  init(rng: Rng): Params;
+  apply(params: Params, x: tf.Tensor, opts?: { taps?: readonly string[] }): BackboneOutput;
+}
+
+function fanIn(shape: readonly number[]): number {
+  // dense [in, out]; conv [kh, kw, cin, cout]
+  return shape.slice(0, -1).reduce((a, b) => a * b, 1);
+}
+
+export function createBackbone(spec: BackboneSpec): Backbone {
+  const names = new Set<string>();
+  const tapShapes: Record<string, number[]> = {};
+  const paramShapes: Record<string, number[]> = {};
+  const reluAfter = new Set<string>();
+  let shape: number[] = [...spec.inputShape];
+  spec.layers.forEach((layer, i) => {
+    if (names.has(layer.name)) throw new Error(`backbone "${spec.name}": duplicate layer name "${layer.name}"`);
+    names.add(layer.name);
+    Object.assign(paramShapes, layerParamShapes(layer, shape));
+    shape = outputShape(layer, shape);
+    tapShapes[layer.name] = shape;
+    const next = spec.layers[i + 1];
+    if (('activation' in layer && layer.activation === 'relu') || next?.kind === 'relu') reluAfter.add(layer.name);
+  });
+  if (spec.layers.length === 0) throw new Error(`backbone "${spec.name}": no layers`);
+  const featureShape = shape;
+  const inputSize = spec.inputShape.reduce((a, b) => a * b, 1);
+
+  return {
+    spec,
+    inputShape: spec.inputShape,
+    featureShape,
+    featureDim: featureShape.reduce((a, b) => a * b, 1),
+    tapShapes,
+    paramShapes,
+    init(rng) {
+      const params: Record<string, tf.Tensor> = {};
+      for (const layer of spec.layers) {
+        for (const [name, s] of Object.entries(layerParamShapes(layer, inputShapeOf(layer.name)))) {
+          const size = s.reduce((a, b) => a * b, 1);
+          if (name.endsWith('.bias')) {
+            params[name] = tf.zeros(s);
+          } else {
+            const gain = reluAfter.has(layer.name) ? 2 : 1;
+            params[name] = tf.tensor(rng.derive(name).normalArray(size, Math.sqrt(gain / fanIn(s))), s);
+          }
+        }
+      }
+      return params;
+    },
+    apply(params, x, opts = {}) {
+      const wanted = new Set(opts.taps ?? []);
+      for (const t of wanted) {
+        if (!(t in tapShapes)) {
+          throw new Error(`backbone "${spec.name}" has no tap "${t}". Available taps: ${Object.keys(tapShapes).join(', ')}`);
+        }
+      }
+      if (x.size / (x.shape[0] ?? 1) !== inputSize) {
+        throw new Error(`backbone "${spec.name}" expects inputs of shape [N, ${spec.inputShape}], got [${x.shape}]`);
+      }
+      let h = x.shape.length === spec.inputShape.length + 1 ? x : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
+      const taps: Record<string, tf.Tensor> = {};
+      for (const layer of spec.layers) {
+        h = applyLayer(layer, params, h);
+        if (wanted.has(layer.name)) taps[layer.name] = h;
+      }
+      return { features: h, taps };
+    },
+  };
+
+  function inputShapeOf(layerName: string): number[] {
+    let s: number[] = [...spec.inputShape];
+    for (const layer of spec.layers) {
+      if (layer.name === layerName) return s;
+      s = outputShape(layer, s);
+    }
+    throw new Error(`unknown layer ${layerName}`);
+  }
+}
+
+/** A multi-layer perceptron: flatten, then dense + ReLU layers. Taps: every layer. */
+export function mlpSpec(inputShape: readonly number[], hidden: readonly number[] = [256, 128]): BackboneSpec {
+  if (hidden.length === 0) throw new Error('mlpSpec: at least one hidden layer');
+  return {
+    name: `mlp-${hidden.join('-')}`,
+    inputShape,
+    layers: [
+      { kind: 'flatten', name: 'flatten' },
+      ...hidden.map((units, i): LayerSpec => ({ kind: 'dense', name: `fc${i + 1}`, units, activation: 'relu' })),
+    ],
+  };
+}
+
+/**
+ * A small VGG-style CNN: blocks of 3×3 conv + ReLU + 2×2 max-pool, then a
+ * dense + ReLU layer. Taps: conv1, pool1, conv2, pool2, …, fc.
+ */
+export function cnnSpec(
+  inputShape: readonly number[],
+  channels: readonly number[] = [16, 32],
+  denseUnits = 128,
+): BackboneSpec {
+  if (inputShape.length !== 3) throw new Error(`cnnSpec: input must be [H, W, C], got [${inputShape}]`);
+  const layers: LayerSpec[] = [];
+  channels.forEach((filters, i) => {
+    layers.push({ kind: 'conv2d', name: `conv${i + 1}`, filters, kernelSize: 3, padding: 'same', activation: 'relu' });
+    layers.push({ kind: 'maxPool', name: `pool${i + 1}`, size: 2 });
+  });
+  layers.push({ kind: 'flatten', name: 'flatten' });
+  layers.push({ kind: 'dense', name: 'fc', units: denseUnits, activation: 'relu' });
+  return { name: `cnn-${channels.join('-')}-${denseUnits}`, inputShape, layers };
+}

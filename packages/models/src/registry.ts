@@ -1,0 +1,25 @@
+import { createRegistry, type Registry } from '@transferlab/core';
+import { type Backbone, cnnSpec, createBackbone, mlpSpec } from './backbone.js';
+
+export interface BackboneFactory {
+  readonly id: string;
+  readonly description: string;
+  create(inputShape: readonly number[]): Backbone;
+}
+
+export const builtinBackbones: readonly BackboneFactory[] = [
+  {
+    id: 'mlp',
+    description: 'MLP: flatten → 256 → 128 (ReLU); taps fc1, fc2',
+    create: (inputShape) => createBackbone(mlpSpec(inputShape, [256, 128])),
+  },
+  {
+    id: 'cnn',
+    description: 'CNN: 2 × (3×3 conv + ReLU + 2×2 max-pool) with 16, 32 channels → dense 128; taps conv1, pool1, conv2, pool2, fc',
+    create: (inputShape) => createBackbone(cnnSpec(inputShape, [16, 32], 128)),
+  },
+];
+
+export function createBackboneRegistry(items: readonly BackboneFactory[] = builtinBackbones): Registry<BackboneFactory> {
+  return createRegistry('backbone', items);
+}
