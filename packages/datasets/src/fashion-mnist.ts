@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,7 +44,8 @@ export const DEFAULT_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 /** Environment variable that overrides `DEFAULT_FASHION_MNIST_DIR`. */
 export const FASHION_MNIST_DIR_ENV = 'TRANSFERLAB_FASHION_MNIST_DIR';
 /** The upstream download location used by `{download: true}`. */
-export const DEFAULT_FASHION_MNIST_BASE_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com';
+export const DEFAULT_FASHION_MNIST_BASE_URL =
+  'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com';
 
 const FIX_HINT =
   "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), pass {dir}, " +
@@ -119,7 +119,10 @@ export async function ensureFashionMnistFile(
   opts: FashionMnistDownloadOptions,
 ): Promise<string> {
   const expected = (opts.sha256?.[file] ?? FASHION_MNIST_SHA256[file])?.toLowerCase();
-  if (!expected) throw new Error(`No known SHA-256 checksum for Fashion-MNIST file "${file}"; refusing to download it`);
+  if (!expected)
+    throw new Error(
+      `No known SHA-256 checksum for Fashion-MNIST file "${file}"; refusing to download it`,
+    );
   const cacheDir = resolve(opts.cacheDir ?? defaultFashionMnistCacheDir());
   const dest = join(cacheDir, file);
   const cached = await readIfExists(dest);
@@ -153,7 +156,11 @@ export async function ensureFashionMnistFile(
 }
 
 /** Read a local IDX file, accepting the uncompressed name (without .gz) as a fallback. */
-async function readLocal(dir: string, file: string, source: string): Promise<{ path: string; bytes: Buffer }> {
+async function readLocal(
+  dir: string,
+  file: string,
+  source: string,
+): Promise<{ path: string; bytes: Buffer }> {
   const path = join(dir, file);
   const gz = await readIfExists(path);
   if (gz) return { path, bytes: gz };
@@ -162,7 +169,9 @@ async function readLocal(dir: string, file: string, source: string): Promise<{ p
     const raw = await readIfExists(rawPath);
     if (raw) return { path: rawPath, bytes: raw };
   }
-  throw new Error(`Fashion-MNIST file not found: ${path} (directory from ${source}). To fix: ${FIX_HINT}.`);
+  throw new Error(
+    `Fashion-MNIST file not found: ${path} (directory from ${source}). To fix: ${FIX_HINT}.`,
+  );
 }
 
 const memo = new Map<string, Promise<Dataset>>();
@@ -187,11 +196,15 @@ export function clearFashionMnistMemo(): void {
 export function loadFashionMnist(opts: LoadFashionMnistOptions = {}): Promise<Dataset> {
   const split = opts.split ?? 'train';
   if (split !== 'train' && split !== 'test') {
-    return Promise.reject(new Error(`loadFashionMnist: split must be "train" or "test", got ${JSON.stringify(split)}`));
+    return Promise.reject(
+      new Error(`loadFashionMnist: split must be "train" or "test", got ${JSON.stringify(split)}`),
+    );
   }
   if (opts.download && opts.dir !== undefined) {
     return Promise.reject(
-      new Error('loadFashionMnist: pass either {dir} or {download}, not both (use download.cacheDir to choose where downloads go)'),
+      new Error(
+        'loadFashionMnist: pass either {dir} or {download}, not both (use download.cacheDir to choose where downloads go)',
+      ),
     );
   }
   const download: FashionMnistDownloadOptions | undefined =
@@ -201,7 +214,10 @@ export function loadFashionMnist(opts: LoadFashionMnistOptions = {}): Promise<Da
         ? opts.download
         : undefined;
   const where = download
-    ? { dir: resolve(download.cacheDir ?? defaultFashionMnistCacheDir()), source: 'the download cache' }
+    ? {
+        dir: resolve(download.cacheDir ?? defaultFashionMnistCacheDir()),
+        source: 'the download cache',
+      }
     : resolveFashionMnistDir(opts.dir);
   const key = `${download ? 'download' : 'local'}\u0000${where.dir}\u0000${split}`;
   const hit = memo.get(key);

@@ -15,14 +15,14 @@ export interface IdxArray {
 }
 
 const UBYTE = 0x08;
-const TYPE_NAMES: Record<number, string> = {
-  0x08: 'unsigned byte',
-  0x09: 'signed byte',
-  0x0b: 'int16',
-  0x0c: 'int32',
-  0x0d: 'float32',
-  0x0e: 'float64',
-};
+const TYPE_NAMES = new Map<number, string>([
+  [0x08, 'unsigned byte'],
+  [0x09, 'signed byte'],
+  [0x0b, 'int16'],
+  [0x0c, 'int32'],
+  [0x0d, 'float32'],
+  [0x0e, 'float64'],
+]);
 
 function hex(byte: number): string {
   return `0x${byte.toString(16).padStart(2, '0')}`;
@@ -48,15 +48,19 @@ export function parseIdx(buffer: Uint8Array, fileLabel: string): IdxArray {
     }
   }
   if (bytes.length < 4) {
-    throw new Error(`${fileLabel}: not an IDX file: only ${bytes.length} bytes, shorter than the 4-byte magic number`);
+    throw new Error(
+      `${fileLabel}: not an IDX file: only ${bytes.length} bytes, shorter than the 4-byte magic number`,
+    );
   }
   const [b0, b1, type, ndims] = bytes as unknown as [number, number, number, number];
   if (b0 !== 0 || b1 !== 0) {
     const magic = [b0, b1, type, ndims].map(hex).join(' ');
-    throw new Error(`${fileLabel}: bad IDX magic number ${magic}: the first two bytes must be 0x00 0x00`);
+    throw new Error(
+      `${fileLabel}: bad IDX magic number ${magic}: the first two bytes must be 0x00 0x00`,
+    );
   }
   if (type !== UBYTE) {
-    const known = TYPE_NAMES[type];
+    const known = TYPE_NAMES.get(type);
     throw new Error(
       `${fileLabel}: unsupported IDX type code ${hex(type)}${known ? ` (${known})` : ' (unknown)'}; only 0x08 (unsigned byte) is supported`,
     );
@@ -110,10 +114,14 @@ export function idxToDataset(
   opts: IdxPairOptions,
 ): Dataset {
   if (images.dims.length !== 3) {
-    throw new Error(`${imagesLabel}: expected a 3-dimensional IDX image file [n, rows, cols], got dimensions [${images.dims.join(', ')}]`);
+    throw new Error(
+      `${imagesLabel}: expected a 3-dimensional IDX image file [n, rows, cols], got dimensions [${images.dims.join(', ')}]`,
+    );
   }
   if (labels.dims.length !== 1) {
-    throw new Error(`${labelsLabel}: expected a 1-dimensional IDX label file [n], got dimensions [${labels.dims.join(', ')}]`);
+    throw new Error(
+      `${labelsLabel}: expected a 1-dimensional IDX label file [n], got dimensions [${labels.dims.join(', ')}]`,
+    );
   }
   const [n, rows, cols] = images.dims as [number, number, number];
   const nLabels = labels.dims[0] as number;

@@ -2,7 +2,18 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Dataset } from './types.js';
 
-export const MNIST_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+export const MNIST_CLASS_NAMES: readonly string[] = [
+  '0',
+  '1',
+  '2',
+  '3',
+  '4',
+  '5',
+  '6',
+  '7',
+  '8',
+  '9',
+];
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
@@ -34,7 +45,9 @@ function parseDigitFile(digit: number): Float32Array {
   for (let i = 0; i < data.length; i++) {
     const v = data[i] as unknown;
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
-      throw new Error(`MNIST digit file ${file}: value #${i} is ${String(v)}, expected a number in [0, 1]`);
+      throw new Error(
+        `MNIST digit file ${file}: value #${i} is ${String(v)}, expected a number in [0, 1]`,
+      );
     }
     out[i] = v;
   }

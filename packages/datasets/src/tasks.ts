@@ -6,11 +6,12 @@ import {
   type NormalizationStats,
   normalize,
   type SplitSize,
+  mapLabels,
   selectClasses,
   stratifiedSplitIndices,
-  subset,
   subsampleFraction,
   subsamplePerClass,
+  subset,
 } from './transforms.js';
 import type { Dataset, TaskPair } from './types.js';
 
@@ -37,7 +38,8 @@ export interface CreateTaskPairOptions {
 }
 
 function requirePositiveInt(value: number, what: string, id: string): void {
-  if (!Number.isInteger(value) || value < 1) throw new Error(`task "${id}": ${what} must be a positive integer, got ${value}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`task "${id}": ${what} must be a positive integer, got ${value}`);
 }
 
 /**
@@ -56,10 +58,14 @@ export function createTaskPair(opts: CreateTaskPairOptions): TaskPair {
   if (opts.testPerClass !== undefined) requirePositiveInt(opts.testPerClass, 'testPerClass', id);
   if (targetTest) {
     if (targetTest.numClasses !== targetPool.numClasses) {
-      throw new Error(`task "${id}": targetTest has ${targetTest.numClasses} classes, targetPool has ${targetPool.numClasses}`);
+      throw new Error(
+        `task "${id}": targetTest has ${targetTest.numClasses} classes, targetPool has ${targetPool.numClasses}`,
+      );
     }
     if (targetTest.shape.join('x') !== targetPool.shape.join('x')) {
-      throw new Error(`task "${id}": targetTest examples have shape [${targetTest.shape.join(', ')}], targetPool [${targetPool.shape.join(', ')}]`);
+      throw new Error(
+        `task "${id}": targetTest examples have shape [${targetTest.shape.join(', ')}], targetPool [${targetPool.shape.join(', ')}]`,
+      );
     }
   }
   const rng = createRng(opts.seed);
@@ -67,17 +73,28 @@ export function createTaskPair(opts: CreateTaskPairOptions): TaskPair {
   if (!targetTest) sizes.test = opts.testPerClass ?? 'rest';
   let parts: Record<string, Int32Array>;
   try {
-    parts = stratifiedSplitIndices(targetPool, sizes, rng.derive('target-split'), `task "${id}" target split`);
+    parts = stratifiedSplitIndices(
+      targetPool,
+      sizes,
+      rng.derive('target-split'),
+      `task "${id}" target split`,
+    );
   } catch (err) {
-    throw new Error(`${(err as Error).message} (labelsPerClass=${opts.labelsPerClass}, valPerClass=${opts.valPerClass})`);
+    throw new Error(
+      `${(err as Error).message} (labelsPerClass=${opts.labelsPerClass}, valPerClass=${opts.valPerClass})`,
+    );
   }
-  const pick = (name: string): Dataset => subset(targetPool, parts[name] as Int32Array, `${id}/target-${name}`);
+  const pick = (name: string): Dataset =>
+    subset(targetPool, parts[name] as Int32Array, `${id}/target-${name}`);
   let test: Dataset;
   if (targetTest) {
     test =
       opts.testPerClass === undefined
         ? { ...targetTest, name: `${id}/target-test` }
-        : { ...subsamplePerClass(targetTest, opts.testPerClass, rng.derive('target-test')), name: `${id}/target-test` };
+        : {
+            ...subsamplePerClass(targetTest, opts.testPerClass, rng.derive('target-test')),
+            name: `${id}/target-test`,
+          };
   } else {
     test = pick('test');
   }
@@ -124,9 +141,13 @@ export interface TaskSpec {
 function applyNormalization(pair: TaskPair, mode: TaskNormalization | undefined): TaskPair {
   if (mode === undefined || mode === 'none') return pair;
   if (mode !== 'source' && mode !== 'source-per-feature') {
-    throw new Error(`task "${pair.id}": unknown normalization ${JSON.stringify(mode)}; use 'none', 'source' or 'source-per-feature'`);
+    throw new Error(
+      `task "${pair.id}": unknown normalization ${JSON.stringify(mode)}; use 'none', 'source' or 'source-per-feature'`,
+    );
   }
-  const stats: NormalizationStats = computeNormalization(pair.source.train, { perFeature: mode === 'source-per-feature' });
+  const stats: NormalizationStats = computeNormalization(pair.source.train, {
+    perFeature: mode === 'source-per-feature',
+  });
   return {
     ...pair,
     source: { train: normalize(pair.source.train, stats) },
@@ -158,7 +179,8 @@ function defineTask(
     id,
     description,
     build: async (opts) => {
-      if (!opts || !Number.isFinite(opts.seed)) throw new Error(`task "${id}": build needs a finite numeric seed`);
+      if (!opts || !Number.isFinite(opts.seed))
+        throw new Error(`task "${id}": build needs a finite numeric seed`);
       return applyNormalization(await build(opts, meta), opts.normalization);
     },
   };
@@ -207,7 +229,9 @@ export const fashionToMnist: TaskSpec = defineTask(
     const train = await loadFashionMnist({ ...opts.fashionMnist, split: 'train' });
     const sourceSize = opts.sourceSize ?? 10_000;
     if (!Number.isInteger(sourceSize) || sourceSize < 1 || sourceSize > train.y.length) {
-      throw new Error(`task "${spec.id}": sourceSize must be an integer in 1..${train.y.length}, got ${sourceSize}`);
+      throw new Error(
+        `task "${spec.id}": sourceSize must be an integer in 1..${train.y.length}, got ${sourceSize}`,
+      );
     }
     // Stratified: round(sourceSize/n · n_c) per class, so exactly 1000/class for the balanced 60k split.
     const rng = createRng(opts.seed).derive('source-subsample');
@@ -222,7 +246,58 @@ export const fashionToMnist: TaskSpec = defineTask(
 );
 
 /** The built-in task pairs, in a fixed order. */
-export const builtinTasks: readonly TaskSpec[] = [mnist04ToMnist59, fashion04ToFashion59, fashionToMnist];
+/**
+ * Same inputs, a different labelling: the source learns digit identity on
+ * one half of the MNIST digits, the target asks for parity on the other half.
+ * The setting of task-transfer analyses (shared input domain, different label
+ * sets): the source features make the target linearly separable, which raw
+ * pixels with 10 labels per class do not.
+ */
+export const mnistDigitsToParity: TaskSpec = defineTask(
+  'mnist-digits-to-parity',
+  'Source: digit identity (10 classes) on a stratified half of the MNIST digits. Target: parity (even/odd) on the other ' +
+    'half, few labels per class (default 10), 10/class validation, the rest as test.',
+  async (opts, spec) => {
+    const mnist = loadMnist();
+    const halves = stratifiedSplitIndices(mnist, { source: 0.5, target: 'rest' }, createRng(0).derive('mnist-halves'));
+    const parity = mapLabels(subset(mnist, halves.target), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1], ['even', 'odd']);
+    return createTaskPair({ ...spec, source: subset(mnist, halves.source), targetPool: parity, ...splitOptions(opts) });
+  },
+);
+
+/** Fashion-MNIST's ten classes grouped into five garment categories. */
+const FASHION_COARSE = {
+  // T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot
+  mapping: [0, 1, 0, 2, 0, 3, 0, 3, 4, 3],
+  names: ['upper-body', 'trousers', 'dress', 'footwear', 'bag'],
+};
+
+/**
+ * Fine → coarse: the source learns the ten fine classes on the training
+ * split; the target asks for five garment categories (tops, trousers,
+ * dresses, footwear, bags) on the t10k split, with few labels per category.
+ */
+export const fashionToFashionCoarse: TaskSpec = defineTask(
+  'fashion-to-fashion-coarse',
+  'Source: the 10 Fashion-MNIST classes on a stratified subsample (sourceSize, default 10k) of the training split. Target: ' +
+    '5 garment categories (upper-body, trousers, dress, footwear, bag) on the t10k split, few labels per category (default 10).',
+  async (opts, spec) => {
+    const train = await loadFashionMnist({ ...opts.fashionMnist, split: 'train' });
+    const test = await loadFashionMnist({ ...opts.fashionMnist, split: 'test' });
+    const sourceSize = opts.sourceSize ?? 10_000;
+    const source = subsampleFraction(train, Math.min(1, sourceSize / train.y.length), createRng(opts.seed).derive('source'));
+    const coarse = mapLabels(test, FASHION_COARSE.mapping, FASHION_COARSE.names);
+    return createTaskPair({ ...spec, source, targetPool: coarse, ...splitOptions(opts) });
+  },
+);
+
+export const builtinTasks: readonly TaskSpec[] = [
+  mnist04ToMnist59,
+  fashion04ToFashion59,
+  fashionToMnist,
+  mnistDigitsToParity,
+  fashionToFashionCoarse,
+];
 
 /** A registry of task specs (default: `builtinTasks`); unknown ids throw core's UnknownIdError. */
 export function createTaskRegistry(specs: readonly TaskSpec[] = builtinTasks): Registry<TaskSpec> {

@@ -10,7 +10,9 @@ function className(ds: Dataset, c: number): string {
   return name !== undefined && name !== String(c) ? `${c} ("${name}")` : String(c);
 }
 
-function withClassNames(classNames: readonly string[] | undefined): { classNames?: readonly string[] } {
+function withClassNames(classNames: readonly string[] | undefined): {
+  classNames?: readonly string[];
+} {
   return classNames ? { classNames } : {};
 }
 
@@ -47,7 +49,8 @@ export function indicesByClass(ds: Dataset): Int32Array[] {
  */
 export function subset(ds: Dataset, indices: ArrayLike<number>, name = ds.name): Dataset {
   const n = ds.y.length;
-  if (indices.length === 0) throw new Error(`subset of ${ds.name}: no indices given (the result would be empty)`);
+  if (indices.length === 0)
+    throw new Error(`subset of ${ds.name}: no indices given (the result would be empty)`);
   const size = exampleSize(ds);
   const x = new Float32Array(indices.length * size);
   const y = new Int32Array(indices.length);
@@ -75,7 +78,11 @@ export interface SelectClassesOptions {
  * Keep only the examples whose label is in `classes` (original order of
  * examples). Every listed class must occur in the dataset.
  */
-export function selectClasses(ds: Dataset, classes: readonly number[], opts: SelectClassesOptions = {}): Dataset {
+export function selectClasses(
+  ds: Dataset,
+  classes: readonly number[],
+  opts: SelectClassesOptions = {},
+): Dataset {
   const relabel = opts.relabel ?? true;
   if (classes.length === 0) throw new Error(`selectClasses on ${ds.name}: no classes given`);
   const map = new Int32Array(ds.numClasses).fill(-1);
@@ -83,12 +90,16 @@ export function selectClasses(ds: Dataset, classes: readonly number[], opts: Sel
     if (!Number.isInteger(c) || c < 0 || c >= ds.numClasses) {
       throw new Error(`selectClasses on ${ds.name}: class ${c} is outside 0..${ds.numClasses - 1}`);
     }
-    if ((map[c] as number) !== -1) throw new Error(`selectClasses on ${ds.name}: class ${c} is listed twice`);
+    if ((map[c] as number) !== -1)
+      throw new Error(`selectClasses on ${ds.name}: class ${c} is listed twice`);
     map[c] = j;
   });
   const counts = classCounts(ds);
   for (const c of classes) {
-    if (counts[c] === 0) throw new Error(`selectClasses on ${ds.name}: class ${className(ds, c)} is not present in the dataset`);
+    if (counts[c] === 0)
+      throw new Error(
+        `selectClasses on ${ds.name}: class ${className(ds, c)} is not present in the dataset`,
+      );
   }
   const keep: number[] = [];
   for (let i = 0; i < ds.y.length; i++) if ((map[ds.y[i] as number] as number) !== -1) keep.push(i);
@@ -108,6 +119,29 @@ export function selectClasses(ds: Dataset, classes: readonly number[], opts: Sel
  *   (rounded; the fractions of all parts must sum to at most 1);
  * - 'rest': whatever is left of every class after the other parts (at most one part).
  */
+/**
+ * Give every example a new label `mapping[oldLabel]` (a coarser or a
+ * different labelling of the same inputs, e.g. digit → parity). Every old
+ * class must be mapped, and every new class must receive at least one old one.
+ */
+export function mapLabels(ds: Dataset, mapping: readonly number[], classNames: readonly string[]): Dataset {
+  if (mapping.length !== ds.numClasses) {
+    throw new Error(`mapLabels on ${ds.name}: mapping has ${mapping.length} entries for ${ds.numClasses} classes`);
+  }
+  const numClasses = classNames.length;
+  const hit = new Array<boolean>(numClasses).fill(false);
+  mapping.forEach((m, c) => {
+    if (!Number.isInteger(m) || m < 0 || m >= numClasses) {
+      throw new Error(`mapLabels on ${ds.name}: class ${c} maps to ${m}, outside 0..${numClasses - 1}`);
+    }
+    hit[m] = true;
+  });
+  const empty = hit.findIndex((h) => !h);
+  if (empty !== -1) throw new Error(`mapLabels on ${ds.name}: no class maps to new class ${empty} (${classNames[empty]})`);
+  const y = ds.y.map((label) => mapping[label] as number);
+  return { ...ds, name: `${ds.name}[relabelled: ${classNames.join('/')}]`, y, numClasses, classNames: [...classNames] };
+}
+
 export type SplitSize = number | 'rest';
 
 function describeSizes(sizes: Record<string, SplitSize>): string {
@@ -131,18 +165,27 @@ export function stratifiedSplitIndices<K extends string>(
   for (const name of names) {
     const s = sizes[name] as SplitSize;
     if (s === 'rest') {
-      if (restName !== undefined) throw new Error(`${context} on ${ds.name}: only one part may be 'rest' (got "${restName}" and "${name}")`);
+      if (restName !== undefined)
+        throw new Error(
+          `${context} on ${ds.name}: only one part may be 'rest' (got "${restName}" and "${name}")`,
+        );
       restName = name;
     } else if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0) {
-      throw new Error(`${context} on ${ds.name}: size of part "${name}" must be a positive count, a fraction in (0, 1) or 'rest', got ${String(s)}`);
+      throw new Error(
+        `${context} on ${ds.name}: size of part "${name}" must be a positive count, a fraction in (0, 1) or 'rest', got ${String(s)}`,
+      );
     } else if (s < 1) {
       fractionSum += s;
     } else if (!Number.isInteger(s)) {
-      throw new Error(`${context} on ${ds.name}: size of part "${name}" is ${s}: a count must be an integer, a fraction must be below 1`);
+      throw new Error(
+        `${context} on ${ds.name}: size of part "${name}" is ${s}: a count must be an integer, a fraction must be below 1`,
+      );
     }
   }
   if (fractionSum > 1 + 1e-9) {
-    throw new Error(`${context} on ${ds.name}: fractions sum to ${fractionSum}, more than 1 (sizes ${describeSizes(sizes)})`);
+    throw new Error(
+      `${context} on ${ds.name}: fractions sum to ${fractionSum}, more than 1 (sizes ${describeSizes(sizes)})`,
+    );
   }
   const byClass = indicesByClass(ds);
   const parts = new Map<K, number[]>(names.map((name) => [name, []]));
@@ -188,7 +231,9 @@ export function stratifiedSplitIndices<K extends string>(
   for (const name of names) {
     const idx = Int32Array.from(parts.get(name) as number[]).sort();
     if (idx.length === 0) {
-      throw new Error(`${context} on ${ds.name}: part "${name}" would be empty (sizes ${describeSizes(sizes)}, class counts [${classCounts(ds).join(', ')}])`);
+      throw new Error(
+        `${context} on ${ds.name}: part "${name}" would be empty (sizes ${describeSizes(sizes)}, class counts [${classCounts(ds).join(', ')}])`,
+      );
     }
     result[name] = idx;
   }
@@ -210,7 +255,8 @@ export function stratifiedSplit<K extends string>(
 ): Record<K, Dataset> {
   const idx = stratifiedSplitIndices(ds, sizes, rng);
   const result = {} as Record<K, Dataset>;
-  for (const name of Object.keys(idx) as K[]) result[name] = subset(ds, idx[name], `${ds.name}/${name}`);
+  for (const name of Object.keys(idx) as K[])
+    result[name] = subset(ds, idx[name], `${ds.name}/${name}`);
   return result;
 }
 
@@ -219,11 +265,14 @@ export function stratifiedSplit<K extends string>(
  * class). Throws naming the class when it has fewer than `k` examples.
  */
 export function subsamplePerClass(ds: Dataset, k: number, rng: Rng): Dataset {
-  if (!Number.isInteger(k) || k < 1) throw new Error(`subsamplePerClass on ${ds.name}: k must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1)
+    throw new Error(`subsamplePerClass on ${ds.name}: k must be a positive integer, got ${k}`);
   const counts = classCounts(ds);
   counts.forEach((n, c) => {
     if (n > 0 && n < k) {
-      throw new Error(`subsamplePerClass on ${ds.name}: class ${className(ds, c)} has only ${n} examples, fewer than k=${k}`);
+      throw new Error(
+        `subsamplePerClass on ${ds.name}: class ${className(ds, c)} has only ${n} examples, fewer than k=${k}`,
+      );
     }
   });
   const { sample } = stratifiedSplitIndices(ds, { sample: k }, rng, 'subsamplePerClass');
@@ -239,7 +288,12 @@ export function subsampleFraction(ds: Dataset, fraction: number, rng: Rng): Data
     throw new Error(`subsampleFraction on ${ds.name}: fraction must be in (0, 1], got ${fraction}`);
   }
   const name = `${ds.name}/fraction-${fraction}`;
-  if (fraction === 1) return subset(ds, Int32Array.from({ length: ds.y.length }, (_, i) => i), name);
+  if (fraction === 1)
+    return subset(
+      ds,
+      Int32Array.from({ length: ds.y.length }, (_, i) => i),
+      name,
+    );
   const { sample } = stratifiedSplitIndices(ds, { sample: fraction }, rng, 'subsampleFraction');
   return subset(ds, sample, name);
 }
@@ -273,13 +327,23 @@ export interface NormalizationOptions {
  * Population mean and standard deviation of `ds.x` (accumulated in float64).
  * Compute them on training data and apply them with `normalize` to every split.
  */
-export function computeNormalization(ds: Dataset, opts: NormalizationOptions & { perFeature: true }): PerFeatureNormalization;
-export function computeNormalization(ds: Dataset, opts?: NormalizationOptions & { perFeature?: false }): ScalarNormalization;
+export function computeNormalization(
+  ds: Dataset,
+  opts: NormalizationOptions & { perFeature: true },
+): PerFeatureNormalization;
+export function computeNormalization(
+  ds: Dataset,
+  opts?: NormalizationOptions & { perFeature?: false },
+): ScalarNormalization;
 export function computeNormalization(ds: Dataset, opts?: NormalizationOptions): NormalizationStats;
-export function computeNormalization(ds: Dataset, opts: NormalizationOptions = {}): NormalizationStats {
+export function computeNormalization(
+  ds: Dataset,
+  opts: NormalizationOptions = {},
+): NormalizationStats {
   const minStd = opts.minStd ?? 1e-6;
   const n = ds.y.length;
-  if (n === 0 || ds.x.length === 0) throw new Error(`computeNormalization on ${ds.name}: the dataset is empty`);
+  if (n === 0 || ds.x.length === 0)
+    throw new Error(`computeNormalization on ${ds.name}: the dataset is empty`);
   if (!opts.perFeature) {
     let sum = 0;
     for (let i = 0; i < ds.x.length; i++) sum += ds.x[i] as number;
@@ -320,7 +384,8 @@ export function normalize(ds: Dataset, stats: NormalizationStats): Dataset {
   const x = new Float32Array(ds.x.length);
   if (typeof stats.mean === 'number' && typeof stats.std === 'number') {
     const { mean, std } = stats;
-    if (!Number.isFinite(mean) || !(std > 0)) throw new Error(`normalize ${ds.name}: invalid stats mean=${mean}, std=${std}`);
+    if (!Number.isFinite(mean) || !(std > 0))
+      throw new Error(`normalize ${ds.name}: invalid stats mean=${mean}, std=${std}`);
     for (let i = 0; i < x.length; i++) x[i] = ((ds.x[i] as number) - mean) / std;
   } else if (typeof stats.mean !== 'number' && typeof stats.std !== 'number') {
     const size = exampleSize(ds);
@@ -330,14 +395,19 @@ export function normalize(ds: Dataset, stats: NormalizationStats): Dataset {
       );
     }
     for (let f = 0; f < size; f++) {
-      if (!((stats.std[f] as number) > 0)) throw new Error(`normalize ${ds.name}: std of feature ${f} is ${stats.std[f]}, must be > 0`);
+      if (!((stats.std[f] as number) > 0))
+        throw new Error(
+          `normalize ${ds.name}: std of feature ${f} is ${stats.std[f]}, must be > 0`,
+        );
     }
     for (let i = 0; i < x.length; i++) {
       const f = i % size;
       x[i] = ((ds.x[i] as number) - (stats.mean[f] as number)) / (stats.std[f] as number);
     }
   } else {
-    throw new Error(`normalize ${ds.name}: mean and std must both be scalars or both be per-feature arrays`);
+    throw new Error(
+      `normalize ${ds.name}: mean and std must both be scalars or both be per-feature arrays`,
+    );
   }
   return { ...ds, x, y: ds.y.slice(), shape: [...ds.shape] };
 }
@@ -352,14 +422,20 @@ export function concatDatasets(datasets: readonly Dataset[], name?: string): Dat
   let classNames = first.classNames;
   for (const ds of datasets) {
     if (ds.shape.length !== first.shape.length || ds.shape.some((d, i) => d !== first.shape[i])) {
-      throw new Error(`concatDatasets: ${ds.name} has example shape [${ds.shape.join(', ')}], ${first.name} has [${first.shape.join(', ')}]`);
+      throw new Error(
+        `concatDatasets: ${ds.name} has example shape [${ds.shape.join(', ')}], ${first.name} has [${first.shape.join(', ')}]`,
+      );
     }
     if (ds.numClasses !== first.numClasses) {
-      throw new Error(`concatDatasets: ${ds.name} has ${ds.numClasses} classes, ${first.name} has ${first.numClasses}`);
+      throw new Error(
+        `concatDatasets: ${ds.name} has ${ds.numClasses} classes, ${first.name} has ${first.numClasses}`,
+      );
     }
     if (ds.classNames) {
       if (classNames && ds.classNames.some((c, i) => c !== classNames?.[i])) {
-        throw new Error(`concatDatasets: ${ds.name} has class names [${ds.classNames.join(', ')}], which differ from [${classNames.join(', ')}]`);
+        throw new Error(
+          `concatDatasets: ${ds.name} has class names [${ds.classNames.join(', ')}], which differ from [${classNames.join(', ')}]`,
+        );
       }
       classNames ??= ds.classNames;
     }
@@ -392,7 +468,8 @@ export function concatDatasets(datasets: readonly Dataset[], name?: string): Dat
 export function toTensors(ds: Dataset, indices?: ArrayLike<number>): { x: Tensor; y: Tensor1D } {
   const n = ds.y.length;
   if (indices === undefined) {
-    return { x: tensor(ds.x, [n, ...ds.shape], 'float32'), y: tensor1d(ds.y, 'int32') };
+    // Copies, so the tensors never alias the (possibly memoised, shared) dataset arrays.
+    return { x: tensor(ds.x.slice(), [n, ...ds.shape], 'float32'), y: tensor1d(ds.y.slice(), 'int32') };
   }
   if (indices.length === 0) throw new Error(`toTensors on ${ds.name}: no indices given`);
   const size = exampleSize(ds);
@@ -400,7 +477,8 @@ export function toTensors(ds: Dataset, indices?: ArrayLike<number>): { x: Tensor
   const ys = new Int32Array(indices.length);
   for (let j = 0; j < indices.length; j++) {
     const i = indices[j] as number;
-    if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`toTensors on ${ds.name}: index ${i} is outside 0..${n - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= n)
+      throw new Error(`toTensors on ${ds.name}: index ${i} is outside 0..${n - 1}`);
     xs.set(ds.x.subarray(i * size, (i + 1) * size), j * size);
     ys[j] = ds.y[i] as number;
   }
@@ -417,18 +495,28 @@ export interface BatchOptions {
  * The permutation is drawn from `rng` when `batches` is called, so each call
  * (epoch) gives a new order. Use with `toTensors(ds, batch)`.
  */
-export function batches(ds: Dataset, batchSize: number, rng: Rng, opts: BatchOptions = {}): Generator<Int32Array, void, undefined> {
+export function batches(
+  ds: Dataset,
+  batchSize: number,
+  rng: Rng,
+  opts: BatchOptions = {},
+): Generator<Int32Array, void, undefined> {
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new Error(`batches on ${ds.name}: batchSize must be a positive integer, got ${batchSize}`);
+    throw new Error(
+      `batches on ${ds.name}: batchSize must be a positive integer, got ${batchSize}`,
+    );
   }
   const n = ds.y.length;
   if (n === 0) throw new Error(`batches on ${ds.name}: the dataset is empty`);
   if (opts.dropLast && n < batchSize) {
-    throw new Error(`batches on ${ds.name}: dropLast with batchSize ${batchSize} > ${n} examples would yield no batches`);
+    throw new Error(
+      `batches on ${ds.name}: dropLast with batchSize ${batchSize} > ${n} examples would yield no batches`,
+    );
   }
   const perm = rng.permutation(n);
   const end = opts.dropLast ? n - (n % batchSize) : n;
   return (function* () {
-    for (let start = 0; start < end; start += batchSize) yield perm.slice(start, Math.min(start + batchSize, end));
+    for (let start = 0; start < end; start += batchSize)
+      yield perm.slice(start, Math.min(start + batchSize, end));
   })();
 }

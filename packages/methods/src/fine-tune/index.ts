@@ -17,11 +17,13 @@ export const fineTune: TransferMethod<FineTuneConfig, ClassifierState> = {
     epochs: 30,
     batchSize: 32,
     optimizer: 'adam',
-    lr: 1e-3,
+    // A new head needs a large step while the pretrained backbone needs a small
+    // one: a random head's gradients would otherwise wash the features out early.
+    lr: 1e-2,
     momentum: 0.9,
     weightDecay: 0,
     schedule: 'constant',
-    backboneLrMultiplier: 0.1,
+    backboneLrMultiplier: 0.03,
   },
   needs: { pretrainedBackbone: true, sourceBatches: false },
   validate(options) {

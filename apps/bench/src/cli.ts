@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatTable } from './report.js';
+import { readRecords } from './results.js';
+import { defaultRegistries, runSuite } from './run-suite.js';
+import { createSuiteRegistry } from './suites.js';
+
+const USAGE = `transferlab benchmark
+
+  pnpm bench list                                   suites, methods, tasks, backbones
+  pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
+  pnpm bench report <results.jsonl | DIR> [--metric NAME]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      seeds: { type: 'string' },
+      out: { type: 'string' },
+      backend: { type: 'string' },
+      metric: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  const suites = createSuiteRegistry();
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  switch (command) {
+    case 'list': {
+      const reg = defaultRegistries();
+      const section = (title: string, rows: { id: string; text: string }[]) =>
+        `${title}\n${rows.map((r) => `  ${r.id.padEnd(26)} ${r.text}`).join('\n')}\n`;
+      process.stdout.write(
+        [
+          section('suites', suites.items.map((s) => ({ id: s.id, text: s.description }))),
+          section('methods', reg.methods.items.map((m) => ({ id: m.id, text: m.description }))),
+          section('tasks', reg.tasks.items.map((t) => ({ id: t.id, text: t.description }))),
+          section('backbones', reg.backbones.items.map((b) => ({ id: b.id, text: b.description }))),
+        ].join('\n'),
+      );
+      return 0;
+    }
+    case 'run': {
+      const suiteId = rest[0];
+      if (!suiteId) throw new Error(`run: which suite? Valid suite ids: ${suites.ids.join(', ')}`);
+      const suite = suites.get(suiteId);
+      const seeds = values.seeds === undefined ? undefined : Number(values.seeds);
+      if (seeds !== undefined && !(Number.isInteger(seeds) && seeds > 0)) {
+        throw new Error(`--seeds must be a positive integer, got "${values.seeds}"`);
+      }
+      const outDir = values.out ?? join('results', suite.id);
+      const result = await runSuite({
+        suite,
+        outDir,
+        ...(seeds !== undefined ? { seeds } : {}),
+        ...(values.backend ? { backend: values.backend } : {}),
+      });
+      const failed = result.records.filter((r) => r.status !== 'ok').length;
+      process.stdout.write(`\nsuite ${suite.id} on backend ${result.backend.name}\n${formatTable(result.records, values.metric)}\n`);
+      process.stdout.write(`\n${result.records.length} trials, ${failed} failed; results appended to ${result.resultsPath}\n`);
+      return failed === 0 ? 0 : 1;
+    }
+    case 'report': {
+      const target = rest[0];
+      if (!target) throw new Error('report: give a results.jsonl file or its directory');
+      const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
+      process.stdout.write(`${formatTable(readRecords(path), values.metric)}\n`);
+      return 0;
+    }
+    default:
+      throw new Error(`Unknown command "${command}". Valid commands: list, run, report\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exitCode = 2;
+  },
+);

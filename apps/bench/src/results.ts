@@ -1,0 +1,45 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** One line of `results.jsonl`: the contract other tools read (see DESIGN.md). */
+export interface TrialRecord {
+  suite: string;
+  task: string;
+  method: string;
+  seed: number;
+  status: 'ok' | 'failed';
+  metrics: Record<string, number>;
+  durationMs: number;
+  backend: string;
+  /** Present when status is "failed". */
+  error?: string;
+  backbone?: string;
+  config?: Record<string, unknown>;
+  curve?: { epoch: number; trainLoss: number; valAcc: number }[];
+  timestamp?: string;
+}
+
+/**
+ * Append one record as one line, synchronously, as soon as a trial ends, so
+ * that a crash loses at most the trial in flight.
+ */
+export function appendRecord(path: string, record: TrialRecord): void {
+  mkdirSync(dirname(path), { recursive: true });
+  appendFileSync(path, `${JSON.stringify(record)}\n`);
+}
+
+export function readRecords(path: string): TrialRecord[] {
+  if (!existsSync(path)) throw new Error(`no results file at ${path}`);
+  const out: TrialRecord[] = [];
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        out.push(JSON.parse(line) as TrialRecord);
+      } catch (err) {
+        throw new Error(`${path}:${i + 1}: not a JSON line (${(err as Error).message})`);
+      }
+    });
+  return out;
+}

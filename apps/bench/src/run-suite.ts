@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BackendInfo, disposeParams, initBackend, type Params, type Registry } from '@transferlab/core';
+import { createTaskRegistry, type TaskPair, type TaskSpec } from '@transferlab/datasets';
+import { type AnyTransferMethod, createMethodRegistry } from '@transferlab/methods';
+import { type BackboneFactory, createBackboneRegistry, loadParams, saveParams } from '@transferlab/models';
+import { createProgress, type Progress } from './progress.js';
+import { appendRecord, type TrialRecord } from './results.js';
+import { defaultPretrainConfig, type PretrainConfig, pretrainSource, runTrial } from './runner.js';
+import type { SuiteSpec } from './suites.js';
+
+export interface Registries {
+  tasks: Registry<TaskSpec>;
+  methods: Registry<AnyTransferMethod>;
+  backbones: Registry<BackboneFactory>;
+}
+
+export function defaultRegistries(): Registries {
+  return { tasks: createTaskRegistry(), methods: createMethodRegistry(), backbones: createBackboneRegistry() };
+}
+
+export interface RunSuiteOptions {
+  suite: SuiteSpec;
+  seeds?: number;
+  outDir: string;
+  backend?: string;
+  registries?: Registries;
+  progress?: Progress;
+  /** Keep pre-trained backbones in `outDir/cache` and reuse them across runs (default true). */
+  diskCache?: boolean;
+}
+
+export interface RunSuiteResult {
+  records: TrialRecord[];
+  backend: BackendInfo;
+  resultsPath: string;
+}
+
+function hashKey(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Run every (seed, task, method) trial of a suite. Ids are checked before
+ * any work starts; each trial's record is appended to results.jsonl as soon
+ * as it ends; a failing trial is recorded as failed and the suite goes on.
+ * Source pre-training runs once per (task, seed, backbone) and is cached.
+ */
+export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
+  const { suite } = opts;
+  const reg = opts.registries ?? defaultRegistries();
+  const seeds = opts.seeds ?? suite.seeds;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds must be a positive integer, got ${seeds}`);
+  // Fail fast on unknown ids and bad method options, before hours of work.
+  const backboneFactory = reg.backbones.get(suite.backbone);
+  const tasks = suite.tasks.map((t) => ({ spec: reg.tasks.get(t.id), options: t.options ?? {} }));
+  const methods = suite.methods.map((m) => {
+    const method = reg.methods.get(m.id);
+    return { method, config: method.validate(m.options ?? {}) as Record<string, unknown> & { epochs: number; batchSize: number } };
+  });
+  const pretrainConfig: PretrainConfig = { ...defaultPretrainConfig, ...suite.pretrain };
+
+  const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
+  const progress = opts.progress ?? createProgress();
+  const resultsPath = join(opts.outDir, 'results.jsonl');
+  mkdirSync(opts.outDir, { recursive: true });
+  const cacheDir = join(opts.outDir, 'cache');
+  const records: TrialRecord[] = [];
+  const total = seeds * tasks.length * methods.length;
+  let index = 0;
+
+  const record = (r: TrialRecord) => {
+    appendRecord(resultsPath, r);
+    records.push(r);
+    const m = r.status === 'ok' ? `acc ${(100 * (r.metrics.target_test_acc ?? Number.NaN)).toFixed(1)}%` : `FAILED: ${r.error}`;
+    progress.done(`${r.task} ${r.method} seed ${r.seed}: ${m} (${(r.durationMs / 1000).toFixed(1)} s)`);
+  };
+
+  for (let seed = 0; seed < seeds; seed++) {
+    for (const { spec, options } of tasks) {
+      let task: TaskPair | undefined;
+      let taskError: string | undefined;
+      try {
+        task = await spec.build({ ...options, seed });
+      } catch (err) {
+        taskError = `building task "${spec.id}" failed: ${(err as Error).message}`;
+      }
+      let pretrained: Params | undefined;
+      let pretrainError: string | undefined;
+      let pretrainMetrics: Record<string, number> = {};
+      const needsPretrain = methods.some((m) => m.method.needs.pretrainedBackbone);
+      const backbone = task ? backboneFactory.create(task.target.train.shape) : undefined;
+      if (task && backbone && needsPretrain) {
+        const started = Date.now();
+        progress.trial(`${spec.id} pre-training (seed ${seed})`, index, total);
+        try {
+          const key = hashKey({ task: spec.id, options, seed, backbone: backbone.spec, pretrainConfig });
+          const file = join(cacheDir, `pretrain-${spec.id}-s${seed}-${key}.tlparams`);
+          if (opts.diskCache !== false && existsSync(file)) {
+            const loaded = await loadParams(file);
+            pretrained = loaded.params;
+            pretrainMetrics = { source_train_acc: Number(loaded.meta.sourceTrainAcc) };
+          } else {
+            const out = pretrainSource({
+              backbone,
+              source: task.source.train,
+              seed,
+              config: pretrainConfig,
+              onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
+            });
+            pretrained = out.params;
+            pretrainMetrics = { source_train_acc: out.sourceTrainAcc, pretrain_ms: Date.now() - started };
+            if (opts.diskCache !== false) {
+              mkdirSync(cacheDir, { recursive: true });
+              await saveParams(file, pretrained, { task: spec.id, seed, backbone: backbone.spec.name, sourceTrainAcc: out.sourceTrainAcc });
+            }
+          }
+        } catch (err) {
+          pretrainError = `source pre-training failed: ${(err as Error).message}`;
+        }
+      }
+      for (const { method, config } of methods) {
+        const label = `${spec.id} · ${method.id} · seed ${seed}`;
+        progress.trial(label, index++, total);
+        const started = Date.now();
+        const base = { suite: suite.id, task: spec.id, method: method.id, seed, backend: backend.name, backbone: suiteBackboneName(backbone, suite) };
+        const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
+        if (upstream || !task || !backbone) {
+          record({ ...base, status: 'failed', metrics: {}, durationMs: 0, error: upstream ?? 'task unavailable', config });
+          continue;
+        }
+        try {
+          const out = runTrial({
+            task,
+            method,
+            config,
+            backbone,
+            seed,
+            ...(method.needs.pretrainedBackbone && pretrained ? { pretrained } : {}),
+            onEpoch: (e) => progress.epoch('train', e.epoch, e.epochs),
+          });
+          record({
+            ...base,
+            status: 'ok',
+            metrics: { ...out.metrics, ...(method.needs.pretrainedBackbone ? pretrainMetrics : {}) },
+            durationMs: Date.now() - started,
+            config,
+            curve: out.curve,
+            timestamp: new Date().toISOString(),
+          });
+        } catch (err) {
+          record({
+            ...base,
+            status: 'failed',
+            metrics: {},
+            durationMs: Date.now() - started,
+            error: (err as Error).message,
+            config,
+            timestamp: new Date().toISOString(),
+          });
+        }
+      }
+      disposeParams(pretrained);
+    }
+  }
+  progress.close();
+  return { records, backend, resultsPath };
+}
+
+function suiteBackboneName(backbone: { spec: { name: string } } | undefined, suite: SuiteSpec): string {
+  return backbone?.spec.name ?? suite.backbone;
+}

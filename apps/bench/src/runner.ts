@@ -1,0 +1,221 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { cloneParams, createRng, disposeParams, type Params, pickParams } from '@transferlab/core';
+import { batches, type Dataset, subset, type TaskPair, toTensors } from '@transferlab/datasets';
+import { accuracy, crossEntropy } from '@transferlab/evaluation';
+import {
+  type AnyTransferMethod,
+  type Batch,
+  classifierLogits,
+  classifierStep,
+  disposeClassifier,
+  initClassifier,
+  type OptimConfig,
+} from '@transferlab/methods';
+import type { Backbone } from '@transferlab/models';
+
+export interface ProgressEvent {
+  phase: 'pretrain' | 'train';
+  epoch: number;
+  epochs: number;
+}
+
+/** Logits for a whole dataset, in chunks so memory stays bounded. */
+export function predictDataset(
+  predict: (x: tf.Tensor) => tf.Tensor,
+  ds: Dataset,
+  chunk = 1000,
+): tf.Tensor2D {
+  const parts: tf.Tensor[] = [];
+  const n = ds.y.length;
+  for (let start = 0; start < n; start += chunk) {
+    const idx = Int32Array.from({ length: Math.min(chunk, n - start) }, (_, i) => start + i);
+    parts.push(
+      tf.tidy(() => {
+        const { x } = toTensors(ds, idx);
+        return predict(x);
+      }),
+    );
+  }
+  const out = tf.concat(parts, 0) as tf.Tensor2D;
+  for (const p of parts) p.dispose();
+  return out;
+}
+
+export function evaluateOn(predict: (x: tf.Tensor) => tf.Tensor, ds: Dataset): { acc: number; loss: number } {
+  const logits = predictDataset(predict, ds);
+  try {
+    return { acc: accuracy(logits, ds.y), loss: crossEntropy(logits, ds.y) };
+  } finally {
+    logits.dispose();
+  }
+}
+
+export interface PretrainConfig extends OptimConfig {
+  /** Pre-train on at most this many source examples (a seeded random subset). */
+  maxExamples: number;
+}
+
+export const defaultPretrainConfig: PretrainConfig = {
+  epochs: 3,
+  batchSize: 64,
+  optimizer: 'adam',
+  lr: 1e-3,
+  momentum: 0.9,
+  weightDecay: 0,
+  schedule: 'constant',
+  maxExamples: 10_000,
+};
+
+/**
+ * Supervised pre-training on the source task: backbone + a source head,
+ * cross-entropy, the same step function as the `scratch` method. Returns the
+ * backbone's weights only (the source head is dropped) and the source
+ * training accuracy.
+ */
+export function pretrainSource(args: {
+  backbone: Backbone;
+  source: Dataset;
+  seed: number;
+  config?: PretrainConfig;
+  onEpoch?: (e: ProgressEvent) => void;
+}): { params: Params; sourceTrainAcc: number } {
+  const config = args.config ?? defaultPretrainConfig;
+  const rng = createRng(args.seed).derive('pretrain');
+  const n = Math.min(args.source.y.length, config.maxExamples);
+  const order = rng.derive('subsample').permutation(args.source.y.length).subarray(0, n);
+  const source = n < args.source.y.length ? subset(args.source, order) : args.source;
+  const stepsPerEpoch = Math.ceil(n / config.batchSize);
+  let state = initClassifier({
+    backbone: args.backbone,
+    backboneParams: args.backbone.init(rng.derive('backbone')),
+    numClasses: source.numClasses,
+    config,
+    backboneLrMultiplier: 1,
+    rng,
+    totalSteps: config.epochs * stepsPerEpoch,
+    headPrefix: 'source_head',
+  });
+  try {
+    let step = 0;
+    const batchRng = rng.derive('batches');
+    for (let epoch = 0; epoch < config.epochs; epoch++) {
+      for (const idx of batches(source, config.batchSize, batchRng)) {
+        const batch = toTensors(source, idx);
+        try {
+          ({ state } = classifierStep(state, batch, step++));
+        } finally {
+          batch.x.dispose();
+          batch.y.dispose();
+        }
+      }
+      args.onEpoch?.({ phase: 'pretrain', epoch: epoch + 1, epochs: config.epochs });
+    }
+    const evalSet = n > 5000 ? subset(source, Int32Array.from({ length: 5000 }, (_, i) => i)) : source;
+    const { acc } = evaluateOn((x) => classifierLogits(state, state.params, x), evalSet);
+    const backboneNames = Object.keys(args.backbone.paramShapes);
+    return { params: cloneParams(pickParams(state.params, (n2) => backboneNames.includes(n2))), sourceTrainAcc: acc };
+  } finally {
+    disposeClassifier(state);
+  }
+}
+
+export interface TrialResult {
+  metrics: Record<string, number>;
+  /** Per-epoch validation accuracy and mean training loss. */
+  curve: { epoch: number; trainLoss: number; valAcc: number }[];
+}
+
+/**
+ * One trial: a method trained on a task's target data, model selection by
+ * target-val accuracy (evaluated every epoch, best snapshot kept), then the
+ * target test set. The runner owns every tensor it creates and disposes the
+ * method's state even when the method throws.
+ */
+export function runTrial(args: {
+  task: TaskPair;
+  method: AnyTransferMethod;
+  config: Record<string, unknown> & { epochs: number; batchSize: number };
+  backbone: Backbone;
+  seed: number;
+  pretrained?: Params;
+  onEpoch?: (e: ProgressEvent) => void;
+}): TrialResult {
+  const { task, method, config } = args;
+  const target = task.target;
+  const rng = createRng(args.seed).derive(`trial:${method.id}`);
+  const stepsPerEpoch = Math.ceil(target.train.y.length / config.batchSize);
+  if (method.needs.pretrainedBackbone && !args.pretrained) {
+    throw new Error(`method "${method.id}" needs a pretrained backbone and none was given`);
+  }
+  const state0 = method.init({
+    config,
+    backbone: args.backbone,
+    numClasses: target.train.numClasses,
+    ...(args.pretrained ? { pretrained: args.pretrained } : {}),
+    sourceNumClasses: task.source.train.numClasses,
+    rng: rng.derive('init'),
+    totalSteps: config.epochs * stepsPerEpoch,
+  });
+  let state = state0;
+  let best: Params | undefined;
+  let bestVal = -1;
+  let bestEpoch = 0;
+  const curve: TrialResult['curve'] = [];
+  try {
+    const batchRng = rng.derive('batches');
+    const sourceRng = rng.derive('source-batches');
+    const sourceIter = method.needs.sourceBatches ? endless(task.source.train, config.batchSize, sourceRng) : undefined;
+    let step = 0;
+    for (let epoch = 1; epoch <= config.epochs; epoch++) {
+      let lossSum = 0;
+      let count = 0;
+      for (const idx of batches(target.train, config.batchSize, batchRng)) {
+        const targetBatch: Batch = toTensors(target.train, idx);
+        const sourceBatch: Batch | undefined = sourceIter ? toTensors(task.source.train, sourceIter.next().value as Int32Array) : undefined;
+        try {
+          const out = method.trainStep(state, { target: targetBatch, ...(sourceBatch ? { source: sourceBatch } : {}), step });
+          state = out.state;
+          if (!Number.isFinite(out.loss)) throw new Error(`training diverged at step ${step}: loss is ${out.loss}`);
+          lossSum += out.loss;
+          count++;
+          step++;
+        } finally {
+          targetBatch.x.dispose();
+          targetBatch.y.dispose();
+          sourceBatch?.x.dispose();
+          sourceBatch?.y.dispose();
+        }
+      }
+      const live = method.predictParams(state);
+      const val = evaluateOn((x) => method.predict(state, live, x), target.val);
+      curve.push({ epoch, trainLoss: lossSum / Math.max(1, count), valAcc: val.acc });
+      if (val.acc > bestVal) {
+        disposeParams(best);
+        best = cloneParams(live);
+        bestVal = val.acc;
+        bestEpoch = epoch;
+      }
+      args.onEpoch?.({ phase: 'train', epoch, epochs: config.epochs });
+    }
+    const selected = best as Params;
+    const test = evaluateOn((x) => method.predict(state, selected, x), target.test);
+    return {
+      metrics: {
+        target_test_acc: test.acc,
+        target_test_loss: test.loss,
+        target_val_acc: bestVal,
+        best_epoch: bestEpoch,
+        target_train_size: target.train.y.length,
+      },
+      curve,
+    };
+  } finally {
+    disposeParams(best);
+    method.dispose(state);
+  }
+}
+
+/** Source minibatches for as long as the target loop wants them, reshuffled each pass. */
+function* endless(ds: Dataset, batchSize: number, rng: ReturnType<typeof createRng>): Generator<Int32Array> {
+  for (;;) yield* batches(ds, batchSize, rng, { dropLast: ds.y.length >= batchSize });
+}

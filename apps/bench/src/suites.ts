@@ -1,0 +1,63 @@
+import { createRegistry, type Registry } from '@transferlab/core';
+import type { TaskBuildOptions } from '@transferlab/datasets';
+import type { PretrainConfig } from './runner.js';
+
+export interface SuiteSpec {
+  readonly id: string;
+  readonly description: string;
+  /** Backbone id (see `pnpm bench list`). */
+  readonly backbone: string;
+  /** Seeds run when `--seeds` is not given. */
+  readonly seeds: number;
+  readonly tasks: readonly { id: string; options?: Omit<Partial<TaskBuildOptions>, 'seed'> }[];
+  readonly methods: readonly { id: string; options?: Record<string, unknown> }[];
+  readonly pretrain?: Partial<PretrainConfig>;
+}
+
+const quick: SuiteSpec = {
+  id: 'quick',
+  description:
+    'Two real-data pairs that share inputs but not labels, 10 target labels per class (MNIST digits → parity, Fashion-MNIST 10 classes → 5 garment categories), MLP backbone: scratch vs linear probe vs fine-tuning. A few minutes on 2 cores.',
+  backbone: 'mlp',
+  seeds: 3,
+  tasks: [
+    { id: 'mnist-digits-to-parity', options: { labelsPerClass: 10 } },
+    { id: 'fashion-to-fashion-coarse', options: { labelsPerClass: 10 } },
+  ],
+  methods: [{ id: 'scratch' }, { id: 'linear-probe' }, { id: 'fine-tune' }],
+  pretrain: { epochs: 3, maxExamples: 10_000 },
+};
+
+const quickCnn: SuiteSpec = {
+  ...quick,
+  id: 'quick-cnn',
+  description: 'The quick suite with the small CNN backbone (slower: convolutions on wasm).',
+  backbone: 'cnn',
+  pretrain: { epochs: 2, maxExamples: 6_000 },
+};
+
+/**
+ * Disjoint class splits of one dataset (the classic "first five → last five"
+ * benchmark). At this scale (MLP/CNN, 10 labels per class) features learned
+ * on five classes transfer poorly and scratch is competitive or better: kept
+ * as a suite because negative transfer is a result worth reproducing.
+ */
+const classSplit: SuiteSpec = {
+  id: 'class-split',
+  description:
+    'MNIST 0–4 → 5–9 and Fashion-MNIST 0–4 → 5–9, 10 labels per class, MLP: a setting where transfer does not pay off at this scale.',
+  backbone: 'mlp',
+  seeds: 3,
+  tasks: [
+    { id: 'mnist04-to-mnist59', options: { labelsPerClass: 10 } },
+    { id: 'fashion04-to-fashion59', options: { labelsPerClass: 10 } },
+  ],
+  methods: [{ id: 'scratch' }, { id: 'linear-probe' }, { id: 'fine-tune' }],
+  pretrain: { epochs: 3, maxExamples: 10_000 },
+};
+
+export const builtinSuites: readonly SuiteSpec[] = [quick, quickCnn, classSplit];
+
+export function createSuiteRegistry(suites: readonly SuiteSpec[] = builtinSuites): Registry<SuiteSpec> {
+  return createRegistry('suite', suites);
+}
