@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { Progress } from './progress.js';
+import { formatTable } from './report.js';
+import { readRecords } from './results.js';
+import { defaultRegistries, runSuite } from './run-suite.js';
+import type { SuiteSpec } from './suites.js';
+
+const silent: Progress = { trial() {}, epoch() {}, done() {}, close() {} };
+const tmp = () => mkdtempSync(join(tmpdir(), 'tl-bench-'));
+
+// Small but real: MNIST digits → parity, tiny pre-training and few epochs.
+const tiny: SuiteSpec = {
+  id: 'tiny',
+  description: 'test',
+  backbone: 'mlp',
+  seeds: 1,
+  tasks: [{ id: 'mnist-digits-to-parity', options: { labelsPerClass: 10, testPerClass: 200 } }],
+  methods: [
+    { id: 'scratch', options: { epochs: 5 } },
+    { id: 'linear-probe', options: { epochs: 5 } },
+    { id: 'fine-tune', options: { epochs: 5 } },
+  ],
+  pretrain: { epochs: 1, maxExamples: 1500 },
+};
+
+describe('runSuite', () => {
+  it('runs every trial, appends one JSON line per trial, and is reproducible per seed', async () => {
+    const out = tmp();
+    const first = await runSuite({ suite: tiny, outDir: out, backend: 'wasm', progress: silent, diskCache: false });
+    expect(first.records.map((r) => r.method)).toEqual(['scratch', 'linear-probe', 'fine-tune']);
+    for (const r of first.records) {
+      expect(r.status).toBe('ok');
+      expect(r.backend).toBe('wasm');
+      expect(r.metrics.target_test_acc).toBeGreaterThan(0.3);
+      expect(r.metrics.target_test_acc).toBeLessThanOrEqual(1);
+    }
+    const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(3);
+    const parsed = JSON.parse(lines[1] as string);
+    expect(Object.keys(parsed)).toEqual(expect.arrayContaining(['suite', 'task', 'method', 'seed', 'status', 'metrics', 'durationMs', 'backend']));
+    expect(parsed.suite).toBe('tiny');
+
+    const second = await runSuite({ suite: tiny, outDir: out, backend: 'wasm', progress: silent, diskCache: false });
+    // same seed, same backend → identical metrics (wall-clock timings aside)
+    const strip = ({ pretrain_ms: _ms, ...rest }: Record<string, number>) => rest;
+    expect(second.records.map((r) => strip(r.metrics))).toEqual(first.records.map((r) => strip(r.metrics)));
+    expect(readRecords(join(out, 'results.jsonl'))).toHaveLength(6);
+    expect(formatTable(second.records)).toMatch(/mnist-digits-to-parity \| \d+\.\d/);
+  });
+
+  it('a diverging trial is recorded as failed and the suite goes on', async () => {
+    const suite: SuiteSpec = {
+      ...tiny,
+      methods: [
+        { id: 'scratch', options: { epochs: 2, optimizer: 'sgd', lr: 1e30, momentum: 0 } },
+        { id: 'linear-probe', options: { epochs: 2 } },
+      ],
+    };
+    const out = tmp();
+    const result = await runSuite({ suite, outDir: out, backend: 'wasm', progress: silent });
+    expect(result.records[0]?.status).toBe('failed');
+    expect(result.records[0]?.error).toMatch(/diverged at step \d+: loss is (NaN|Infinity)/);
+    expect(result.records[1]?.status).toBe('ok');
+    // the disk cache holds the pre-trained backbone: a second run reuses it
+    const again = await runSuite({ suite, outDir: out, backend: 'wasm', progress: silent });
+    expect(again.records[1]?.metrics.target_test_acc).toBe(result.records[1]?.metrics.target_test_acc);
+    expect(again.records[1]?.metrics.pretrain_ms).toBeUndefined();
+  });
+
+  it('unknown ids are refused before any work, listing the valid ones', async () => {
+    const reg = defaultRegistries();
+    await expect(runSuite({ suite: { ...tiny, tasks: [{ id: 'cifar' }] }, outDir: tmp(), progress: silent })).rejects.toThrow(
+      `Unknown task "cifar". Valid task ids: ${reg.tasks.ids.join(', ')}`,
+    );
+    await expect(runSuite({ suite: { ...tiny, methods: [{ id: 'dann' }] }, outDir: tmp(), progress: silent })).rejects.toThrow(
+      /Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune/,
+    );
+    await expect(runSuite({ suite: { ...tiny, backbone: 'vit' }, outDir: tmp(), progress: silent })).rejects.toThrow(
+      /Unknown backbone "vit"/,
+    );
+    await expect(
+      runSuite({ suite: { ...tiny, methods: [{ id: 'scratch', options: { lr: -1 } }] }, outDir: tmp(), progress: silent }),
+    ).rejects.toThrow(/lr must be a positive number/);
+  });
+
+  it('a missing dataset file fails the trials with the file and the fix, without stopping the suite', async () => {
+    const saved = process.env.TRANSFERLAB_FASHION_MNIST_DIR;
+    process.env.TRANSFERLAB_FASHION_MNIST_DIR = '/nonexistent/fashion';
+    try {
+      const suite: SuiteSpec = {
+        ...tiny,
+        tasks: [{ id: 'fashion-to-fashion-coarse' }, tiny.tasks[0] as SuiteSpec['tasks'][number]],
+        methods: [{ id: 'scratch', options: { epochs: 1 } }],
+      };
+      const result = await runSuite({ suite, outDir: tmp(), backend: 'wasm', progress: silent });
+      expect(result.records[0]?.status).toBe('failed');
+      expect(result.records[0]?.error).toMatch(/\/nonexistent\/fashion\/.*ubyte.*dataset-fashion-mnist/s);
+      expect(result.records[1]?.status).toBe('ok');
+    } finally {
+      if (saved === undefined) delete process.env.TRANSFERLAB_FASHION_MNIST_DIR;
+      else process.env.TRANSFERLAB_FASHION_MNIST_DIR = saved;
+    }
+  });
+});
+
+describe('CLI', () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['--conditions=@transferlab/source', '--import', 'tsx', 'apps/bench/src/cli.ts', ...args], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+
+  it('list shows suites, methods, tasks and backbones', () => {
+    const r = cli('list');
+    expect(r.status).toBe(0);
+    for (const word of ['quick', 'fine-tune', 'mnist-digits-to-parity', 'mlp']) expect(r.stdout).toContain(word);
+  });
+
+  it('an unknown suite exits 2 and lists the valid suites', () => {
+    const r = cli('run', 'nosuch');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('Unknown suite "nosuch". Valid suite ids: quick');
+    const bad = cli('run', 'quick', '--backend', 'gpu');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('Valid backends: tensorflow, wasm, cpu');
+  });
+});

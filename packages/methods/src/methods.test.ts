@@ -1,0 +1,128 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
+import { createBackbone, mlpSpec } from '@transferlab/models';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createMethodRegistry } from './registry.js';
+import type { AnyTransferMethod, Batch } from './types.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+const backbone = createBackbone(mlpSpec([8], [16, 8]));
+const registry = createMethodRegistry();
+
+function batch(seed: number, n = 24): Batch {
+  const rng = createRng(seed);
+  const y = Int32Array.from({ length: n }, () => rng.int(3));
+  // class-dependent mean: learnable
+  const x = Float32Array.from({ length: n * 8 }, (_, i) => rng.normal() + ((i % 8) === (y[Math.floor(i / 8)] as number) ? 2 : 0));
+  return { x: tf.tensor2d(x, [n, 8]), y: tf.tensor1d(y, 'int32') };
+}
+
+function start(method: AnyTransferMethod, options: Record<string, unknown> = {}, seed = 0) {
+  const pretrained = backbone.init(createRng(100));
+  const state = method.init({
+    config: method.validate(options),
+    backbone,
+    numClasses: 3,
+    pretrained,
+    rng: createRng(seed),
+    totalSteps: 50,
+  });
+  return { state, pretrained };
+}
+
+const snapshot = (p: Params, name: string) => Array.from((p[name] as tf.Tensor).dataSync());
+
+describe('built-in methods', () => {
+  it('the registry lists them and names the valid ids for an unknown one', () => {
+    expect(registry.ids).toEqual(['scratch', 'linear-probe', 'fine-tune']);
+    expect(() => registry.get('finetune')).toThrow('Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune');
+  });
+
+  it('validate rejects unknown options, wrong types and bad ranges', () => {
+    const ft = registry.get('fine-tune');
+    expect(() => ft.validate({ lrr: 1 })).toThrow(/unknown option "lrr". Valid options: epochs, batchSize/);
+    expect(() => ft.validate({ lr: '0.1' })).toThrow(/option "lr" must be a number/);
+    expect(() => ft.validate({ lr: 0 })).toThrow(/lr must be a positive number/);
+    expect(() => ft.validate({ backboneLrMultiplier: -1 })).toThrow(/backboneLrMultiplier must be ≥ 0/);
+    expect(() => ft.validate({ optimizer: 'rmsprop' })).toThrow(/optimizer must be one of adam, sgd/);
+    expect(ft.validate({ lr: 0.5 }).lr).toBe(0.5);
+  });
+
+  for (const id of ['scratch', 'linear-probe', 'fine-tune']) {
+    it(`${id}: loss falls over steps and no tensor leaks`, () => {
+      const method = registry.get(id);
+      let { state, pretrained } = start(method);
+      const b = batch(1);
+      let step = 0;
+      const losses: number[] = [];
+      const growth = measureTensorGrowth(
+        () => {
+          const out = method.trainStep(state, { target: b, step: step++ });
+          state = out.state;
+          losses.push(out.loss);
+        },
+        { warmup: 2, steps: 25 },
+      );
+      expect(growth.grew).toBe(false);
+      expect(losses[losses.length - 1]).toBeLessThan((losses[0] as number) * 0.8);
+      const before = tf.memory().numTensors;
+      method.dispose(state);
+      expect(tf.memory().numTensors).toBeLessThan(before);
+      b.x.dispose();
+      b.y.dispose();
+      for (const t of Object.values(pretrained)) t.dispose();
+    });
+  }
+
+  it('linear-probe keeps the backbone fixed; fine-tune moves it; the runner-owned pretrained weights are untouched', () => {
+    for (const [id, moves] of [
+      ['linear-probe', false],
+      ['fine-tune', true],
+    ] as const) {
+      const method = registry.get(id);
+      let { state, pretrained } = start(method);
+      const original = snapshot(pretrained, 'fc1.weight');
+      const b = batch(2);
+      for (let step = 0; step < 5; step++) state = method.trainStep(state, { target: b, step }).state;
+      const now = snapshot(method.predictParams(state), 'fc1.weight');
+      const moved = now.some((v, i) => v !== original[i]);
+      expect(moved, id).toBe(moves);
+      expect(snapshot(pretrained, 'fc1.weight')).toEqual(original);
+      method.dispose(state);
+    }
+  });
+
+  it('fine-tune with backboneLrMultiplier 0 is exactly a linear probe', () => {
+    const run = (id: string, options: Record<string, unknown>) => {
+      const method = registry.get(id);
+      let { state } = start(method, options, 7);
+      const b = batch(3);
+      for (let step = 0; step < 5; step++) state = method.trainStep(state, { target: b, step }).state;
+      const out = snapshot(method.predictParams(state), 'head.weight');
+      method.dispose(state);
+      return out;
+    };
+    expect(run('fine-tune', { backboneLrMultiplier: 0, lr: 0.01 })).toEqual(run('linear-probe', { lr: 0.01 }));
+  });
+
+  it('scratch ignores pretrained weights and is deterministic per seed', () => {
+    const run = (seed: number) => {
+      const method = registry.get('scratch');
+      let { state } = start(method, {}, seed);
+      const b = batch(4);
+      const losses: number[] = [];
+      for (let step = 0; step < 3; step++) {
+        const out = method.trainStep(state, { target: b, step });
+        state = out.state;
+        losses.push(out.loss);
+      }
+      method.dispose(state);
+      return losses;
+    };
+    expect(run(1)).toEqual(run(1));
+    expect(run(1)).not.toEqual(run(2));
+  });
+});

@@ -1,0 +1,107 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { countParams, createRng, initBackend } from '@transferlab/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cnnSpec, createBackbone, mlpSpec } from './backbone.js';
+import { linearHead } from './head.js';
+import { builtinBackbones, createBackboneRegistry } from './registry.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu' });
+});
+
+describe('MLP backbone', () => {
+  const bb = createBackbone(mlpSpec([28, 28, 1], [32, 16]));
+  it('has the expected shapes, taps and parameter count', () => {
+    expect(bb.featureDim).toBe(16);
+    expect(bb.tapShapes).toEqual({ flatten: [784], fc1: [32], fc2: [16] });
+    const params = bb.init(createRng(0));
+    expect(countParams(params)).toBe(784 * 32 + 32 + 32 * 16 + 16);
+  });
+
+  it('computes relu(relu(x W1 + b1) W2 + b2) and returns requested taps', () => {
+    const params = bb.init(createRng(1));
+    const x = tf.tensor(createRng(2).normalArray(3 * 784), [3, 28, 28, 1]);
+    const out = bb.apply(params, x, { taps: ['fc1'] });
+    const flat = x.reshape([3, 784]);
+    const h1 = tf.relu(tf.add(tf.matMul(flat, params['fc1.weight'] as tf.Tensor2D), params['fc1.bias'] as tf.Tensor));
+    const h2 = tf.relu(tf.add(tf.matMul(h1, params['fc2.weight'] as tf.Tensor2D), params['fc2.bias'] as tf.Tensor));
+    expect(out.features.shape).toEqual([3, 16]);
+    expect(Math.max(...tf.abs(tf.sub(out.features, h2)).dataSync())).toBeLessThan(1e-5);
+    expect(Math.max(...tf.abs(tf.sub(out.taps.fc1 as tf.Tensor, h1)).dataSync())).toBeLessThan(1e-5);
+    expect(Object.keys(out.taps)).toEqual(['fc1']);
+  });
+
+  it('He init: weight std ≈ sqrt(2 / fan-in); same seed, same weights', () => {
+    const a = bb.init(createRng(5));
+    const b = bb.init(createRng(5));
+    const w = Array.from((a['fc1.weight'] as tf.Tensor).dataSync());
+    const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
+    expect(std).toBeCloseTo(Math.sqrt(2 / 784), 3);
+    expect(Array.from((b['fc1.weight'] as tf.Tensor).dataSync())).toEqual(w);
+  });
+
+  it('unknown taps and wrong input sizes give clear errors', () => {
+    const params = bb.init(createRng(1));
+    expect(() => bb.apply(params, tf.zeros([1, 784]), { taps: ['conv9'] })).toThrow(
+      'backbone "mlp-32-16" has no tap "conv9". Available taps: flatten, fc1, fc2',
+    );
+    expect(() => bb.apply(params, tf.zeros([1, 100]))).toThrow(/expects inputs of shape \[N, 28,28,1\]/);
+  });
+});
+
+describe('CNN backbone', () => {
+  const bb = createBackbone(cnnSpec([28, 28, 1], [4, 8], 16));
+  it('tracks shapes through conv and pooling', () => {
+    expect(bb.tapShapes.conv1).toEqual([28, 28, 4]);
+    expect(bb.tapShapes.pool1).toEqual([14, 14, 4]);
+    expect(bb.tapShapes.pool2).toEqual([7, 7, 8]);
+    expect(bb.featureDim).toBe(16);
+    const params = bb.init(createRng(0));
+    expect(countParams(params)).toBe(9 * 4 + 4 + 9 * 4 * 8 + 8 + 7 * 7 * 8 * 16 + 16);
+    const out = bb.apply(params, tf.zeros([2, 28, 28, 1]), { taps: ['pool2'] });
+    expect(out.taps.pool2?.shape).toEqual([2, 7, 7, 8]);
+  });
+
+  it('gradients on wasm match cpu (needs the wasm Conv2DBackpropFilter kernel)', async () => {
+    const params = bb.init(createRng(3));
+    const xs = createRng(4).normalArray(2 * 784);
+    const grads = async (backend: string) => {
+      await initBackend({ backend });
+      const p = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, tf.tensor(v.dataSync(), v.shape)]));
+      const x = tf.tensor(xs, [2, 28, 28, 1]);
+      const names = Object.keys(p);
+      const g = tf.grads((...ts: tf.Tensor[]) => {
+        const q = Object.fromEntries(names.map((n, i) => [n, ts[i] as tf.Tensor]));
+        return tf.sum(tf.square(bb.apply(q, x).features)) as tf.Scalar;
+      })(names.map((n) => p[n] as tf.Tensor));
+      return Object.fromEntries(names.map((n, i) => [n, Array.from((g[i] as tf.Tensor).dataSync())]));
+    };
+    const onCpu = await grads('cpu');
+    const onWasm = await grads('wasm');
+    await initBackend({ backend: 'cpu' });
+    for (const name of Object.keys(onCpu)) {
+      const a = onCpu[name] as number[];
+      const b = onWasm[name] as number[];
+      const scale = Math.max(1e-6, ...a.map(Math.abs));
+      const diff = Math.max(...a.map((v, i) => Math.abs(v - (b[i] as number))));
+      expect(diff / scale, name).toBeLessThan(1e-4);
+    }
+  });
+});
+
+describe('linear head and registry', () => {
+  it('head logits = features W + b', () => {
+    const head = linearHead(3, 2);
+    const params = head.init(createRng(0));
+    const f = tf.tensor2d([[1, 2, 3]]);
+    const expected = tf.add(tf.matMul(f, params['head.weight'] as tf.Tensor2D), params['head.bias'] as tf.Tensor);
+    expect(Array.from(head.apply(params, f).dataSync())).toEqual(Array.from(expected.dataSync()));
+    expect(() => linearHead(3, 1)).toThrow(/numClasses > 1/);
+  });
+
+  it('lists the built-in backbones and rejects unknown ids', () => {
+    const reg = createBackboneRegistry();
+    expect(reg.ids).toEqual(builtinBackbones.map((b) => b.id));
+    expect(() => reg.get('resnet')).toThrow('Unknown backbone "resnet". Valid backbone ids: mlp, cnn');
+  });
+});
