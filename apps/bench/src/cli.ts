@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable } from './report.js';
 import { readRecords } from './results.js';
+import { measureSpeed } from './speed.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { createSuiteRegistry } from './suites.js';
 
@@ -11,6 +12,7 @@ const USAGE = `transferlab benchmark
   pnpm bench list                                   suites, methods, tasks, backbones
   pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
   pnpm bench report <results.jsonl | DIR> [--metric NAME]
+  pnpm bench speed [--backend NAME] [--seconds S]   training steps/s of each backbone on each backend
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -22,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
       out: { type: 'string' },
       backend: { type: 'string' },
       metric: { type: 'string' },
+      seconds: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -73,8 +76,25 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${formatTable(readRecords(path), values.metric)}\n`);
       return 0;
     }
+    case 'speed': {
+      const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
+      if (!(seconds > 0)) throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
+      const { results, unavailable } = await measureSpeed({
+        seconds,
+        ...(values.backend ? { backends: [values.backend] } : {}),
+      });
+      process.stdout.write('| backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|\n');
+      for (const r of results) {
+        process.stdout.write(
+          `| ${r.backend} | ${r.backbone} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.examplesPerSecond.toFixed(0)} |\n`,
+        );
+      }
+      for (const u of unavailable) process.stdout.write(`(${u.backend} unavailable: ${u.error.split('\n')[0]})\n`);
+      for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
+      return 0;
+    }
     default:
-      throw new Error(`Unknown command "${command}". Valid commands: list, run, report\n\n${USAGE}`);
+      throw new Error(`Unknown command "${command}". Valid commands: list, run, report, speed\n\n${USAGE}`);
   }
 }
 

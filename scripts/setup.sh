@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine with Node.js 20+ lacks: pnpm, the
+# Fashion-MNIST data (Debian's dataset-fashion-mnist), and the workspace's
+# npm dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+  echo "setup: need root (or sudo) to run: $*" >&2; return 1; fi; }
+
+if ! command -v pnpm >/dev/null 2>&1; then
+  echo "setup: installing pnpm 10"
+  npm install -g pnpm@10 >/dev/null
+fi
+
+FASHION_DIR="${TRANSFERLAB_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+if [ ! -f "$FASHION_DIR/t10k-labels-idx1-ubyte.gz" ] && [ ! -f "$FASHION_DIR/t10k-labels-idx1-ubyte" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's dataset-fashion-mnist"
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "setup: no apt-get; Fashion-MNIST tasks need the IDX files in \$TRANSFERLAB_FASHION_MNIST_DIR" >&2
+  fi
+fi
+
+pnpm install --frozen-lockfile
