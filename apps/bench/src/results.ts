@@ -15,7 +15,7 @@ export interface TrialRecord {
   error?: string;
   backbone?: string;
   config?: Record<string, unknown>;
-  curve?: { epoch: number; trainLoss: number; valAcc: number }[];
+  curve?: { epoch: number; trainLoss: number; valAcc: number; valLoss: number }[];
   timestamp?: string;
 }
 

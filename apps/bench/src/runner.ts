@@ -122,12 +122,13 @@ export function pretrainSource(args: {
 export interface TrialResult {
   metrics: Record<string, number>;
   /** Per-epoch validation accuracy and mean training loss. */
-  curve: { epoch: number; trainLoss: number; valAcc: number }[];
+  curve: { epoch: number; trainLoss: number; valAcc: number; valLoss: number }[];
 }
 
 /**
  * One trial: a method trained on a task's target data, model selection by
- * target-val accuracy (evaluated every epoch, best snapshot kept), then the
+ * target-val accuracy, ties broken by val loss (evaluated every epoch, best
+ * snapshot kept), then the
  * target test set. The runner owns every tensor it creates and disposes the
  * method's state even when the method throws.
  */
@@ -159,6 +160,7 @@ export function runTrial(args: {
   let state = state0;
   let best: Params | undefined;
   let bestVal = -1;
+  let bestValLoss = Number.POSITIVE_INFINITY;
   let bestEpoch = 0;
   const curve: TrialResult['curve'] = [];
   try {
@@ -188,11 +190,14 @@ export function runTrial(args: {
       }
       const live = method.predictParams(state);
       const val = evaluateOn((x) => method.predict(state, live, x), target.val);
-      curve.push({ epoch, trainLoss: lossSum / Math.max(1, count), valAcc: val.acc });
-      if (val.acc > bestVal) {
+      curve.push({ epoch, trainLoss: lossSum / Math.max(1, count), valAcc: val.acc, valLoss: val.loss });
+      // A small val set saturates: accuracy ties are broken by val loss, so
+      // selection does not stop at the first, barely-trained epoch that ties.
+      if (val.acc > bestVal || (val.acc === bestVal && val.loss < bestValLoss)) {
         disposeParams(best);
         best = cloneParams(live);
         bestVal = val.acc;
+        bestValLoss = val.loss;
         bestEpoch = epoch;
       }
       args.onEpoch?.({ phase: 'train', epoch, epochs: config.epochs });
@@ -204,6 +209,7 @@ export function runTrial(args: {
         target_test_acc: test.acc,
         target_test_loss: test.loss,
         target_val_acc: bestVal,
+        target_val_loss: bestValLoss,
         best_epoch: bestEpoch,
         target_train_size: target.train.y.length,
       },

@@ -15,6 +15,9 @@
  * Only the returned TensorInfo (always a fresh data id owned by this kernel)
  * is handed to the engine.
  *
+ * Separately, useFastWasmConv2DBackpropInput() optionally replaces wasm's own
+ * (slow, non-XNNPACK) Conv2DBackpropInput, the input gradient of a conv.
+ *
  * Layout conventions follow tfjs-core: x / dy are NHWC unless
  * `dataFormat: 'NCHW'` (Conv2DBackpropFilter only); filters are
  * [filterHeight, filterWidth, inChannels, outChannels] (depthwise:
@@ -51,8 +54,8 @@ interface WasmBackendLike extends KernelBackend {
 type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
 
 /**
- * Runs a kernel registered for 'wasm' directly and tracks its output so that
- * `release()` frees every intermediate except the ones passed to `keep`.
+ * Runs kernels registered for 'wasm' directly and tracks their outputs so that
+ * `release(result)` frees every intermediate except the result.
  */
 class WasmScope {
   private readonly owned: TensorInfo[] = [];
@@ -82,7 +85,7 @@ class WasmScope {
     return out;
   }
 
-  /** Frees all intermediates; `result` (if owned) survives and is returned. */
+  /** Frees all intermediates except `result` (which may or may not be owned). */
   release(result?: TensorInfo): void {
     for (const info of this.owned) {
       if (result != null && info.dataId === result.dataId) continue;
@@ -731,10 +734,11 @@ export function registerWasmGradientKernels(): void {
 let stockConv2DBackpropInput: KernelConfig | undefined;
 
 /**
- * Opt-in: swaps wasm's stock Conv2DBackpropInput (a C++ loop) for the
+ * Swaps wasm's stock Conv2DBackpropInput (a C++ loop) for the
  * XNNPACK-backed transposed conv above (`true`), or puts the stock kernel
- * back (`false`). Idempotent. Not done by registerWasmGradientKernels because
- * it replaces a kernel tfjs-backend-wasm already provides.
+ * back (`false`). Idempotent. Kept apart from registerWasmGradientKernels
+ * because it replaces a kernel tfjs-backend-wasm already provides;
+ * `initBackend` turns it on for wasm.
  */
 export function useFastWasmConv2DBackpropInput(enabled = true): void {
   const current = tf.getKernel(tf.Conv2DBackpropInput, BACKEND);
@@ -752,6 +756,13 @@ export function useFastWasmConv2DBackpropInput(enabled = true): void {
     });
   } else {
     tf.unregisterKernel(tf.Conv2DBackpropInput, BACKEND);
-    if (stockConv2DBackpropInput != null) tf.registerKernel(stockConv2DBackpropInput);
+    const stock = stockConv2DBackpropInput;
+    if (stock != null) {
+      tf.registerKernel(stock);
+      // If the wasm backend was initialised while the stock kernel was
+      // unregistered, its setup (binding the C++ function) never ran.
+      const wasm = tf.findBackend(BACKEND);
+      if (wasm != null) stock.setupFunc?.(wasm);
+    }
   }
 }
