@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable } from './report.js';
 import { readRecords } from './results.js';
-import { measureSpeed } from './speed.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
+import { measureSpeed } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
 
 const USAGE = `transferlab benchmark
@@ -41,10 +41,22 @@ async function main(argv: string[]): Promise<number> {
         `${title}\n${rows.map((r) => `  ${r.id.padEnd(26)} ${r.text}`).join('\n')}\n`;
       process.stdout.write(
         [
-          section('suites', suites.items.map((s) => ({ id: s.id, text: s.description }))),
-          section('methods', reg.methods.items.map((m) => ({ id: m.id, text: m.description }))),
-          section('tasks', reg.tasks.items.map((t) => ({ id: t.id, text: t.description }))),
-          section('backbones', reg.backbones.items.map((b) => ({ id: b.id, text: b.description }))),
+          section(
+            'suites',
+            suites.items.map((s) => ({ id: s.id, text: s.description })),
+          ),
+          section(
+            'methods',
+            reg.methods.items.map((m) => ({ id: m.id, text: m.description })),
+          ),
+          section(
+            'tasks',
+            reg.tasks.items.map((t) => ({ id: t.id, text: t.description })),
+          ),
+          section(
+            'backbones',
+            reg.backbones.items.map((b) => ({ id: b.id, text: b.description })),
+          ),
         ].join('\n'),
       );
       return 0;
@@ -65,8 +77,12 @@ async function main(argv: string[]): Promise<number> {
         ...(values.backend ? { backend: values.backend } : {}),
       });
       const failed = result.records.filter((r) => r.status !== 'ok').length;
-      process.stdout.write(`\nsuite ${suite.id} on backend ${result.backend.name}\n${formatTable(result.records, values.metric)}\n`);
-      process.stdout.write(`\n${result.records.length} trials, ${failed} failed; results appended to ${result.resultsPath}\n`);
+      process.stdout.write(
+        `\nsuite ${suite.id} on backend ${result.backend.name}\n${formatTable(result.records, values.metric)}\n`,
+      );
+      process.stdout.write(
+        `\n${result.records.length} trials, ${failed} failed; results appended to ${result.resultsPath}\n`,
+      );
       return failed === 0 ? 0 : 1;
     }
     case 'report': {
@@ -78,23 +94,29 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'speed': {
       const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
-      if (!(seconds > 0)) throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
+      if (!(seconds > 0))
+        throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
       const { results, unavailable } = await measureSpeed({
         seconds,
         ...(values.backend ? { backends: [values.backend] } : {}),
       });
-      process.stdout.write('| backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|\n');
+      process.stdout.write(
+        '| backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|\n',
+      );
       for (const r of results) {
         process.stdout.write(
           `| ${r.backend} | ${r.backbone} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.examplesPerSecond.toFixed(0)} |\n`,
         );
       }
-      for (const u of unavailable) process.stdout.write(`(${u.backend} unavailable: ${u.error.split('\n')[0]})\n`);
+      for (const u of unavailable)
+        process.stdout.write(`(${u.backend} unavailable: ${u.error.split('\n')[0]})\n`);
       for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
       return 0;
     }
     default:
-      throw new Error(`Unknown command "${command}". Valid commands: list, run, report, speed\n\n${USAGE}`);
+      throw new Error(
+        `Unknown command "${command}". Valid commands: list, run, report, speed\n\n${USAGE}`,
+      );
   }
 }
 

@@ -5,7 +5,11 @@ import type { TrialRecord } from './results.js';
  * A task × method table of `metric`: mean ± 95% CI half-width over seeds
  * (n in brackets when some seeds failed).
  */
-export function formatTable(records: readonly TrialRecord[], metric = 'target_test_acc', asPercent = true): string {
+export function formatTable(
+  records: readonly TrialRecord[],
+  metric = 'target_test_acc',
+  asPercent = true,
+): string {
   const tasks = [...new Set(records.map((r) => r.task))];
   const methods = [...new Set(records.map((r) => r.method))];
   const fmt = (v: number) => (asPercent ? (100 * v).toFixed(1) : v.toPrecision(4));
@@ -24,7 +28,8 @@ export function formatTable(records: readonly TrialRecord[], metric = 'target_te
     }),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
   const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
   const title = `${metric}${asPercent ? ' (%)' : ''}, mean ± 95% CI over seeds (n = ${new Set(records.map((r) => r.seed)).size})`;
   return [title, line(header), sep, ...rows.map(line)].join('\n');

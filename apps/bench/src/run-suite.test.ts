@@ -31,7 +31,13 @@ const tiny: SuiteSpec = {
 describe('runSuite', () => {
   it('runs every trial, appends one JSON line per trial, and is reproducible per seed', async () => {
     const out = tmp();
-    const first = await runSuite({ suite: tiny, outDir: out, backend: 'wasm', progress: silent, diskCache: false });
+    const first = await runSuite({
+      suite: tiny,
+      outDir: out,
+      backend: 'wasm',
+      progress: silent,
+      diskCache: false,
+    });
     expect(first.records.map((r) => r.method)).toEqual(['scratch', 'linear-probe', 'fine-tune']);
     for (const r of first.records) {
       expect(r.status).toBe('ok');
@@ -42,13 +48,32 @@ describe('runSuite', () => {
     const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(3);
     const parsed = JSON.parse(lines[1] as string);
-    expect(Object.keys(parsed)).toEqual(expect.arrayContaining(['suite', 'task', 'method', 'seed', 'status', 'metrics', 'durationMs', 'backend']));
+    expect(Object.keys(parsed)).toEqual(
+      expect.arrayContaining([
+        'suite',
+        'task',
+        'method',
+        'seed',
+        'status',
+        'metrics',
+        'durationMs',
+        'backend',
+      ]),
+    );
     expect(parsed.suite).toBe('tiny');
 
-    const second = await runSuite({ suite: tiny, outDir: out, backend: 'wasm', progress: silent, diskCache: false });
+    const second = await runSuite({
+      suite: tiny,
+      outDir: out,
+      backend: 'wasm',
+      progress: silent,
+      diskCache: false,
+    });
     // same seed, same backend → identical metrics (wall-clock timings aside)
     const strip = ({ pretrain_ms: _ms, ...rest }: Record<string, number>) => rest;
-    expect(second.records.map((r) => strip(r.metrics))).toEqual(first.records.map((r) => strip(r.metrics)));
+    expect(second.records.map((r) => strip(r.metrics))).toEqual(
+      first.records.map((r) => strip(r.metrics)),
+    );
     expect(readRecords(join(out, 'results.jsonl'))).toHaveLength(6);
     expect(formatTable(second.records)).toMatch(/mnist-digits-to-parity \| \d+\.\d/);
   });
@@ -68,23 +93,29 @@ describe('runSuite', () => {
     expect(result.records[1]?.status).toBe('ok');
     // the disk cache holds the pre-trained backbone: a second run reuses it
     const again = await runSuite({ suite, outDir: out, backend: 'wasm', progress: silent });
-    expect(again.records[1]?.metrics.target_test_acc).toBe(result.records[1]?.metrics.target_test_acc);
+    expect(again.records[1]?.metrics.target_test_acc).toBe(
+      result.records[1]?.metrics.target_test_acc,
+    );
     expect(again.records[1]?.metrics.pretrain_ms).toBeUndefined();
   });
 
   it('unknown ids are refused before any work, listing the valid ones', async () => {
     const reg = defaultRegistries();
-    await expect(runSuite({ suite: { ...tiny, tasks: [{ id: 'cifar' }] }, outDir: tmp(), progress: silent })).rejects.toThrow(
-      `Unknown task "cifar". Valid task ids: ${reg.tasks.ids.join(', ')}`,
-    );
-    await expect(runSuite({ suite: { ...tiny, methods: [{ id: 'dann' }] }, outDir: tmp(), progress: silent })).rejects.toThrow(
-      /Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune/,
-    );
-    await expect(runSuite({ suite: { ...tiny, backbone: 'vit' }, outDir: tmp(), progress: silent })).rejects.toThrow(
-      /Unknown backbone "vit"/,
-    );
     await expect(
-      runSuite({ suite: { ...tiny, methods: [{ id: 'scratch', options: { lr: -1 } }] }, outDir: tmp(), progress: silent }),
+      runSuite({ suite: { ...tiny, tasks: [{ id: 'cifar' }] }, outDir: tmp(), progress: silent }),
+    ).rejects.toThrow(`Unknown task "cifar". Valid task ids: ${reg.tasks.ids.join(', ')}`);
+    await expect(
+      runSuite({ suite: { ...tiny, methods: [{ id: 'dann' }] }, outDir: tmp(), progress: silent }),
+    ).rejects.toThrow(/Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune/);
+    await expect(
+      runSuite({ suite: { ...tiny, backbone: 'vit' }, outDir: tmp(), progress: silent }),
+    ).rejects.toThrow(/Unknown backbone "vit"/);
+    await expect(
+      runSuite({
+        suite: { ...tiny, methods: [{ id: 'scratch', options: { lr: -1 } }] },
+        outDir: tmp(),
+        progress: silent,
+      }),
     ).rejects.toThrow(/lr must be a positive number/);
   });
 
@@ -99,7 +130,9 @@ describe('runSuite', () => {
       };
       const result = await runSuite({ suite, outDir: tmp(), backend: 'wasm', progress: silent });
       expect(result.records[0]?.status).toBe('failed');
-      expect(result.records[0]?.error).toMatch(/\/nonexistent\/fashion\/.*ubyte.*dataset-fashion-mnist/s);
+      expect(result.records[0]?.error).toMatch(
+        /\/nonexistent\/fashion\/.*ubyte.*dataset-fashion-mnist/s,
+      );
       expect(result.records[1]?.status).toBe('ok');
     } finally {
       if (saved === undefined) delete process.env.TRANSFERLAB_FASHION_MNIST_DIR;
@@ -111,15 +144,20 @@ describe('runSuite', () => {
 describe('CLI', () => {
   const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--conditions=@transferlab/source', '--import', 'tsx', 'apps/bench/src/cli.ts', ...args], {
-      cwd: root,
-      encoding: 'utf8',
-    });
+    spawnSync(
+      process.execPath,
+      ['--conditions=@transferlab/source', '--import', 'tsx', 'apps/bench/src/cli.ts', ...args],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    );
 
   it('list shows suites, methods, tasks and backbones', () => {
     const r = cli('list');
     expect(r.status).toBe(0);
-    for (const word of ['quick', 'fine-tune', 'mnist-digits-to-parity', 'mlp']) expect(r.stdout).toContain(word);
+    for (const word of ['quick', 'fine-tune', 'mnist-digits-to-parity', 'mlp'])
+      expect(r.stdout).toContain(word);
   });
 
   it('an unknown suite exits 2 and lists the valid suites', () => {

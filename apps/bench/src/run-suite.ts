@@ -1,10 +1,21 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendInfo, disposeParams, initBackend, type Params, type Registry } from '@transferlab/core';
+import {
+  type BackendInfo,
+  disposeParams,
+  initBackend,
+  type Params,
+  type Registry,
+} from '@transferlab/core';
 import { createTaskRegistry, type TaskPair, type TaskSpec } from '@transferlab/datasets';
 import { type AnyTransferMethod, createMethodRegistry } from '@transferlab/methods';
-import { type BackboneFactory, createBackboneRegistry, loadParams, saveParams } from '@transferlab/models';
+import {
+  type BackboneFactory,
+  createBackboneRegistry,
+  loadParams,
+  saveParams,
+} from '@transferlab/models';
 import { createProgress, type Progress } from './progress.js';
 import { appendRecord, type TrialRecord } from './results.js';
 import { defaultPretrainConfig, type PretrainConfig, pretrainSource, runTrial } from './runner.js';
@@ -17,7 +28,11 @@ export interface Registries {
 }
 
 export function defaultRegistries(): Registries {
-  return { tasks: createTaskRegistry(), methods: createMethodRegistry(), backbones: createBackboneRegistry() };
+  return {
+    tasks: createTaskRegistry(),
+    methods: createMethodRegistry(),
+    backbones: createBackboneRegistry(),
+  };
 }
 
 export interface RunSuiteOptions {
@@ -51,13 +66,20 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   const { suite } = opts;
   const reg = opts.registries ?? defaultRegistries();
   const seeds = opts.seeds ?? suite.seeds;
-  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds must be a positive integer, got ${seeds}`);
+  if (!Number.isInteger(seeds) || seeds < 1)
+    throw new Error(`--seeds must be a positive integer, got ${seeds}`);
   // Fail fast on unknown ids and bad method options, before hours of work.
   const backboneFactory = reg.backbones.get(suite.backbone);
   const tasks = suite.tasks.map((t) => ({ spec: reg.tasks.get(t.id), options: t.options ?? {} }));
   const methods = suite.methods.map((m) => {
     const method = reg.methods.get(m.id);
-    return { method, config: method.validate(m.options ?? {}) as Record<string, unknown> & { epochs: number; batchSize: number } };
+    return {
+      method,
+      config: method.validate(m.options ?? {}) as Record<string, unknown> & {
+        epochs: number;
+        batchSize: number;
+      },
+    };
   });
   const pretrainConfig: PretrainConfig = { ...defaultPretrainConfig, ...suite.pretrain };
 
@@ -73,8 +95,13 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   const record = (r: TrialRecord) => {
     appendRecord(resultsPath, r);
     records.push(r);
-    const m = r.status === 'ok' ? `acc ${(100 * (r.metrics.target_test_acc ?? Number.NaN)).toFixed(1)}%` : `FAILED: ${r.error}`;
-    progress.done(`${r.task} ${r.method} seed ${r.seed}: ${m} (${(r.durationMs / 1000).toFixed(1)} s)`);
+    const m =
+      r.status === 'ok'
+        ? `acc ${(100 * (r.metrics.target_test_acc ?? Number.NaN)).toFixed(1)}%`
+        : `FAILED: ${r.error}`;
+    progress.done(
+      `${r.task} ${r.method} seed ${r.seed}: ${m} (${(r.durationMs / 1000).toFixed(1)} s)`,
+    );
   };
 
   for (let seed = 0; seed < seeds; seed++) {
@@ -95,7 +122,13 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
         const started = Date.now();
         progress.trial(`${spec.id} pre-training (seed ${seed})`, index, total);
         try {
-          const key = hashKey({ task: spec.id, options, seed, backbone: backbone.spec, pretrainConfig });
+          const key = hashKey({
+            task: spec.id,
+            options,
+            seed,
+            backbone: backbone.spec,
+            pretrainConfig,
+          });
           const file = join(cacheDir, `pretrain-${spec.id}-s${seed}-${key}.tlparams`);
           if (opts.diskCache !== false && existsSync(file)) {
             const loaded = await loadParams(file);
@@ -110,10 +143,18 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
               onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
             });
             pretrained = out.params;
-            pretrainMetrics = { source_train_acc: out.sourceTrainAcc, pretrain_ms: Date.now() - started };
+            pretrainMetrics = {
+              source_train_acc: out.sourceTrainAcc,
+              pretrain_ms: Date.now() - started,
+            };
             if (opts.diskCache !== false) {
               mkdirSync(cacheDir, { recursive: true });
-              await saveParams(file, pretrained, { task: spec.id, seed, backbone: backbone.spec.name, sourceTrainAcc: out.sourceTrainAcc });
+              await saveParams(file, pretrained, {
+                task: spec.id,
+                seed,
+                backbone: backbone.spec.name,
+                sourceTrainAcc: out.sourceTrainAcc,
+              });
             }
           }
         } catch (err) {
@@ -124,10 +165,24 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
         const label = `${spec.id} · ${method.id} · seed ${seed}`;
         progress.trial(label, index++, total);
         const started = Date.now();
-        const base = { suite: suite.id, task: spec.id, method: method.id, seed, backend: backend.name, backbone: suiteBackboneName(backbone, suite) };
+        const base = {
+          suite: suite.id,
+          task: spec.id,
+          method: method.id,
+          seed,
+          backend: backend.name,
+          backbone: suiteBackboneName(backbone, suite),
+        };
         const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
         if (upstream || !task || !backbone) {
-          record({ ...base, status: 'failed', metrics: {}, durationMs: 0, error: upstream ?? 'task unavailable', config });
+          record({
+            ...base,
+            status: 'failed',
+            metrics: {},
+            durationMs: 0,
+            error: upstream ?? 'task unavailable',
+            config,
+          });
           continue;
         }
         try {
@@ -143,7 +198,10 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           record({
             ...base,
             status: 'ok',
-            metrics: { ...out.metrics, ...(method.needs.pretrainedBackbone ? pretrainMetrics : {}) },
+            metrics: {
+              ...out.metrics,
+              ...(method.needs.pretrainedBackbone ? pretrainMetrics : {}),
+            },
             durationMs: Date.now() - started,
             config,
             curve: out.curve,
@@ -168,6 +226,9 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   return { records, backend, resultsPath };
 }
 
-function suiteBackboneName(backbone: { spec: { name: string } } | undefined, suite: SuiteSpec): string {
+function suiteBackboneName(
+  backbone: { spec: { name: string } } | undefined,
+  suite: SuiteSpec,
+): string {
   return backbone?.spec.name ?? suite.backbone;
 }

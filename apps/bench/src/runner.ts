@@ -41,7 +41,10 @@ export function predictDataset(
   return out;
 }
 
-export function evaluateOn(predict: (x: tf.Tensor) => tf.Tensor, ds: Dataset): { acc: number; loss: number } {
+export function evaluateOn(
+  predict: (x: tf.Tensor) => tf.Tensor,
+  ds: Dataset,
+): { acc: number; loss: number } {
   const logits = predictDataset(predict, ds);
   try {
     return { acc: accuracy(logits, ds.y), loss: crossEntropy(logits, ds.y) };
@@ -110,10 +113,19 @@ export function pretrainSource(args: {
       }
       args.onEpoch?.({ phase: 'pretrain', epoch: epoch + 1, epochs: config.epochs });
     }
-    const evalSet = n > 5000 ? subset(source, Int32Array.from({ length: 5000 }, (_, i) => i)) : source;
+    const evalSet =
+      n > 5000
+        ? subset(
+            source,
+            Int32Array.from({ length: 5000 }, (_, i) => i),
+          )
+        : source;
     const { acc } = evaluateOn((x) => classifierLogits(state, state.params, x), evalSet);
     const backboneNames = Object.keys(args.backbone.paramShapes);
-    return { params: cloneParams(pickParams(state.params, (n2) => backboneNames.includes(n2))), sourceTrainAcc: acc };
+    return {
+      params: cloneParams(pickParams(state.params, (n2) => backboneNames.includes(n2))),
+      sourceTrainAcc: acc,
+    };
   } finally {
     disposeClassifier(state);
   }
@@ -166,18 +178,27 @@ export function runTrial(args: {
   try {
     const batchRng = rng.derive('batches');
     const sourceRng = rng.derive('source-batches');
-    const sourceIter = method.needs.sourceBatches ? endless(task.source.train, config.batchSize, sourceRng) : undefined;
+    const sourceIter = method.needs.sourceBatches
+      ? endless(task.source.train, config.batchSize, sourceRng)
+      : undefined;
     let step = 0;
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
       let lossSum = 0;
       let count = 0;
       for (const idx of batches(target.train, config.batchSize, batchRng)) {
         const targetBatch: Batch = toTensors(target.train, idx);
-        const sourceBatch: Batch | undefined = sourceIter ? toTensors(task.source.train, sourceIter.next().value as Int32Array) : undefined;
+        const sourceBatch: Batch | undefined = sourceIter
+          ? toTensors(task.source.train, sourceIter.next().value as Int32Array)
+          : undefined;
         try {
-          const out = method.trainStep(state, { target: targetBatch, ...(sourceBatch ? { source: sourceBatch } : {}), step });
+          const out = method.trainStep(state, {
+            target: targetBatch,
+            ...(sourceBatch ? { source: sourceBatch } : {}),
+            step,
+          });
           state = out.state;
-          if (!Number.isFinite(out.loss)) throw new Error(`training diverged at step ${step}: loss is ${out.loss}`);
+          if (!Number.isFinite(out.loss))
+            throw new Error(`training diverged at step ${step}: loss is ${out.loss}`);
           lossSum += out.loss;
           count++;
           step++;
@@ -190,7 +211,12 @@ export function runTrial(args: {
       }
       const live = method.predictParams(state);
       const val = evaluateOn((x) => method.predict(state, live, x), target.val);
-      curve.push({ epoch, trainLoss: lossSum / Math.max(1, count), valAcc: val.acc, valLoss: val.loss });
+      curve.push({
+        epoch,
+        trainLoss: lossSum / Math.max(1, count),
+        valAcc: val.acc,
+        valLoss: val.loss,
+      });
       // A small val set saturates: accuracy ties are broken by val loss, so
       // selection does not stop at the first, barely-trained epoch that ties.
       if (val.acc > bestVal || (val.acc === bestVal && val.loss < bestValLoss)) {
@@ -222,6 +248,10 @@ export function runTrial(args: {
 }
 
 /** Source minibatches for as long as the target loop wants them, reshuffled each pass. */
-function* endless(ds: Dataset, batchSize: number, rng: ReturnType<typeof createRng>): Generator<Int32Array> {
+function* endless(
+  ds: Dataset,
+  batchSize: number,
+  rng: ReturnType<typeof createRng>,
+): Generator<Int32Array> {
   for (;;) yield* batches(ds, batchSize, rng, { dropLast: ds.y.length >= batchSize });
 }

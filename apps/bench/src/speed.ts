@@ -1,5 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { adam, BACKENDS, createRng, disposeOptimizerState, disposeParams, initBackend, mergeParams, softmaxCrossEntropy, trainStep } from '@transferlab/core';
+import {
+  adam,
+  BACKENDS,
+  createRng,
+  disposeOptimizerState,
+  disposeParams,
+  initBackend,
+  mergeParams,
+  softmaxCrossEntropy,
+  trainStep,
+} from '@transferlab/core';
 import { createBackboneRegistry, linearHead } from '@transferlab/models';
 
 export interface SpeedResult {
@@ -42,7 +52,10 @@ export async function measureSpeed(opts: {
       const optimizer = adam({ lr: 1e-3 });
       let state = optimizer.init(params);
       const x = tf.tensor(rng.normalArray(batchSize * 784), [batchSize, 28, 28, 1]);
-      const y = tf.tensor1d(Int32Array.from({ length: batchSize }, () => rng.int(10)), 'int32');
+      const y = tf.tensor1d(
+        Int32Array.from({ length: batchSize }, () => rng.int(10)),
+        'int32',
+      );
       const step = () => {
         ({ params, state } = trainStep({
           params,

@@ -60,6 +60,8 @@ const classSplit: SuiteSpec = {
 
 export const builtinSuites: readonly SuiteSpec[] = [quick, quickCnn, classSplit];
 
-export function createSuiteRegistry(suites: readonly SuiteSpec[] = builtinSuites): Registry<SuiteSpec> {
+export function createSuiteRegistry(
+  suites: readonly SuiteSpec[] = builtinSuites,
+): Registry<SuiteSpec> {
   return createRegistry('suite', suites);
 }

@@ -18,7 +18,9 @@ describe('initBackend', () => {
   });
 
   it('names the valid backends for an unknown one', () => {
-    expect(() => parseBackendName('gpu', 'test')).toThrow('Unknown backend "gpu" (from test). Valid backends: tensorflow, wasm, cpu');
+    expect(() => parseBackendName('gpu', 'test')).toThrow(
+      'Unknown backend "gpu" (from test). Valid backends: tensorflow, wasm, cpu',
+    );
   });
 
   it('an explicitly requested backend that cannot load is an error, not a silent fallback', async () => {
@@ -29,7 +31,9 @@ describe('initBackend', () => {
       tfjsNodeInstalled = false;
     }
     if (tfjsNodeInstalled) return; // nothing to check where it is installed
-    await expect(initBackend({ backend: 'tensorflow' })).rejects.toThrow(/Backend "tensorflow" could not be initialised/);
+    await expect(initBackend({ backend: 'tensorflow' })).rejects.toThrow(
+      /Backend "tensorflow" could not be initialised/,
+    );
   });
 
   it('automatic choice skips tensorflow when tfjs-node is absent and picks wasm', async () => {

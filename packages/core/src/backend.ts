@@ -3,7 +3,10 @@ import * as tf from '@tensorflow/tfjs-core';
 // registers none) and the cpu backend; the wasm backend registers itself.
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerWasmGradientKernels, useFastWasmConv2DBackpropInput } from './kernels/wasm-gradient-kernels.js';
+import {
+  registerWasmGradientKernels,
+  useFastWasmConv2DBackpropInput,
+} from './kernels/wasm-gradient-kernels.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -18,7 +21,9 @@ export interface BackendInfo {
 
 export function parseBackendName(value: string, source: string): BackendName {
   if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
-  throw new Error(`Unknown backend "${value}" (from ${source}). Valid backends: ${BACKENDS.join(', ')}`);
+  throw new Error(
+    `Unknown backend "${value}" (from ${source}). Valid backends: ${BACKENDS.join(', ')}`,
+  );
 }
 
 /** tfjs-node is optional: its install downloads libtensorflow, which fails offline. */
@@ -26,7 +31,9 @@ async function loadTensorflowBackend(): Promise<void> {
   const moduleName = '@tensorflow/tfjs-node';
   await import(/* @vite-ignore */ moduleName);
   if (!tf.findBackend('tensorflow')) {
-    throw new Error('@tensorflow/tfjs-node loaded but registered no "tensorflow" backend (a second copy of tfjs-core?)');
+    throw new Error(
+      '@tensorflow/tfjs-node loaded but registered no "tensorflow" backend (a second copy of tfjs-core?)',
+    );
   }
 }
 

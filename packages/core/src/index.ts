@@ -1,4 +1,11 @@
-export { activeBackend, BACKENDS, type BackendInfo, type BackendName, initBackend, parseBackendName } from './backend.js';
+export {
+  activeBackend,
+  BACKENDS,
+  type BackendInfo,
+  type BackendName,
+  initBackend,
+  parseBackendName,
+} from './backend.js';
 export { registerWasmGradientKernels } from './kernels/wasm-gradient-kernels.js';
 export { measureTensorGrowth } from './leak.js';
 export { meanSquaredError, softmaxCrossEntropy } from './losses.js';
@@ -25,4 +32,10 @@ export {
 } from './params.js';
 export { createRegistry, type Registry, UnknownIdError } from './registry.js';
 export { createRng, type Rng } from './rng.js';
-export { cosineSchedule, DivergenceError, type TrainStepResult, trainStep, valueAndGrads } from './train.js';
+export {
+  cosineSchedule,
+  DivergenceError,
+  type TrainStepResult,
+  trainStep,
+  valueAndGrads,
+} from './train.js';

@@ -37,7 +37,9 @@ describe('sgd', () => {
     const out = opt.update(params, { frozen: tf.scalar(1), free: tf.scalar(1) }, opt.init(params));
     expect(values(out.params, 'frozen')).toEqual([1]);
     expect(values(out.params, 'free')).toEqual([0]);
-    expect(() => opt.update(params, { nope: tf.scalar(1) }, opt.init(params))).toThrow(/unknown parameter "nope"/);
+    expect(() => opt.update(params, { nope: tf.scalar(1) }, opt.init(params))).toThrow(
+      /unknown parameter "nope"/,
+    );
   });
 
   it('rejects bad hyper-parameters', () => {

@@ -52,7 +52,8 @@ export interface AdamConfig {
 }
 
 function checkLr(name: string, lr: number): void {
-  if (!(lr > 0) || !Number.isFinite(lr)) throw new Error(`${name}: lr must be a positive number, got ${lr}`);
+  if (!(lr > 0) || !Number.isFinite(lr))
+    throw new Error(`${name}: lr must be a positive number, got ${lr}`);
 }
 
 /** SGD with momentum and weight decay, with PyTorch's update convention. */
@@ -61,13 +62,15 @@ export function sgd(config: SgdConfig): Optimizer {
   const momentum = config.momentum ?? 0;
   const wd = config.weightDecay ?? 0;
   const nesterov = config.nesterov ?? false;
-  if (momentum < 0 || momentum >= 1) throw new Error(`sgd: momentum must be in [0, 1), got ${momentum}`);
+  if (momentum < 0 || momentum >= 1)
+    throw new Error(`sgd: momentum must be in [0, 1), got ${momentum}`);
   if (wd < 0) throw new Error(`sgd: weightDecay must be ≥ 0, got ${wd}`);
   return {
     name: 'sgd',
     init(params) {
       const slots: Record<string, tf.Tensor> = {};
-      if (momentum > 0) for (const [n, p] of Object.entries(params)) slots[`v:${n}`] = tf.zerosLike(p);
+      if (momentum > 0)
+        for (const [n, p] of Object.entries(params)) slots[`v:${n}`] = tf.zerosLike(p);
       return { slots, step: 0 };
     },
     update(params, grads, state, lrFactor = 1) {
@@ -128,7 +131,9 @@ export function adam(config: AdamConfig): Optimizer {
         const m0 = state.slots[`m:${n}`];
         const v0 = state.slots[`v:${n}`];
         const m = m0 ? tf.add(tf.mul(m0, b1), tf.mul(g, 1 - b1)) : tf.mul(g, 1 - b1);
-        const v = v0 ? tf.add(tf.mul(v0, b2), tf.mul(tf.square(g), 1 - b2)) : tf.mul(tf.square(g), 1 - b2);
+        const v = v0
+          ? tf.add(tf.mul(v0, b2), tf.mul(tf.square(g), 1 - b2))
+          : tf.mul(tf.square(g), 1 - b2);
         slots[`m:${n}`] = m;
         slots[`v:${n}`] = v;
         const stepDir = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));

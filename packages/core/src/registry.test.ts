@@ -13,6 +13,8 @@ describe('createRegistry', () => {
     expect(() => reg.get('zzz')).toThrow('Unknown method "zzz". Valid method ids: a, b');
   });
   it('duplicates are refused', () => {
-    expect(() => createRegistry('suite', [{ id: 'x' }, { id: 'x' }])).toThrow(/Duplicate suite id "x"/);
+    expect(() => createRegistry('suite', [{ id: 'x' }, { id: 'x' }])).toThrow(
+      /Duplicate suite id "x"/,
+    );
   });
 });

@@ -54,7 +54,8 @@ function mix32(x: number): number {
  * passes BigCrush, and is fast in 32-bit JS integer arithmetic.
  */
 export function createRng(seed: number): Rng {
-  if (!Number.isFinite(seed)) throw new Error(`createRng: seed must be a finite number, got ${seed}`);
+  if (!Number.isFinite(seed))
+    throw new Error(`createRng: seed must be a finite number, got ${seed}`);
   const seed32 = Math.trunc(seed) >>> 0;
   let a = mix32(seed32 ^ 0x9e3779b9);
   let b = mix32(seed32 + 0x6a09e667);
@@ -76,7 +77,8 @@ export function createRng(seed: number): Rng {
     nextUint32,
     next: () => nextUint32() / 4294967296,
     int(n) {
-      if (!Number.isInteger(n) || n <= 0) throw new Error(`Rng.int: n must be a positive integer, got ${n}`);
+      if (!Number.isInteger(n) || n <= 0)
+        throw new Error(`Rng.int: n must be a positive integer, got ${n}`);
       return Math.floor((nextUint32() / 4294967296) * n);
     },
     normal() {

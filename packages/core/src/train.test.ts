@@ -15,9 +15,13 @@ beforeAll(async () => {
 function logisticProblem(seed: number) {
   const rng = createRng(seed);
   const x = tf.tensor2d(rng.normalArray(64 * 5), [64, 5]);
-  const y = tf.tensor1d(Int32Array.from({ length: 64 }, () => rng.int(3)), 'int32');
+  const y = tf.tensor1d(
+    Int32Array.from({ length: 64 }, () => rng.int(3)),
+    'int32',
+  );
   const params: Params = { w: tf.tensor2d(rng.normalArray(15, 0.1), [5, 3]), b: tf.zeros([3]) };
-  const loss = (p: Params) => softmaxCrossEntropy(tf.add(tf.matMul(x, p.w as tf.Tensor2D), p.b as tf.Tensor), y);
+  const loss = (p: Params) =>
+    softmaxCrossEntropy(tf.add(tf.matMul(x, p.w as tf.Tensor2D), p.b as tf.Tensor), y);
   return { x, y, params, loss };
 }
 
@@ -33,7 +37,8 @@ describe('softmaxCrossEntropy', () => {
       const minus = [...w];
       plus[i]! += h;
       minus[i]! -= h;
-      const f = (vals: number[]) => loss({ ...params, w: tf.tensor2d(vals, [5, 3]) }).dataSync()[0] as number;
+      const f = (vals: number[]) =>
+        loss({ ...params, w: tf.tensor2d(vals, [5, 3]) }).dataSync()[0] as number;
       const fd = (f(plus) - f(minus)) / (2 * h);
       expect(Math.abs(fd - g[i]!)).toBeLessThan(2e-4);
     }
@@ -62,7 +67,13 @@ describe('trainStep', () => {
     const prob = logisticProblem(3);
     const before = Array.from((prob.params.b as tf.Tensor).dataSync());
     const opt = sgd({ lr: 0.5 });
-    const out = trainStep({ params: prob.params, state: opt.init(prob.params), optimizer: opt, loss: prob.loss, trainable: ['w'] });
+    const out = trainStep({
+      params: prob.params,
+      state: opt.init(prob.params),
+      optimizer: opt,
+      loss: prob.loss,
+      trainable: ['w'],
+    });
     expect(Array.from((out.params.b as tf.Tensor).dataSync())).toEqual(before);
     expect(out.params.b).toBe(prob.params.b);
   });
@@ -71,7 +82,12 @@ describe('trainStep', () => {
     const params = { w: tf.scalar(1) };
     const opt = sgd({ lr: 0.1 });
     expect(() =>
-      trainStep({ params, state: opt.init(params), optimizer: opt, loss: (p) => tf.div(p.w as tf.Tensor, 0) as tf.Scalar }),
+      trainStep({
+        params,
+        state: opt.init(params),
+        optimizer: opt,
+        loss: (p) => tf.div(p.w as tf.Tensor, 0) as tf.Scalar,
+      }),
     ).toThrow(DivergenceError);
   });
 
@@ -81,7 +97,8 @@ describe('trainStep', () => {
       const opt = adam({ lr: 0.01 });
       let params = prob.params;
       let state = opt.init(params);
-      for (let i = 0; i < 5; i++) ({ params, state } = trainStep({ params, state, optimizer: opt, loss: prob.loss }));
+      for (let i = 0; i < 5; i++)
+        ({ params, state } = trainStep({ params, state, optimizer: opt, loss: prob.loss }));
       return Array.from((params.w as tf.Tensor).dataSync());
     };
     expect(run()).toEqual(run());

@@ -3,10 +3,10 @@ import { type LoadFashionMnistOptions, loadFashionMnist } from './fashion-mnist.
 import { loadMnist } from './mnist.js';
 import {
   computeNormalization,
+  mapLabels,
   type NormalizationStats,
   normalize,
   type SplitSize,
-  mapLabels,
   selectClasses,
   stratifiedSplitIndices,
   subsampleFraction,
@@ -259,9 +259,22 @@ export const mnistDigitsToParity: TaskSpec = defineTask(
     'half, few labels per class (default 10), 10/class validation, the rest as test.',
   async (opts, spec) => {
     const mnist = loadMnist();
-    const halves = stratifiedSplitIndices(mnist, { source: 0.5, target: 'rest' }, createRng(0).derive('mnist-halves'));
-    const parity = mapLabels(subset(mnist, halves.target), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1], ['even', 'odd']);
-    return createTaskPair({ ...spec, source: subset(mnist, halves.source), targetPool: parity, ...splitOptions(opts) });
+    const halves = stratifiedSplitIndices(
+      mnist,
+      { source: 0.5, target: 'rest' },
+      createRng(0).derive('mnist-halves'),
+    );
+    const parity = mapLabels(
+      subset(mnist, halves.target),
+      [0, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+      ['even', 'odd'],
+    );
+    return createTaskPair({
+      ...spec,
+      source: subset(mnist, halves.source),
+      targetPool: parity,
+      ...splitOptions(opts),
+    });
   },
 );
 
@@ -285,7 +298,11 @@ export const fashionToFashionCoarse: TaskSpec = defineTask(
     const train = await loadFashionMnist({ ...opts.fashionMnist, split: 'train' });
     const test = await loadFashionMnist({ ...opts.fashionMnist, split: 'test' });
     const sourceSize = opts.sourceSize ?? 10_000;
-    const source = subsampleFraction(train, Math.min(1, sourceSize / train.y.length), createRng(opts.seed).derive('source'));
+    const source = subsampleFraction(
+      train,
+      Math.min(1, sourceSize / train.y.length),
+      createRng(opts.seed).derive('source'),
+    );
     const coarse = mapLabels(test, FASHION_COARSE.mapping, FASHION_COARSE.names);
     return createTaskPair({ ...spec, source, targetPool: coarse, ...splitOptions(opts) });
   },

@@ -124,22 +124,39 @@ export function selectClasses(
  * different labelling of the same inputs, e.g. digit → parity). Every old
  * class must be mapped, and every new class must receive at least one old one.
  */
-export function mapLabels(ds: Dataset, mapping: readonly number[], classNames: readonly string[]): Dataset {
+export function mapLabels(
+  ds: Dataset,
+  mapping: readonly number[],
+  classNames: readonly string[],
+): Dataset {
   if (mapping.length !== ds.numClasses) {
-    throw new Error(`mapLabels on ${ds.name}: mapping has ${mapping.length} entries for ${ds.numClasses} classes`);
+    throw new Error(
+      `mapLabels on ${ds.name}: mapping has ${mapping.length} entries for ${ds.numClasses} classes`,
+    );
   }
   const numClasses = classNames.length;
   const hit = new Array<boolean>(numClasses).fill(false);
   mapping.forEach((m, c) => {
     if (!Number.isInteger(m) || m < 0 || m >= numClasses) {
-      throw new Error(`mapLabels on ${ds.name}: class ${c} maps to ${m}, outside 0..${numClasses - 1}`);
+      throw new Error(
+        `mapLabels on ${ds.name}: class ${c} maps to ${m}, outside 0..${numClasses - 1}`,
+      );
     }
     hit[m] = true;
   });
   const empty = hit.findIndex((h) => !h);
-  if (empty !== -1) throw new Error(`mapLabels on ${ds.name}: no class maps to new class ${empty} (${classNames[empty]})`);
+  if (empty !== -1)
+    throw new Error(
+      `mapLabels on ${ds.name}: no class maps to new class ${empty} (${classNames[empty]})`,
+    );
   const y = ds.y.map((label) => mapping[label] as number);
-  return { ...ds, name: `${ds.name}[relabelled: ${classNames.join('/')}]`, y, numClasses, classNames: [...classNames] };
+  return {
+    ...ds,
+    name: `${ds.name}[relabelled: ${classNames.join('/')}]`,
+    y,
+    numClasses,
+    classNames: [...classNames],
+  };
 }
 
 export type SplitSize = number | 'rest';
@@ -469,7 +486,10 @@ export function toTensors(ds: Dataset, indices?: ArrayLike<number>): { x: Tensor
   const n = ds.y.length;
   if (indices === undefined) {
     // Copies, so the tensors never alias the (possibly memoised, shared) dataset arrays.
-    return { x: tensor(ds.x.slice(), [n, ...ds.shape], 'float32'), y: tensor1d(ds.y.slice(), 'int32') };
+    return {
+      x: tensor(ds.x.slice(), [n, ...ds.shape], 'float32'),
+      y: tensor1d(ds.y.slice(), 'int32'),
+    };
   }
   if (indices.length === 0) throw new Error(`toTensors on ${ds.name}: no indices given`);
   const size = exampleSize(ds);

@@ -16,7 +16,10 @@ function batch(seed: number, n = 24): Batch {
   const rng = createRng(seed);
   const y = Int32Array.from({ length: n }, () => rng.int(3));
   // class-dependent mean: learnable
-  const x = Float32Array.from({ length: n * 8 }, (_, i) => rng.normal() + ((i % 8) === (y[Math.floor(i / 8)] as number) ? 2 : 0));
+  const x = Float32Array.from(
+    { length: n * 8 },
+    (_, i) => rng.normal() + (i % 8 === (y[Math.floor(i / 8)] as number) ? 2 : 0),
+  );
   return { x: tf.tensor2d(x, [n, 8]), y: tf.tensor1d(y, 'int32') };
 }
 
@@ -38,16 +41,24 @@ const snapshot = (p: Params, name: string) => Array.from((p[name] as tf.Tensor).
 describe('built-in methods', () => {
   it('the registry lists them and names the valid ids for an unknown one', () => {
     expect(registry.ids).toEqual(['scratch', 'linear-probe', 'fine-tune']);
-    expect(() => registry.get('finetune')).toThrow('Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune');
+    expect(() => registry.get('finetune')).toThrow(
+      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune',
+    );
   });
 
   it('validate rejects unknown options, wrong types and bad ranges', () => {
     const ft = registry.get('fine-tune');
-    expect(() => ft.validate({ lrr: 1 })).toThrow(/unknown option "lrr". Valid options: epochs, batchSize/);
+    expect(() => ft.validate({ lrr: 1 })).toThrow(
+      /unknown option "lrr". Valid options: epochs, batchSize/,
+    );
     expect(() => ft.validate({ lr: '0.1' })).toThrow(/option "lr" must be a number/);
     expect(() => ft.validate({ lr: 0 })).toThrow(/lr must be a positive number/);
-    expect(() => ft.validate({ backboneLrMultiplier: -1 })).toThrow(/backboneLrMultiplier must be ≥ 0/);
-    expect(() => ft.validate({ optimizer: 'rmsprop' })).toThrow(/optimizer must be one of adam, sgd/);
+    expect(() => ft.validate({ backboneLrMultiplier: -1 })).toThrow(
+      /backboneLrMultiplier must be ≥ 0/,
+    );
+    expect(() => ft.validate({ optimizer: 'rmsprop' })).toThrow(
+      /optimizer must be one of adam, sgd/,
+    );
     expect(ft.validate({ lr: 0.5 }).lr).toBe(0.5);
   });
 
@@ -86,7 +97,8 @@ describe('built-in methods', () => {
       let { state, pretrained } = start(method);
       const original = snapshot(pretrained, 'fc1.weight');
       const b = batch(2);
-      for (let step = 0; step < 5; step++) state = method.trainStep(state, { target: b, step }).state;
+      for (let step = 0; step < 5; step++)
+        state = method.trainStep(state, { target: b, step }).state;
       const now = snapshot(method.predictParams(state), 'fc1.weight');
       const moved = now.some((v, i) => v !== original[i]);
       expect(moved, id).toBe(moves);
@@ -100,12 +112,15 @@ describe('built-in methods', () => {
       const method = registry.get(id);
       let { state } = start(method, options, 7);
       const b = batch(3);
-      for (let step = 0; step < 5; step++) state = method.trainStep(state, { target: b, step }).state;
+      for (let step = 0; step < 5; step++)
+        state = method.trainStep(state, { target: b, step }).state;
       const out = snapshot(method.predictParams(state), 'head.weight');
       method.dispose(state);
       return out;
     };
-    expect(run('fine-tune', { backboneLrMultiplier: 0, lr: 0.01 })).toEqual(run('linear-probe', { lr: 0.01 }));
+    expect(run('fine-tune', { backboneLrMultiplier: 0, lr: 0.01 })).toEqual(
+      run('linear-probe', { lr: 0.01 }),
+    );
   });
 
   it('scratch ignores pretrained weights and is deterministic per seed', () => {

@@ -7,6 +7,8 @@ import type { AnyTransferMethod } from './types.js';
 /** The built-in methods, as an explicit list: adding a method means adding it here. */
 export const builtinMethods: readonly AnyTransferMethod[] = [scratch, linearProbe, fineTune];
 
-export function createMethodRegistry(methods: readonly AnyTransferMethod[] = builtinMethods): Registry<AnyTransferMethod> {
+export function createMethodRegistry(
+  methods: readonly AnyTransferMethod[] = builtinMethods,
+): Registry<AnyTransferMethod> {
   return createRegistry('method', methods);
 }

@@ -23,11 +23,17 @@ describe('MLP backbone', () => {
     const x = tf.tensor(createRng(2).normalArray(3 * 784), [3, 28, 28, 1]);
     const out = bb.apply(params, x, { taps: ['fc1'] });
     const flat = x.reshape([3, 784]);
-    const h1 = tf.relu(tf.add(tf.matMul(flat, params['fc1.weight'] as tf.Tensor2D), params['fc1.bias'] as tf.Tensor));
-    const h2 = tf.relu(tf.add(tf.matMul(h1, params['fc2.weight'] as tf.Tensor2D), params['fc2.bias'] as tf.Tensor));
+    const h1 = tf.relu(
+      tf.add(tf.matMul(flat, params['fc1.weight'] as tf.Tensor2D), params['fc1.bias'] as tf.Tensor),
+    );
+    const h2 = tf.relu(
+      tf.add(tf.matMul(h1, params['fc2.weight'] as tf.Tensor2D), params['fc2.bias'] as tf.Tensor),
+    );
     expect(out.features.shape).toEqual([3, 16]);
     expect(Math.max(...tf.abs(tf.sub(out.features, h2)).dataSync())).toBeLessThan(1e-5);
-    expect(Math.max(...tf.abs(tf.sub(out.taps.fc1 as tf.Tensor, h1)).dataSync())).toBeLessThan(1e-5);
+    expect(Math.max(...tf.abs(tf.sub(out.taps.fc1 as tf.Tensor, h1)).dataSync())).toBeLessThan(
+      1e-5,
+    );
     expect(Object.keys(out.taps)).toEqual(['fc1']);
   });
 
@@ -45,7 +51,9 @@ describe('MLP backbone', () => {
     expect(() => bb.apply(params, tf.zeros([1, 784]), { taps: ['conv9'] })).toThrow(
       'backbone "mlp-32-16" has no tap "conv9". Available taps: flatten, fc1, fc2',
     );
-    expect(() => bb.apply(params, tf.zeros([1, 100]))).toThrow(/expects inputs of shape \[N, 28,28,1\]/);
+    expect(() => bb.apply(params, tf.zeros([1, 100]))).toThrow(
+      /expects inputs of shape \[N, 28,28,1\]/,
+    );
   });
 });
 
@@ -67,14 +75,18 @@ describe('CNN backbone', () => {
     const xs = createRng(4).normalArray(2 * 784);
     const grads = async (backend: string) => {
       await initBackend({ backend });
-      const p = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, tf.tensor(v.dataSync(), v.shape)]));
+      const p = Object.fromEntries(
+        Object.entries(params).map(([k, v]) => [k, tf.tensor(v.dataSync(), v.shape)]),
+      );
       const x = tf.tensor(xs, [2, 28, 28, 1]);
       const names = Object.keys(p);
       const g = tf.grads((...ts: tf.Tensor[]) => {
         const q = Object.fromEntries(names.map((n, i) => [n, ts[i] as tf.Tensor]));
         return tf.sum(tf.square(bb.apply(q, x).features)) as tf.Scalar;
       })(names.map((n) => p[n] as tf.Tensor));
-      return Object.fromEntries(names.map((n, i) => [n, Array.from((g[i] as tf.Tensor).dataSync())]));
+      return Object.fromEntries(
+        names.map((n, i) => [n, Array.from((g[i] as tf.Tensor).dataSync())]),
+      );
     };
     const onCpu = await grads('cpu');
     const onWasm = await grads('wasm');
@@ -94,7 +106,10 @@ describe('linear head and registry', () => {
     const head = linearHead(3, 2);
     const params = head.init(createRng(0));
     const f = tf.tensor2d([[1, 2, 3]]);
-    const expected = tf.add(tf.matMul(f, params['head.weight'] as tf.Tensor2D), params['head.bias'] as tf.Tensor);
+    const expected = tf.add(
+      tf.matMul(f, params['head.weight'] as tf.Tensor2D),
+      params['head.bias'] as tf.Tensor,
+    );
     expect(Array.from(head.apply(params, f).dataSync())).toEqual(Array.from(expected.dataSync()));
     expect(() => linearHead(3, 1)).toThrow(/numClasses > 1/);
   });
@@ -102,6 +117,8 @@ describe('linear head and registry', () => {
   it('lists the built-in backbones and rejects unknown ids', () => {
     const reg = createBackboneRegistry();
     expect(reg.ids).toEqual(builtinBackbones.map((b) => b.id));
-    expect(() => reg.get('resnet')).toThrow('Unknown backbone "resnet". Valid backbone ids: mlp, cnn');
+    expect(() => reg.get('resnet')).toThrow(
+      'Unknown backbone "resnet". Valid backbone ids: mlp, cnn',
+    );
   });
 });

@@ -44,13 +44,15 @@ export function createBackbone(spec: BackboneSpec): Backbone {
   const reluAfter = new Set<string>();
   let shape: number[] = [...spec.inputShape];
   spec.layers.forEach((layer, i) => {
-    if (names.has(layer.name)) throw new Error(`backbone "${spec.name}": duplicate layer name "${layer.name}"`);
+    if (names.has(layer.name))
+      throw new Error(`backbone "${spec.name}": duplicate layer name "${layer.name}"`);
     names.add(layer.name);
     Object.assign(paramShapes, layerParamShapes(layer, shape));
     shape = outputShape(layer, shape);
     tapShapes[layer.name] = shape;
     const next = spec.layers[i + 1];
-    if (('activation' in layer && layer.activation === 'relu') || next?.kind === 'relu') reluAfter.add(layer.name);
+    if (('activation' in layer && layer.activation === 'relu') || next?.kind === 'relu')
+      reluAfter.add(layer.name);
   });
   if (spec.layers.length === 0) throw new Error(`backbone "${spec.name}": no layers`);
   const featureShape = shape;
@@ -72,7 +74,10 @@ export function createBackbone(spec: BackboneSpec): Backbone {
             params[name] = tf.zeros(s);
           } else {
             const gain = reluAfter.has(layer.name) ? 2 : 1;
-            params[name] = tf.tensor(rng.derive(name).normalArray(size, Math.sqrt(gain / fanIn(s))), s);
+            params[name] = tf.tensor(
+              rng.derive(name).normalArray(size, Math.sqrt(gain / fanIn(s))),
+              s,
+            );
           }
         }
       }
@@ -82,13 +87,20 @@ export function createBackbone(spec: BackboneSpec): Backbone {
       const wanted = new Set(opts.taps ?? []);
       for (const t of wanted) {
         if (!(t in tapShapes)) {
-          throw new Error(`backbone "${spec.name}" has no tap "${t}". Available taps: ${Object.keys(tapShapes).join(', ')}`);
+          throw new Error(
+            `backbone "${spec.name}" has no tap "${t}". Available taps: ${Object.keys(tapShapes).join(', ')}`,
+          );
         }
       }
       if (x.size / (x.shape[0] ?? 1) !== inputSize) {
-        throw new Error(`backbone "${spec.name}" expects inputs of shape [N, ${spec.inputShape}], got [${x.shape}]`);
+        throw new Error(
+          `backbone "${spec.name}" expects inputs of shape [N, ${spec.inputShape}], got [${x.shape}]`,
+        );
       }
-      let h = x.shape.length === spec.inputShape.length + 1 ? x : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
+      let h =
+        x.shape.length === spec.inputShape.length + 1
+          ? x
+          : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
       const taps: Record<string, tf.Tensor> = {};
       for (const layer of spec.layers) {
         h = applyLayer(layer, params, h);
@@ -109,14 +121,19 @@ export function createBackbone(spec: BackboneSpec): Backbone {
 }
 
 /** A multi-layer perceptron: flatten, then dense + ReLU layers. Taps: every layer. */
-export function mlpSpec(inputShape: readonly number[], hidden: readonly number[] = [256, 128]): BackboneSpec {
+export function mlpSpec(
+  inputShape: readonly number[],
+  hidden: readonly number[] = [256, 128],
+): BackboneSpec {
   if (hidden.length === 0) throw new Error('mlpSpec: at least one hidden layer');
   return {
     name: `mlp-${hidden.join('-')}`,
     inputShape,
     layers: [
       { kind: 'flatten', name: 'flatten' },
-      ...hidden.map((units, i): LayerSpec => ({ kind: 'dense', name: `fc${i + 1}`, units, activation: 'relu' })),
+      ...hidden.map(
+        (units, i): LayerSpec => ({ kind: 'dense', name: `fc${i + 1}`, units, activation: 'relu' }),
+      ),
     ],
   };
 }
@@ -130,10 +147,18 @@ export function cnnSpec(
   channels: readonly number[] = [16, 32],
   denseUnits = 128,
 ): BackboneSpec {
-  if (inputShape.length !== 3) throw new Error(`cnnSpec: input must be [H, W, C], got [${inputShape}]`);
+  if (inputShape.length !== 3)
+    throw new Error(`cnnSpec: input must be [H, W, C], got [${inputShape}]`);
   const layers: LayerSpec[] = [];
   channels.forEach((filters, i) => {
-    layers.push({ kind: 'conv2d', name: `conv${i + 1}`, filters, kernelSize: 3, padding: 'same', activation: 'relu' });
+    layers.push({
+      kind: 'conv2d',
+      name: `conv${i + 1}`,
+      filters,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+    });
     layers.push({ kind: 'maxPool', name: `pool${i + 1}`, size: 2 });
   });
   layers.push({ kind: 'flatten', name: 'flatten' });

@@ -28,7 +28,9 @@ describe('params checkpoints', () => {
     const bytes = readFileSync(file);
     expect(bytes.subarray(0, 8).toString()).toBe('TLPARAMS');
     const headerLength = bytes.readUInt32LE(8);
-    expect(JSON.parse(bytes.subarray(12, 12 + headerLength).toString()).format).toBe('transferlab-params');
+    expect(JSON.parse(bytes.subarray(12, 12 + headerLength).toString()).format).toBe(
+      'transferlab-params',
+    );
   });
 
   it('refuses truncated, foreign and missing files, naming the file', async () => {
@@ -36,12 +38,21 @@ describe('params checkpoints', () => {
     expect(() => decodeParams(bytes.subarray(0, bytes.length - 8), 'cut.tlparams')).toThrow(
       'cut.tlparams: not a valid transferlab params file: tensor "w" runs past the end of the file (truncated?)',
     );
-    expect(() => decodeParams(new TextEncoder().encode('PK\u0003\u0004 not ours at all'), 'x.zip')).toThrow(/x\.zip: .*bad magic/);
-    expect(() => decodeParams(bytes.subarray(0, 5), 'tiny')).toThrow(/tiny: .*shorter than the 12-byte preamble/);
+    expect(() =>
+      decodeParams(new TextEncoder().encode('PK\u0003\u0004 not ours at all'), 'x.zip'),
+    ).toThrow(/x\.zip: .*bad magic/);
+    expect(() => decodeParams(bytes.subarray(0, 5), 'tiny')).toThrow(
+      /tiny: .*shorter than the 12-byte preamble/,
+    );
     const dir = mkdtempSync(join(tmpdir(), 'tl-ckpt-'));
     const bad = join(dir, 'bad.tlparams');
-    writeFileSync(bad, Buffer.concat([Buffer.from('TLPARAMS'), Buffer.from([3, 0, 0, 0]), Buffer.from('{{{')]));
+    writeFileSync(
+      bad,
+      Buffer.concat([Buffer.from('TLPARAMS'), Buffer.from([3, 0, 0, 0]), Buffer.from('{{{')]),
+    );
     await expect(loadParams(bad)).rejects.toThrow(/bad\.tlparams: .*header is not JSON/);
-    await expect(loadParams(join(dir, 'nope.tlparams'))).rejects.toThrow(/cannot read params file .*nope\.tlparams/);
+    await expect(loadParams(join(dir, 'nope.tlparams'))).rejects.toThrow(
+      /cannot read params file .*nope\.tlparams/,
+    );
   });
 });

@@ -28,7 +28,8 @@ export function encodeParams(params: Params, meta: Record<string, unknown> = {})
   let offset = 0;
   const arrays: Float32Array[] = [];
   for (const [name, t] of Object.entries(params)) {
-    if (t.dtype !== 'float32') throw new Error(`encodeParams: "${name}" is ${t.dtype}; only float32 is supported`);
+    if (t.dtype !== 'float32')
+      throw new Error(`encodeParams: "${name}" is ${t.dtype}; only float32 is supported`);
     const values = t.dataSync() as Float32Array;
     tensors.push({ name, dtype: 'float32', shape: [...t.shape], offset, length: values.length });
     arrays.push(values);
@@ -48,15 +49,20 @@ export function encodeParams(params: Params, meta: Record<string, unknown> = {})
   return out;
 }
 
-export function decodeParams(bytes: Uint8Array, source = '<buffer>'): { params: Params; meta: Record<string, unknown> } {
+export function decodeParams(
+  bytes: Uint8Array,
+  source = '<buffer>',
+): { params: Params; meta: Record<string, unknown> } {
   const fail = (what: string): never => {
     throw new Error(`${source}: not a valid transferlab params file: ${what}`);
   };
   if (bytes.length < 12) fail(`file is ${bytes.length} bytes, shorter than the 12-byte preamble`);
-  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) fail(`bad magic (expected "${MAGIC}")`);
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC)
+    fail(`bad magic (expected "${MAGIC}")`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = dv.getUint32(8, true);
-  if (12 + headerLength > bytes.length) fail(`header of ${headerLength} bytes runs past the end of the file (truncated?)`);
+  if (12 + headerLength > bytes.length)
+    fail(`header of ${headerLength} bytes runs past the end of the file (truncated?)`);
   let header: Header;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength))) as Header;
@@ -70,7 +76,8 @@ export function decodeParams(bytes: Uint8Array, source = '<buffer>'): { params: 
   const params: Record<string, tf.Tensor> = {};
   for (const t of header.tensors) {
     const expected = t.shape.reduce((a, b) => a * b, 1);
-    if (expected !== t.length) fail(`tensor "${t.name}" has shape [${t.shape}] but ${t.length} values`);
+    if (expected !== t.length)
+      fail(`tensor "${t.name}" has shape [${t.shape}] but ${t.length} values`);
     const end = dataStart + t.offset + t.length * 4;
     if (end > bytes.length) fail(`tensor "${t.name}" runs past the end of the file (truncated?)`);
     const values = new Float32Array(t.length);
@@ -82,13 +89,19 @@ export function decodeParams(bytes: Uint8Array, source = '<buffer>'): { params: 
 }
 
 /** Write atomically (temp file + rename), so a crash never leaves half a checkpoint. */
-export async function saveParams(path: string, params: Params, meta: Record<string, unknown> = {}): Promise<void> {
+export async function saveParams(
+  path: string,
+  params: Params,
+  meta: Record<string, unknown> = {},
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, encodeParams(params, meta));
   await rename(tmp, path);
 }
 
-export async function loadParams(path: string): Promise<{ params: Params; meta: Record<string, unknown> }> {
+export async function loadParams(
+  path: string,
+): Promise<{ params: Params; meta: Record<string, unknown> }> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);

@@ -12,7 +12,8 @@ export interface LinearHead {
 }
 
 export function linearHead(inDim: number, numClasses: number, prefix = 'head'): LinearHead {
-  if (!(inDim > 0 && numClasses > 1)) throw new Error(`linearHead: need inDim > 0 and numClasses > 1, got ${inDim}, ${numClasses}`);
+  if (!(inDim > 0 && numClasses > 1))
+    throw new Error(`linearHead: need inDim > 0 and numClasses > 1, got ${inDim}, ${numClasses}`);
   const w = `${prefix}.weight`;
   const b = `${prefix}.bias`;
   return {
@@ -22,7 +23,10 @@ export function linearHead(inDim: number, numClasses: number, prefix = 'head'): 
     paramNames: [w, b],
     init(rng) {
       return {
-        [w]: tf.tensor(rng.derive(w).normalArray(inDim * numClasses, Math.sqrt(1 / inDim)), [inDim, numClasses]),
+        [w]: tf.tensor(rng.derive(w).normalArray(inDim * numClasses, Math.sqrt(1 / inDim)), [
+          inDim,
+          numClasses,
+        ]),
         [b]: tf.zeros([numClasses]),
       };
     },
@@ -30,7 +34,8 @@ export function linearHead(inDim: number, numClasses: number, prefix = 'head'): 
       const W = params[w];
       const B = params[b];
       if (!W || !B) throw new Error(`linear head "${prefix}": missing ${w} or ${b}`);
-      const flat = features.rank === 2 ? features : tf.reshape(features, [features.shape[0] as number, -1]);
+      const flat =
+        features.rank === 2 ? features : tf.reshape(features, [features.shape[0] as number, -1]);
       return tf.add(tf.matMul(flat as tf.Tensor2D, W as tf.Tensor2D), B);
     },
   };

@@ -29,27 +29,34 @@ export function outputShape(layer: LayerSpec, input: readonly number[]): number[
     case 'flatten':
       return [input.reduce((a, b) => a * b, 1)];
     case 'dense':
-      if (input.length !== 1) throw new Error(`layer "${layer.name}": dense needs a flat input, got shape [${input}]`);
+      if (input.length !== 1)
+        throw new Error(`layer "${layer.name}": dense needs a flat input, got shape [${input}]`);
       return [layer.units];
     case 'conv2d': {
-      if (input.length !== 3) throw new Error(`layer "${layer.name}": conv2d needs [H, W, C] input, got [${input}]`);
+      if (input.length !== 3)
+        throw new Error(`layer "${layer.name}": conv2d needs [H, W, C] input, got [${input}]`);
       const [h, w] = input as [number, number, number];
       const s = layer.stride ?? 1;
       const k = layer.kernelSize;
       const same = (layer.padding ?? 'same') === 'same';
       const oh = same ? Math.ceil(h / s) : Math.floor((h - k) / s) + 1;
       const ow = same ? Math.ceil(w / s) : Math.floor((w - k) / s) + 1;
-      if (oh <= 0 || ow <= 0) throw new Error(`layer "${layer.name}": input [${input}] too small for a ${k}×${k} kernel`);
+      if (oh <= 0 || ow <= 0)
+        throw new Error(`layer "${layer.name}": input [${input}] too small for a ${k}×${k} kernel`);
       return [oh, ow, layer.filters];
     }
     case 'maxPool': {
-      if (input.length !== 3) throw new Error(`layer "${layer.name}": maxPool needs [H, W, C] input, got [${input}]`);
+      if (input.length !== 3)
+        throw new Error(`layer "${layer.name}": maxPool needs [H, W, C] input, got [${input}]`);
       const [h, w, c] = input as [number, number, number];
       const s = layer.stride ?? layer.size;
       return [Math.floor((h - layer.size) / s) + 1, Math.floor((w - layer.size) / s) + 1, c];
     }
     case 'globalAvgPool': {
-      if (input.length !== 3) throw new Error(`layer "${layer.name}": globalAvgPool needs [H, W, C] input, got [${input}]`);
+      if (input.length !== 3)
+        throw new Error(
+          `layer "${layer.name}": globalAvgPool needs [H, W, C] input, got [${input}]`,
+        );
       return [input[2] as number];
     }
     case 'relu':
@@ -58,13 +65,24 @@ export function outputShape(layer: LayerSpec, input: readonly number[]): number[
 }
 
 /** Parameter shapes of a layer given its input shape, keyed by parameter name. */
-export function layerParamShapes(layer: LayerSpec, input: readonly number[]): Record<string, number[]> {
+export function layerParamShapes(
+  layer: LayerSpec,
+  input: readonly number[],
+): Record<string, number[]> {
   switch (layer.kind) {
     case 'dense':
-      return { [`${layer.name}.weight`]: [input[0] as number, layer.units], [`${layer.name}.bias`]: [layer.units] };
+      return {
+        [`${layer.name}.weight`]: [input[0] as number, layer.units],
+        [`${layer.name}.bias`]: [layer.units],
+      };
     case 'conv2d':
       return {
-        [`${layer.name}.weight`]: [layer.kernelSize, layer.kernelSize, input[2] as number, layer.filters],
+        [`${layer.name}.weight`]: [
+          layer.kernelSize,
+          layer.kernelSize,
+          input[2] as number,
+          layer.filters,
+        ],
         [`${layer.name}.bias`]: [layer.filters],
       };
     default:
@@ -93,7 +111,10 @@ export function applyLayer(
       return tf.reshape(x, [x.shape[0] as number, -1]);
     case 'dense':
       return activate(
-        tf.add(tf.matMul(x as tf.Tensor2D, param(params, `${layer.name}.weight`) as tf.Tensor2D), param(params, `${layer.name}.bias`)),
+        tf.add(
+          tf.matMul(x as tf.Tensor2D, param(params, `${layer.name}.weight`) as tf.Tensor2D),
+          param(params, `${layer.name}.bias`),
+        ),
         layer.activation,
       );
     case 'conv2d':

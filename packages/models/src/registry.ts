@@ -15,11 +15,14 @@ export const builtinBackbones: readonly BackboneFactory[] = [
   },
   {
     id: 'cnn',
-    description: 'CNN: 2 × (3×3 conv + ReLU + 2×2 max-pool) with 16, 32 channels → dense 128; taps conv1, pool1, conv2, pool2, fc',
+    description:
+      'CNN: 2 × (3×3 conv + ReLU + 2×2 max-pool) with 16, 32 channels → dense 128; taps conv1, pool1, conv2, pool2, fc',
     create: (inputShape) => createBackbone(cnnSpec(inputShape, [16, 32], 128)),
   },
 ];
 
-export function createBackboneRegistry(items: readonly BackboneFactory[] = builtinBackbones): Registry<BackboneFactory> {
+export function createBackboneRegistry(
+  items: readonly BackboneFactory[] = builtinBackbones,
+): Registry<BackboneFactory> {
   return createRegistry('backbone', items);
 }

@@ -1,5 +1,13 @@
 import { cloneParams } from '@transferlab/core';
-import { type ClassifierState, classifierLogits, classifierStep, disposeClassifier, initClassifier, type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
+import {
+  type ClassifierState,
+  classifierLogits,
+  classifierStep,
+  disposeClassifier,
+  initClassifier,
+  type OptimConfig,
+  validateOptimConfig,
+} from '../shared/classifier.js';
 import { mergeConfig } from '../shared/config.js';
 import type { TransferMethod } from '../types.js';
 
@@ -12,7 +20,8 @@ export interface FineTuneConfig extends OptimConfig {
 export const fineTune: TransferMethod<FineTuneConfig, ClassifierState> = {
   id: 'fine-tune',
   title: 'Fine-tuning',
-  description: 'Source-pretrained backbone + new head, all trained on the target (backbone lr × backboneLrMultiplier).',
+  description:
+    'Source-pretrained backbone + new head, all trained on the target (backbone lr × backboneLrMultiplier).',
   defaults: {
     epochs: 30,
     batchSize: 32,
@@ -30,7 +39,9 @@ export const fineTune: TransferMethod<FineTuneConfig, ClassifierState> = {
     const c = mergeConfig(fineTune.id, fineTune.defaults, options);
     validateOptimConfig(fineTune.id, c);
     if (!(c.backboneLrMultiplier >= 0)) {
-      throw new Error(`method "fine-tune": backboneLrMultiplier must be ≥ 0, got ${c.backboneLrMultiplier}`);
+      throw new Error(
+        `method "fine-tune": backboneLrMultiplier must be ≥ 0, got ${c.backboneLrMultiplier}`,
+      );
     }
     return c;
   },

@@ -1,5 +1,13 @@
 import { cloneParams } from '@transferlab/core';
-import { type ClassifierState, classifierLogits, classifierStep, disposeClassifier, initClassifier, type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
+import {
+  type ClassifierState,
+  classifierLogits,
+  classifierStep,
+  disposeClassifier,
+  initClassifier,
+  type OptimConfig,
+  validateOptimConfig,
+} from '../shared/classifier.js';
 import { mergeConfig } from '../shared/config.js';
 import type { TransferMethod } from '../types.js';
 
@@ -10,7 +18,15 @@ export const linearProbe: TransferMethod<LinearProbeConfig, ClassifierState> = {
   id: 'linear-probe',
   title: 'Linear probe',
   description: 'Frozen source-pretrained backbone; a new linear head trained on the target.',
-  defaults: { epochs: 30, batchSize: 32, optimizer: 'adam', lr: 1e-2, momentum: 0.9, weightDecay: 0, schedule: 'constant' },
+  defaults: {
+    epochs: 30,
+    batchSize: 32,
+    optimizer: 'adam',
+    lr: 1e-2,
+    momentum: 0.9,
+    weightDecay: 0,
+    schedule: 'constant',
+  },
   needs: { pretrainedBackbone: true, sourceBatches: false },
   validate(options) {
     const c = mergeConfig(linearProbe.id, linearProbe.defaults, options);

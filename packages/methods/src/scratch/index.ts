@@ -1,4 +1,12 @@
-import { type ClassifierState, classifierLogits, classifierStep, disposeClassifier, initClassifier, type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
+import {
+  type ClassifierState,
+  classifierLogits,
+  classifierStep,
+  disposeClassifier,
+  initClassifier,
+  type OptimConfig,
+  validateOptimConfig,
+} from '../shared/classifier.js';
 import { mergeConfig } from '../shared/config.js';
 import type { TransferMethod } from '../types.js';
 
@@ -9,7 +17,15 @@ export const scratch: TransferMethod<ScratchConfig, ClassifierState> = {
   id: 'scratch',
   title: 'Train from scratch',
   description: 'Random initialisation, trained on the target only (no transfer).',
-  defaults: { epochs: 30, batchSize: 32, optimizer: 'adam', lr: 1e-3, momentum: 0.9, weightDecay: 0, schedule: 'constant' },
+  defaults: {
+    epochs: 30,
+    batchSize: 32,
+    optimizer: 'adam',
+    lr: 1e-3,
+    momentum: 0.9,
+    weightDecay: 0,
+    schedule: 'constant',
+  },
   needs: { pretrainedBackbone: false, sourceBatches: false },
   validate(options) {
     const c = mergeConfig(scratch.id, scratch.defaults, options);

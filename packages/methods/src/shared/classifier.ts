@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import {
   adam,
   cosineSchedule,
@@ -34,7 +34,8 @@ export function validateOptimConfig(methodId: string, c: OptimConfig): void {
   requireNonNegative(methodId, 'weightDecay', c.weightDecay);
   requireOneOf(methodId, 'optimizer', c.optimizer, ['adam', 'sgd'] as const);
   requireOneOf(methodId, 'schedule', c.schedule, ['constant', 'cosine'] as const);
-  if (!(c.momentum >= 0 && c.momentum < 1)) throw new Error(`method "${methodId}": momentum must be in [0, 1), got ${c.momentum}`);
+  if (!(c.momentum >= 0 && c.momentum < 1))
+    throw new Error(`method "${methodId}": momentum must be in [0, 1), got ${c.momentum}`);
 }
 
 export function createOptimizer(c: OptimConfig, lrScale?: (name: string) => number): Optimizer {
@@ -78,7 +79,9 @@ export function initClassifier(args: {
   const params = mergeParams(args.backboneParams, headParams);
   const isHead = (name: string) => head.paramNames.includes(name);
   const trainable = Object.keys(params).filter((n) => isHead(n) || args.backboneLrMultiplier > 0);
-  const optimizer = createOptimizer(args.config, (n) => (isHead(n) ? 1 : args.backboneLrMultiplier));
+  const optimizer = createOptimizer(args.config, (n) =>
+    isHead(n) ? 1 : args.backboneLrMultiplier,
+  );
   return {
     backbone: args.backbone,
     head,
@@ -95,7 +98,11 @@ export function classifierLogits(state: ClassifierState, params: Params, x: tf.T
   return state.head.apply(params, state.backbone.apply(params, x).features);
 }
 
-export function classifierStep(state: ClassifierState, batch: Batch, step: number): { state: ClassifierState; loss: number } {
+export function classifierStep(
+  state: ClassifierState,
+  batch: Batch,
+  step: number,
+): { state: ClassifierState; loss: number } {
   const result = trainStep({
     params: state.params,
     state: state.optState,
