@@ -124,6 +124,8 @@ describe('task registry', () => {
       'mnist04-to-mnist59',
       'fashion04-to-fashion59',
       'fashion-to-mnist',
+      'mnist-digits-to-parity',
+      'fashion-to-fashion-coarse',
     ]);
     expect(registry.get('fashion-to-mnist')).toBe(builtinTasks[2]);
     expect(() => registry.get('mnist-to-svhn')).toThrow(UnknownIdError);
@@ -309,5 +311,63 @@ describe('Fashion-MNIST tasks on the real data', () => {
     expect(fingerprints(b.source.train).slice(0, 200)).toEqual(
       fingerprints(a.source.train).slice(0, 200),
     );
+  });
+});
+
+describe('mnist-digits-to-parity', () => {
+  it('source: digits on one half; target: parity on the other half, labels matching the digits', async () => {
+    const pair = await createTaskRegistry()
+      .get('mnist-digits-to-parity')
+      .build({ seed: 0, labelsPerClass: 20 });
+    const mnist = loadMnist();
+    // fingerprints are "label:hash"; compare pixels only
+    const pixels = (ds: Dataset) => fingerprints(ds).map((f) => f.slice(f.indexOf(':') + 1));
+    const digitOf = new Map<string, number>();
+    pixels(mnist).forEach((f, i) => digitOf.set(f, mnist.y[i] as number));
+    expect(pair.source.train.numClasses).toBe(10);
+    expect(pair.target.train.classNames).toEqual(['even', 'odd']);
+    expect(classCounts(pair.target.train)).toEqual([20, 20]);
+    // half of each digit is source, stratified: 1001 zeros → 500 or 501
+    expect(Math.abs((classCounts(pair.source.train)[0] as number) - 500.5)).toBeLessThanOrEqual(
+      0.5,
+    );
+    for (const ds of [pair.target.train, pair.target.val, pair.target.test]) {
+      const wrong = pixels(ds).filter((f, i) => (digitOf.get(f) as number) % 2 !== ds.y[i]);
+      expect(wrong).toHaveLength(0);
+    }
+    const source = new Set(pixels(pair.source.train));
+    expect(pixels(pair.target.test).filter((f) => source.has(f)).length).toBeLessThan(5); // MNIST has a few exact duplicates
+    expect(
+      pair.source.train.y.length +
+        pair.target.train.y.length +
+        pair.target.val.y.length +
+        pair.target.test.y.length,
+    ).toBe(10_000);
+  });
+});
+
+describe('fashion-to-fashion-coarse on the real data', () => {
+  const realDir = resolveFashionMnistDir().dir;
+  const present = existsSync(join(realDir, FASHION_MNIST_FILES.test.images));
+
+  it('maps the ten t10k classes onto five categories', async (ctx) => {
+    ctx.skip(
+      !present,
+      `${realDir} not found: install Debian's dataset-fashion-mnist to run this test`,
+    );
+    const pair = await createTaskRegistry()
+      .get('fashion-to-fashion-coarse')
+      .build({ seed: 1, labelsPerClass: 5 });
+    expect(pair.target.train.classNames).toEqual([
+      'upper-body',
+      'trousers',
+      'dress',
+      'footwear',
+      'bag',
+    ]);
+    expect(classCounts(pair.target.train)).toEqual([5, 5, 5, 5, 5]);
+    // t10k has 1,000 per fine class: 4 tops, 1 trouser, 1 dress, 3 footwear, 1 bag; minus 5 train + 10 val each
+    expect(classCounts(pair.target.test)).toEqual([3985, 985, 985, 2985, 985]);
+    expect(classCounts(pair.source.train)).toEqual(new Array(10).fill(1000));
   });
 });

@@ -6,6 +6,7 @@ import {
   computeNormalization,
   concatDatasets,
   indicesByClass,
+  mapLabels,
   normalize,
   selectClasses,
   stratifiedSplit,
@@ -358,5 +359,29 @@ describe('toTensors', () => {
       tensors.y.dispose();
     }
     expect(() => toTensors(ds, [20])).toThrow('toTensors on toy: index 20 is outside 0..19');
+  });
+});
+
+describe('mapLabels', () => {
+  const ds: Dataset = {
+    name: 'd',
+    x: new Float32Array(4),
+    y: Int32Array.from([0, 1, 2, 3]),
+    shape: [1],
+    numClasses: 4,
+  };
+  it('relabels every example and names the new classes', () => {
+    const out = mapLabels(ds, [1, 0, 1, 0], ['a', 'b']);
+    expect(Array.from(out.y)).toEqual([1, 0, 1, 0]);
+    expect(out.numClasses).toBe(2);
+    expect(out.classNames).toEqual(['a', 'b']);
+    expect(Array.from(ds.y)).toEqual([0, 1, 2, 3]);
+  });
+  it('rejects incomplete mappings and empty new classes', () => {
+    expect(() => mapLabels(ds, [0, 1], ['a', 'b'])).toThrow(/mapping has 2 entries for 4 classes/);
+    expect(() => mapLabels(ds, [0, 0, 0, 5], ['a', 'b'])).toThrow(/class 3 maps to 5/);
+    expect(() => mapLabels(ds, [0, 0, 0, 0], ['a', 'b'])).toThrow(
+      /no class maps to new class 1 \(b\)/,
+    );
   });
 });
