@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatTable } from './report.js';
-import { readRecords } from './results.js';
+import { formatPairedTable, formatTable } from './report.js';
+import { latestRun, readRecords } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { measureSpeed } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
@@ -11,7 +11,7 @@ const USAGE = `transferlab benchmark
 
   pnpm bench list                                   suites, methods, tasks, backbones
   pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
-  pnpm bench report <results.jsonl | DIR> [--metric NAME]
+  pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
   pnpm bench speed [--backend NAME] [--seconds S]   training steps/s of each backbone on each backend
 `;
 
@@ -25,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       metric: { type: 'string' },
       seconds: { type: 'string' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -89,7 +90,12 @@ async function main(argv: string[]): Promise<number> {
       const target = rest[0];
       if (!target) throw new Error('report: give a results.jsonl file or its directory');
       const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
-      process.stdout.write(`${formatTable(readRecords(path), values.metric)}\n`);
+      const all = readRecords(path);
+      const records = values.all ? all : latestRun(all);
+      const paired = formatPairedTable(records, 'scratch', values.metric);
+      process.stdout.write(
+        `${formatTable(records, values.metric)}\n${paired ? `\n${paired}\n` : ''}`,
+      );
       return 0;
     }
     case 'speed': {

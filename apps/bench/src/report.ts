@@ -34,3 +34,43 @@ export function formatTable(
   const title = `${metric}${asPercent ? ' (%)' : ''}, mean ± 95% CI over seeds (n = ${new Set(records.map((r) => r.seed)).size})`;
   return [title, line(header), sep, ...rows.map(line)].join('\n');
 }
+
+/**
+ * Paired differences against a baseline method: for each task × method, the
+ * mean over seeds of (method − baseline) on the same seed's split, with its
+ * 95% CI. Seeds change the target split, which moves every method together;
+ * pairing removes that shared variation.
+ */
+export function formatPairedTable(
+  records: readonly TrialRecord[],
+  baseline = 'scratch',
+  metric = 'target_test_acc',
+  asPercent = true,
+): string {
+  const ok = records.filter((r) => r.status === 'ok' && typeof r.metrics[metric] === 'number');
+  const tasks = [...new Set(records.map((r) => r.task))];
+  const methods = [...new Set(records.map((r) => r.method))].filter((m) => m !== baseline);
+  if (!records.some((r) => r.method === baseline) || methods.length === 0) return '';
+  const fmt = (v: number) => (asPercent ? (100 * v).toFixed(1) : v.toPrecision(4));
+  const header = ['task', ...methods.map((m) => `${m} − ${baseline}`)];
+  const rows = tasks.map((task) => [
+    task,
+    ...methods.map((method) => {
+      const diffs: number[] = [];
+      for (const r of ok.filter((x) => x.task === task && x.method === method)) {
+        const base = ok.find((x) => x.task === task && x.method === baseline && x.seed === r.seed);
+        if (base) diffs.push((r.metrics[metric] as number) - (base.metrics[metric] as number));
+      }
+      if (diffs.length === 0) return '';
+      const s = meanCI(diffs);
+      const sign = s.mean >= 0 ? '+' : '';
+      return `${sign}${fmt(s.mean)}${Number.isNaN(s.ci95) ? '' : ` ± ${fmt(s.ci95)}`}`;
+    }),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
+  const title = `paired difference in ${metric}${asPercent ? ' (points)' : ''} against ${baseline}, same seed and split, mean ± 95% CI`;
+  return [title, line(header), sep, ...rows.map(line)].join('\n');
+}

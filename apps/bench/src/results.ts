@@ -4,6 +4,8 @@ import { dirname } from 'node:path';
 /** One line of `results.jsonl`: the contract other tools read (see DESIGN.md). */
 export interface TrialRecord {
   suite: string;
+  /** When the suite run that produced this record started (ISO 8601): groups one run's records. */
+  run?: string;
   task: string;
   method: string;
   seed: number;
@@ -42,4 +44,10 @@ export function readRecords(path: string): TrialRecord[] {
       }
     });
   return out;
+}
+
+/** The records of the most recent run in a file that accumulates runs. */
+export function latestRun(records: readonly TrialRecord[]): TrialRecord[] {
+  const last = records.at(-1)?.run;
+  return last === undefined ? [...records] : records.filter((r) => r.run === last);
 }

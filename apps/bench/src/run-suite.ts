@@ -89,6 +89,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   mkdirSync(opts.outDir, { recursive: true });
   const cacheDir = join(opts.outDir, 'cache');
   const records: TrialRecord[] = [];
+  const run = new Date().toISOString();
   const total = seeds * tasks.length * methods.length;
   let index = 0;
 

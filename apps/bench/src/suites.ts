@@ -17,9 +17,9 @@ export interface SuiteSpec {
 const quick: SuiteSpec = {
   id: 'quick',
   description:
-    'Two real-data pairs that share inputs but not labels, few target labels (MNIST digits → parity, 20 per class; Fashion-MNIST 10 classes → 5 garment categories, 5 per class), MLP backbone: scratch vs linear probe vs fine-tuning. About 2 minutes on 2 cores.',
+    'Two real-data pairs that share inputs but not labels, few target labels (MNIST digits → parity, 20 per class; Fashion-MNIST 10 classes → 5 garment categories, 5 per class), MLP backbone: scratch vs linear probe vs fine-tuning. 5 seeds, about 3 minutes on 2 cores.',
   backbone: 'mlp',
-  seeds: 3,
+  seeds: 5,
   tasks: [
     // Parity is two classes of five digits each: 20 labels per class leave ~4
     // examples per digit, and a 20-per-class val set keeps selection stable.

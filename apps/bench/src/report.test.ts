@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { formatPairedTable, formatTable } from './report.js';
+import type { TrialRecord } from './results.js';
+
+const rec = (
+  method: string,
+  seed: number,
+  acc: number,
+  status: 'ok' | 'failed' = 'ok',
+): TrialRecord => ({
+  suite: 's',
+  task: 't',
+  method,
+  seed,
+  status,
+  metrics: status === 'ok' ? { target_test_acc: acc } : {},
+  durationMs: 1,
+  backend: 'cpu',
+});
+
+describe('report tables', () => {
+  const records = [
+    rec('scratch', 0, 0.5),
+    rec('scratch', 1, 0.7),
+    rec('scratch', 2, 0.6),
+    rec('fine-tune', 0, 0.6),
+    rec('fine-tune', 1, 0.8),
+    rec('fine-tune', 2, 0.7),
+    rec('linear-probe', 0, 0.9),
+    rec('linear-probe', 1, 0, 'failed'),
+  ];
+
+  it('prints mean ± t-interval per task × method and marks failed seeds', () => {
+    const table = formatTable(records);
+    // scratch: mean 0.6, sd 0.1, t(2)=4.303 → ±0.248
+    expect(table).toContain('60.0 ± 24.8');
+    expect(table).toContain('70.0 ± 24.8');
+    expect(table).toContain('90.0 [1/2 ok]');
+  });
+
+  it('paired differences remove the shared seed effect', () => {
+    const table = formatPairedTable(records);
+    // fine-tune − scratch is exactly +0.1 on every seed: zero spread
+    expect(table).toContain('+10.0 ± 0.0');
+    expect(table).toContain('fine-tune − scratch');
+    // linear-probe has one paired seed: no interval
+    expect(table).toMatch(/\+40\.0(?! ±)/);
+  });
+});
+
+describe('latestRun', () => {
+  it('keeps the records of the last run in an accumulating file', async () => {
+    const { latestRun } = await import('./results.js');
+    const a = { ...rec('scratch', 0, 0.1), run: 'r1' };
+    const b = { ...rec('scratch', 0, 0.2), run: 'r2' };
+    const c = { ...rec('fine-tune', 0, 0.3), run: 'r2' };
+    expect(latestRun([a, b, c])).toEqual([b, c]);
+    expect(latestRun([rec('x', 0, 1)])).toHaveLength(1);
+  });
+});
