@@ -168,6 +168,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
         const started = Date.now();
         const base = {
           suite: suite.id,
+          run,
           task: spec.id,
           method: method.id,
           seed,
