@@ -323,7 +323,9 @@ describe('mnist-digits-to-parity', () => {
     // fingerprints are "label:hash"; compare pixels only
     const pixels = (ds: Dataset) => fingerprints(ds).map((f) => f.slice(f.indexOf(':') + 1));
     const digitOf = new Map<string, number>();
-    pixels(mnist).forEach((f, i) => digitOf.set(f, mnist.y[i] as number));
+    pixels(mnist).forEach((f, i) => {
+      digitOf.set(f, mnist.y[i] as number);
+    });
     expect(pair.source.train.numClasses).toBe(10);
     expect(pair.target.train.classNames).toEqual(['even', 'odd']);
     expect(classCounts(pair.target.train)).toEqual([20, 20]);
