@@ -78,8 +78,9 @@ async function main(argv: string[]): Promise<number> {
         ...(values.backend ? { backend: values.backend } : {}),
       });
       const failed = result.records.filter((r) => r.status !== 'ok').length;
+      const paired = formatPairedTable(result.records, 'scratch', values.metric);
       process.stdout.write(
-        `\nsuite ${suite.id} on backend ${result.backend.name}\n${formatTable(result.records, values.metric)}\n`,
+        `\nsuite ${suite.id} on backend ${result.backend.name}\n${formatTable(result.records, values.metric)}\n${paired ? `\n${paired}\n` : ''}`,
       );
       process.stdout.write(
         `\n${result.records.length} trials, ${failed} failed; results appended to ${result.resultsPath}\n`,
