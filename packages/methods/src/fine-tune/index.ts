@@ -1,15 +1,4 @@
-import { cloneParams } from '@transferlab/core';
-import {
-  type ClassifierState,
-  classifierLogits,
-  classifierStep,
-  disposeClassifier,
-  initClassifier,
-  type OptimConfig,
-  validateOptimConfig,
-} from '../shared/classifier.js';
-import { mergeConfig } from '../shared/config.js';
-import type { TransferMethod } from '../types.js';
+import { type OptimConfig, supervisedMethod } from '../shared/classifier.js';
 
 export interface FineTuneConfig extends OptimConfig {
   /** The backbone's learning rate relative to the head's (0 freezes it: a linear probe). */
@@ -17,7 +6,7 @@ export interface FineTuneConfig extends OptimConfig {
 }
 
 /** The whole network trained on the target, starting from the source-pretrained backbone and a new head. */
-export const fineTune: TransferMethod<FineTuneConfig, ClassifierState> = {
+export const fineTune = supervisedMethod<FineTuneConfig>({
   id: 'fine-tune',
   title: 'Fine-tuning',
   description:
@@ -34,31 +23,13 @@ export const fineTune: TransferMethod<FineTuneConfig, ClassifierState> = {
     schedule: 'constant',
     backboneLrMultiplier: 0.03,
   },
-  needs: { pretrainedBackbone: true, sourceBatches: false },
-  validate(options) {
-    const c = mergeConfig(fineTune.id, fineTune.defaults, options);
-    validateOptimConfig(fineTune.id, c);
+  start: 'pretrained',
+  backboneLrMultiplier: (c) => c.backboneLrMultiplier,
+  check(c) {
     if (!(c.backboneLrMultiplier >= 0)) {
       throw new Error(
         `method "fine-tune": backboneLrMultiplier must be ≥ 0, got ${c.backboneLrMultiplier}`,
       );
     }
-    return c;
   },
-  init(ctx) {
-    if (!ctx.pretrained) throw new Error('fine-tune needs a pretrained backbone');
-    return initClassifier({
-      backbone: ctx.backbone,
-      backboneParams: cloneParams(ctx.pretrained),
-      numClasses: ctx.numClasses,
-      config: ctx.config,
-      backboneLrMultiplier: ctx.config.backboneLrMultiplier,
-      rng: ctx.rng,
-      totalSteps: ctx.totalSteps,
-    });
-  },
-  trainStep: (state, input) => classifierStep(state, input.target, input.step),
-  predictParams: (state) => state.params,
-  predict: classifierLogits,
-  dispose: disposeClassifier,
-};
+});

@@ -1,20 +1,9 @@
-import { cloneParams } from '@transferlab/core';
-import {
-  type ClassifierState,
-  classifierLogits,
-  classifierStep,
-  disposeClassifier,
-  initClassifier,
-  type OptimConfig,
-  validateOptimConfig,
-} from '../shared/classifier.js';
-import { mergeConfig } from '../shared/config.js';
-import type { TransferMethod } from '../types.js';
+import { type OptimConfig, supervisedMethod } from '../shared/classifier.js';
 
 export type LinearProbeConfig = OptimConfig;
 
 /** The source-pretrained backbone frozen; only a new linear head is trained on the target. */
-export const linearProbe: TransferMethod<LinearProbeConfig, ClassifierState> = {
+export const linearProbe = supervisedMethod<LinearProbeConfig>({
   id: 'linear-probe',
   title: 'Linear probe',
   description: 'Frozen source-pretrained backbone; a new linear head trained on the target.',
@@ -27,26 +16,6 @@ export const linearProbe: TransferMethod<LinearProbeConfig, ClassifierState> = {
     weightDecay: 0,
     schedule: 'constant',
   },
-  needs: { pretrainedBackbone: true, sourceBatches: false },
-  validate(options) {
-    const c = mergeConfig(linearProbe.id, linearProbe.defaults, options);
-    validateOptimConfig(linearProbe.id, c);
-    return c;
-  },
-  init(ctx) {
-    if (!ctx.pretrained) throw new Error('linear-probe needs a pretrained backbone');
-    return initClassifier({
-      backbone: ctx.backbone,
-      backboneParams: cloneParams(ctx.pretrained),
-      numClasses: ctx.numClasses,
-      config: ctx.config,
-      backboneLrMultiplier: 0,
-      rng: ctx.rng,
-      totalSteps: ctx.totalSteps,
-    });
-  },
-  trainStep: (state, input) => classifierStep(state, input.target, input.step),
-  predictParams: (state) => state.params,
-  predict: classifierLogits,
-  dispose: disposeClassifier,
-};
+  start: 'pretrained',
+  backboneLrMultiplier: () => 0,
+});

@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import {
   adam,
+  cloneParams,
   cosineSchedule,
   disposeOptimizerState,
   disposeParams,
@@ -14,8 +15,8 @@ import {
   trainStep,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
-import type { Batch, LoopConfig } from '../types.js';
-import { requireNonNegative, requireOneOf, requirePositive } from './config.js';
+import type { Batch, LoopConfig, TransferMethod } from '../types.js';
+import { mergeConfig, requireNonNegative, requireOneOf, requirePositive } from './config.js';
 
 /** Options shared by every method that trains a backbone + linear head with a first-order optimizer. */
 export interface OptimConfig extends LoopConfig {
@@ -117,4 +118,57 @@ export function classifierStep(
 export function disposeClassifier(state: ClassifierState): void {
   disposeParams(state.params);
   disposeOptimizerState(state.optState);
+}
+
+/**
+ * A transfer method that trains a backbone + linear head with cross-entropy
+ * on the target: scratch, linear probe and fine-tuning differ only in where
+ * the backbone starts and how fast it may move.
+ */
+export function supervisedMethod<C extends OptimConfig>(spec: {
+  id: string;
+  title: string;
+  description: string;
+  defaults: C;
+  /** Start from the source-pretrained backbone, or from a random initialisation. */
+  start: 'pretrained' | 'random';
+  /** The backbone's learning rate relative to the head's; 0 freezes it. */
+  backboneLrMultiplier: (config: C) => number;
+  /** Extra range checks beyond the shared optimizer options. */
+  check?: (config: C) => void;
+}): TransferMethod<C, ClassifierState> {
+  return {
+    id: spec.id,
+    title: spec.title,
+    description: spec.description,
+    defaults: spec.defaults,
+    needs: { pretrainedBackbone: spec.start === 'pretrained', sourceBatches: false },
+    validate(options) {
+      const config = mergeConfig(spec.id, spec.defaults, options);
+      validateOptimConfig(spec.id, config);
+      spec.check?.(config);
+      return config;
+    },
+    init(ctx) {
+      if (spec.start === 'pretrained' && !ctx.pretrained)
+        throw new Error(`${spec.id} needs a pretrained backbone`);
+      return initClassifier({
+        backbone: ctx.backbone,
+        // The runner owns the pretrained weights: train a copy.
+        backboneParams:
+          ctx.pretrained && spec.start === 'pretrained'
+            ? cloneParams(ctx.pretrained)
+            : ctx.backbone.init(ctx.rng.derive('backbone')),
+        numClasses: ctx.numClasses,
+        config: ctx.config,
+        backboneLrMultiplier: spec.backboneLrMultiplier(ctx.config),
+        rng: ctx.rng,
+        totalSteps: ctx.totalSteps,
+      });
+    },
+    trainStep: (state, input) => classifierStep(state, input.target, input.step),
+    predictParams: (state) => state.params,
+    predict: classifierLogits,
+    dispose: disposeClassifier,
+  };
 }
