@@ -70,7 +70,17 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
     throw new Error(`--seeds must be a positive integer, got ${seeds}`);
   // Fail fast on unknown ids and bad method options, before hours of work.
   const backboneFactory = reg.backbones.get(suite.backbone);
-  const tasks = suite.tasks.map((t) => ({ spec: reg.tasks.get(t.id), options: t.options ?? {} }));
+  const tasks = suite.tasks.map((t) => ({
+    spec: reg.tasks.get(t.id),
+    options: t.options ?? {},
+    label: t.label ?? t.id,
+  }));
+  const labels = tasks.map((t) => t.label);
+  const repeated = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (repeated)
+    throw new Error(
+      `suite "${suite.id}": task "${repeated}" appears twice; give each entry its own label`,
+    );
   const methods = suite.methods.map((m) => {
     const method = reg.methods.get(m.id);
     return {
@@ -106,7 +116,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   };
 
   for (let seed = 0; seed < seeds; seed++) {
-    for (const { spec, options } of tasks) {
+    for (const { spec, options, label: taskLabel } of tasks) {
       let task: TaskPair | undefined;
       let taskError: string | undefined;
       try {
@@ -121,7 +131,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
       const backbone = task ? backboneFactory.create(task.target.train.shape) : undefined;
       if (task && backbone && needsPretrain) {
         const started = Date.now();
-        progress.trial(`${spec.id} pre-training (seed ${seed})`, index, total);
+        progress.trial(`${taskLabel} pre-training (seed ${seed})`, index, total);
         try {
           const key = hashKey({
             task: spec.id,
@@ -163,13 +173,13 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
         }
       }
       for (const { method, config } of methods) {
-        const label = `${spec.id} · ${method.id} · seed ${seed}`;
+        const label = `${taskLabel} · ${method.id} · seed ${seed}`;
         progress.trial(label, index++, total);
         const started = Date.now();
         const base = {
           suite: suite.id,
           run,
-          task: spec.id,
+          task: taskLabel,
           method: method.id,
           seed,
           backend: backend.name,

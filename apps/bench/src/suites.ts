@@ -9,7 +9,12 @@ export interface SuiteSpec {
   readonly backbone: string;
   /** Seeds run when `--seeds` is not given. */
   readonly seeds: number;
-  readonly tasks: readonly { id: string; options?: Omit<Partial<TaskBuildOptions>, 'seed'> }[];
+  readonly tasks: readonly {
+    id: string;
+    /** Name in results and tables (default: the task id); needed when one task appears with several option sets (a sweep). */
+    label?: string;
+    options?: Omit<Partial<TaskBuildOptions>, 'seed'> & Record<string, unknown>;
+  }[];
   readonly methods: readonly { id: string; options?: Record<string, unknown> }[];
   readonly pretrain?: Partial<PretrainConfig>;
 }

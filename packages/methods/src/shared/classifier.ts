@@ -144,7 +144,7 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
     defaults: spec.defaults,
     needs: { pretrainedBackbone: spec.start === 'pretrained', sourceBatches: false },
     validate(options) {
-      const config = mergeConfig(spec.id, spec.defaults, options);
+      const config = mergeConfig<C>(spec.id, spec.defaults, options);
       validateOptimConfig(spec.id, config);
       spec.check?.(config);
       return config;
