@@ -1,0 +1,330 @@
+import type { MatrixLike } from '../estimators/matrix.js';
+import { expandPlan, planCost, transportProblem } from './problem.js';
+
+export interface EmdOptions {
+  /** Pivot limit (throws when reached); default 10·(n·m + n + m) + 100000. */
+  maxIter?: number;
+  /** Allowed |Σa − Σb| relative to the larger mass; default 1e-7. */
+  massTol?: number;
+}
+
+export interface EmdResult {
+  /** min over couplings P of ⟨P, M⟩. */
+  cost: number;
+  /** An optimal coupling, n rows of length m: row sums a, column sums b. */
+  plan: Float64Array[];
+  /**
+   * Optimal dual potentials: u_i + v_j ≤ M_ij for all i, j, with equality where
+   * plan_ij > 0, and Σ a_i u_i + Σ b_j v_j = cost (defined up to a constant
+   * shift u + c, v − c).
+   */
+  u: Float64Array;
+  v: Float64Array;
+  /** Network-simplex pivots. */
+  iterations: number;
+}
+
+/**
+ * Exact optimal transport (earth mover's distance) between histograms a [n]
+ * and b [m] with cost M [n][m]:
+ *
+ *   min_P ⟨P, M⟩  subject to  P ≥ 0, P 1 = a, Pᵀ 1 = b.
+ *
+ * a and b must be non-negative with equal total mass (relative `massTol`; b is
+ * rescaled to Σa to remove the rounding difference); they need not be
+ * normalised, and M may hold any finite costs.
+ *
+ * Algorithm: primal network simplex on the bipartite transportation network
+ * (rows and columns with positive mass only), written for this project:
+ * - start from an artificial root joined to every node (rows send their mass
+ *   to the root, the root sends each column its mass; artificial arc cost
+ *   2·max|M|, large enough that no optimum uses them), a strongly feasible
+ *   spanning tree;
+ * - pricing by block search (blocks of √(#arcs) arcs, the most negative
+ *   reduced cost M_ij − π_i + π_j in the first block that has one);
+ * - leaving arc: the last blocking arc met when walking the pivot cycle from
+ *   its apex in the direction of the entering arc, which keeps the tree
+ *   strongly feasible and so rules out cycling on degenerate pivots
+ *   (Cunningham 1976; Ahuja, Magnanti, Orlin, Network Flows, §11.5);
+ * - the subtree cut off by the leaving arc is re-hung on the entering arc and
+ *   its depths and potentials recomputed.
+ * Optimality is certified by the returned potentials (dual feasibility to
+ * ~1e-11·max|M| plus complementary slackness).
+ */
+export function emd(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  M: MatrixLike,
+  options: EmdOptions = {},
+): EmdResult {
+  const p = transportProblem('emd', a, b, M, options.massTol ?? 1e-7);
+  const n = p.rows.length;
+  const m = p.cols.length;
+  const cost = new Float64Array(n * m);
+  let maxAbs = 0;
+  for (let r = 0; r < n; r++) {
+    const src = (p.rows[r] as number) * p.m;
+    for (let c = 0; c < m; c++) {
+      const v = p.cost[src + (p.cols[c] as number)] as number;
+      cost[r * m + c] = v;
+      if (Math.abs(v) > maxAbs) maxAbs = Math.abs(v);
+    }
+  }
+  const scale = maxAbs > 0 ? maxAbs : 1;
+  for (let k = 0; k < cost.length; k++) cost[k] = (cost[k] as number) / scale;
+  const supply = new Float64Array(n);
+  const demand = new Float64Array(m);
+  for (let r = 0; r < n; r++) supply[r] = p.a[p.rows[r] as number] as number;
+  for (let c = 0; c < m; c++) demand[c] = p.b[p.cols[c] as number] as number;
+
+  const maxIter = options.maxIter ?? 10 * (n * m + n + m) + 100_000;
+  const sol = networkSimplex(supply, demand, cost, maxIter, p.mass);
+  const plan = expandPlan(p, sol.flow);
+
+  // Duals on the support, then extended to zero-mass rows/columns so that
+  // u_i + v_j ≤ M_ij holds everywhere (their value does not change Σ a u + Σ b v).
+  const u = new Float64Array(p.n).fill(Number.NaN);
+  const v = new Float64Array(p.m).fill(Number.NaN);
+  for (let r = 0; r < n; r++) u[p.rows[r] as number] = (sol.potential[r] as number) * scale;
+  for (let c = 0; c < m; c++) v[p.cols[c] as number] = -(sol.potential[n + c] as number) * scale;
+  for (let i = 0; i < p.n; i++) {
+    if (!Number.isNaN(u[i] as number)) continue;
+    let best = Number.POSITIVE_INFINITY;
+    for (const j of p.cols)
+      best = Math.min(best, (p.cost[i * p.m + j] as number) - (v[j] as number));
+    u[i] = best;
+  }
+  for (let j = 0; j < p.m; j++) {
+    if (!Number.isNaN(v[j] as number)) continue;
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < p.n; i++)
+      best = Math.min(best, (p.cost[i * p.m + j] as number) - (u[i] as number));
+    v[j] = best;
+  }
+  return { cost: planCost(p, plan), plan, u, v, iterations: sol.iterations };
+}
+
+interface SimplexSolution {
+  /** Flow on the n×m real arcs, row-major. */
+  flow: Float64Array;
+  /** Node potentials π (rows 0..n−1, columns n..n+m−1), in normalised cost units. */
+  potential: Float64Array;
+  iterations: number;
+}
+
+/**
+ * Network simplex for the transportation problem with all supplies and
+ * demands > 0 and costs scaled to [−1, 1]. Arc k < n·m goes from row ⌊k/m⌋
+ * to column node n + k mod m; arc n·m + v is node v's artificial arc (row v →
+ * root, or root → column v). Reduced cost of arc (s → t): c − π_s + π_t.
+ */
+function networkSimplex(
+  supply: Float64Array,
+  demand: Float64Array,
+  cost: Float64Array,
+  maxIter: number,
+  mass: number,
+): SimplexSolution {
+  const n = supply.length;
+  const m = demand.length;
+  const nm = n * m;
+  const root = n + m;
+  const numNodes = n + m + 1;
+  const numArcs = nm + n + m;
+  const ART_COST = 2;
+  const EPS = 1e-11;
+
+  const flow = new Float64Array(numArcs);
+  const inTree = new Uint8Array(numArcs);
+  const parent = new Int32Array(numNodes).fill(-1);
+  const predArc = new Int32Array(numNodes).fill(-1);
+  const depth = new Int32Array(numNodes);
+  const pi = new Float64Array(numNodes);
+  const firstChild = new Int32Array(numNodes).fill(-1);
+  const nextSib = new Int32Array(numNodes).fill(-1);
+  const prevSib = new Int32Array(numNodes).fill(-1);
+  const stack = new Int32Array(numNodes);
+
+  // Artificial arcs: rows point up to the root, the root points down to columns.
+  const tailOf = (k: number): number => (k < nm ? (k / m) | 0 : k - nm < n ? k - nm : root);
+  const headOf = (k: number): number => (k < nm ? n + (k % m) : k - nm < n ? root : k - nm);
+  const costOf = (k: number): number => (k < nm ? (cost[k] as number) : ART_COST);
+
+  const addChild = (p: number, c: number): void => {
+    const first = firstChild[p] as number;
+    nextSib[c] = first;
+    prevSib[c] = -1;
+    if (first !== -1) prevSib[first] = c;
+    firstChild[p] = c;
+  };
+  const removeChild = (p: number, c: number): void => {
+    const prev = prevSib[c] as number;
+    const next = nextSib[c] as number;
+    if (prev === -1) firstChild[p] = next;
+    else nextSib[prev] = next;
+    if (next !== -1) prevSib[next] = prev;
+    nextSib[c] = -1;
+    prevSib[c] = -1;
+  };
+
+  depth[root] = 0;
+  for (let v = 0; v < n + m; v++) {
+    const arc = nm + v;
+    parent[v] = root;
+    predArc[v] = arc;
+    depth[v] = 1;
+    inTree[arc] = 1;
+    if (v < n) {
+      flow[arc] = supply[v] as number;
+      pi[v] = ART_COST; // up arc v → root: c − π_v + π_root = 0
+    } else {
+      flow[arc] = demand[v - n] as number;
+      pi[v] = -ART_COST; // down arc root → v: c − π_root + π_v = 0
+    }
+    addChild(root, v);
+  }
+
+  /** Recomputes depth and π below (and at) x from its parent, by DFS. */
+  const refreshSubtree = (x: number): void => {
+    let top = 0;
+    stack[top++] = x;
+    while (top > 0) {
+      const v = stack[--top] as number;
+      const p = parent[v] as number;
+      const arc = predArc[v] as number;
+      depth[v] = (depth[p] as number) + 1;
+      pi[v] = tailOf(arc) === v ? (pi[p] as number) + costOf(arc) : (pi[p] as number) - costOf(arc);
+      for (let c = firstChild[v] as number; c !== -1; c = nextSib[c] as number) stack[top++] = c;
+    }
+  };
+
+  const blockSize = Math.max(16, Math.ceil(Math.sqrt(numArcs)));
+  let next = 0;
+  let iterations = 0;
+  for (;;) {
+    // Pricing: block search for the most negative reduced cost.
+    let entering = -1;
+    let best = -EPS;
+    let k = next;
+    let i = k < nm ? (k / m) | 0 : 0;
+    let j = k < nm ? k - i * m : 0;
+    let inBlock = 0;
+    for (let scanned = 0; scanned < numArcs; scanned++) {
+      if (k < nm) {
+        if (inTree[k] === 0) {
+          const rc = (cost[k] as number) - (pi[i] as number) + (pi[n + j] as number);
+          if (rc < best) {
+            best = rc;
+            entering = k;
+          }
+        }
+        if (++j === m) {
+          j = 0;
+          i++;
+        }
+      } else if (inTree[k] === 0) {
+        const rc = ART_COST - (pi[tailOf(k)] as number) + (pi[headOf(k)] as number);
+        if (rc < best) {
+          best = rc;
+          entering = k;
+        }
+      }
+      if (++k === numArcs) {
+        k = 0;
+        i = 0;
+        j = 0;
+      }
+      if (++inBlock === blockSize) {
+        if (entering >= 0) break;
+        inBlock = 0;
+      }
+    }
+    next = k;
+    if (entering < 0) break;
+    if (++iterations > maxIter)
+      throw new Error(`emd: no optimum after ${maxIter} pivots (raise options.maxIter)`);
+
+    // Pivot cycle: the entering arc s → t plus the tree path t … apex … s.
+    const s = tailOf(entering);
+    const t = headOf(entering);
+    let x = s;
+    let y = t;
+    while (x !== y) {
+      const dx = depth[x] as number;
+      const dy = depth[y] as number;
+      if (dx >= dy) x = parent[x] as number;
+      if (dy >= dx) y = parent[y] as number;
+    }
+    const apex = x;
+    // Blocking arcs are those whose flow decreases when δ is pushed around the
+    // cycle in the entering arc's direction. On the s side the cycle runs
+    // apex → s (downwards): up arcs (tail = child) decrease. On the t side it
+    // runs t → apex (upwards): down arcs decrease. Ties: the last blocking arc
+    // in cycle order from the apex, i.e. the one nearest s on the s side
+    // (strict <, walking up from s), else the one nearest the apex on the t
+    // side (<=, walking up from t), which wins over the s side.
+    let delta = Number.POSITIVE_INFINITY;
+    let leaveNode = -1;
+    let leaveOnS = true;
+    for (let v = s; v !== apex; v = parent[v] as number) {
+      const arc = predArc[v] as number;
+      if (tailOf(arc) === v && (flow[arc] as number) < delta) {
+        delta = flow[arc] as number;
+        leaveNode = v;
+      }
+    }
+    for (let v = t; v !== apex; v = parent[v] as number) {
+      const arc = predArc[v] as number;
+      if (tailOf(arc) !== v && (flow[arc] as number) <= delta) {
+        delta = flow[arc] as number;
+        leaveNode = v;
+        leaveOnS = false;
+      }
+    }
+    if (leaveNode < 0) throw new Error('emd: internal error (unbounded pivot cycle)');
+
+    if (delta > 0) {
+      for (let v = s; v !== apex; v = parent[v] as number) {
+        const arc = predArc[v] as number;
+        flow[arc] = (flow[arc] as number) + (tailOf(arc) === v ? -delta : delta);
+      }
+      for (let v = t; v !== apex; v = parent[v] as number) {
+        const arc = predArc[v] as number;
+        flow[arc] = (flow[arc] as number) + (tailOf(arc) === v ? delta : -delta);
+      }
+      flow[entering] = delta;
+    }
+    const leaving = predArc[leaveNode] as number;
+    flow[leaving] = 0;
+    inTree[leaving] = 0;
+    inTree[entering] = 1;
+
+    // Re-hang the cut-off subtree: reverse the path from the entering arc's
+    // endpoint inside it (xs) up to leaveNode, then attach xs to the other end.
+    const xs = leaveOnS ? s : t;
+    let newParent = leaveOnS ? t : s;
+    let newArc = entering;
+    let v = xs;
+    for (;;) {
+      const oldParent = parent[v] as number;
+      const oldArc = predArc[v] as number;
+      removeChild(oldParent, v);
+      parent[v] = newParent;
+      predArc[v] = newArc;
+      addChild(newParent, v);
+      if (v === leaveNode) break;
+      newParent = v;
+      newArc = oldArc;
+      v = oldParent;
+    }
+    refreshSubtree(xs);
+  }
+
+  for (let v = 0; v < n + m; v++) {
+    if ((flow[nm + v] as number) > 1e-9 * mass)
+      throw new Error(
+        `emd: internal error: artificial flow ${flow[nm + v]} left at node ${v} (masses unbalanced?)`,
+      );
+  }
+  return { flow: flow.subarray(0, nm), potential: pi.subarray(0, n + m), iterations };
+}
