@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type BackendInfo,
@@ -16,9 +15,10 @@ import {
   loadParams,
   saveParams,
 } from '@transferlab/models';
+import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
 import { appendRecord, type TrialRecord } from './results.js';
-import { defaultPretrainConfig, type PretrainConfig, pretrainSource, runTrial } from './runner.js';
+import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import type { SuiteSpec } from './suites.js';
 
 export interface Registries {
@@ -50,10 +50,6 @@ export interface RunSuiteResult {
   records: TrialRecord[];
   backend: BackendInfo;
   resultsPath: string;
-}
-
-function hashKey(parts: unknown): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
 /**
@@ -130,44 +126,23 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
       const needsPretrain = methods.some((m) => m.method.needs.pretrainedBackbone);
       const backbone = task ? backboneFactory.create(task.target.train.shape) : undefined;
       if (task && backbone && needsPretrain) {
-        const started = Date.now();
         progress.trial(`${taskLabel} pre-training (seed ${seed})`, index, total);
         try {
-          const key = hashKey({
-            task: spec.id,
-            options,
+          const out = await loadOrPretrain({
+            sourceKey: { task: spec.id, options },
+            source: task.source.train,
+            backbone,
             seed,
-            backbone: backbone.spec,
-            pretrainConfig,
+            config: pretrainConfig,
+            ...(opts.diskCache !== false ? { cacheDir } : {}),
+            onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
           });
-          const file = join(cacheDir, `pretrain-${spec.id}-s${seed}-${key}.tlparams`);
-          if (opts.diskCache !== false && existsSync(file)) {
-            const loaded = await loadParams(file);
-            pretrained = loaded.params;
-            pretrainMetrics = { source_train_acc: Number(loaded.meta.sourceTrainAcc) };
-          } else {
-            const out = pretrainSource({
-              backbone,
-              source: task.source.train,
-              seed,
-              config: pretrainConfig,
-              onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
-            });
-            pretrained = out.params;
-            pretrainMetrics = {
-              source_train_acc: out.sourceTrainAcc,
-              pretrain_ms: Date.now() - started,
-            };
-            if (opts.diskCache !== false) {
-              mkdirSync(cacheDir, { recursive: true });
-              await saveParams(file, pretrained, {
-                task: spec.id,
-                seed,
-                backbone: backbone.spec.name,
-                sourceTrainAcc: out.sourceTrainAcc,
-              });
-            }
-          }
+          disposeParams(out.sourceHead);
+          pretrained = out.params;
+          pretrainMetrics = {
+            source_train_acc: out.sourceTrainAcc,
+            ...(out.fromCache ? {} : { pretrain_ms: out.pretrainMs }),
+          };
         } catch (err) {
           pretrainError = `source pre-training failed: ${(err as Error).message}`;
         }

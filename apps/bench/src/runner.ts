@@ -69,11 +69,18 @@ export const defaultPretrainConfig: PretrainConfig = {
   maxExamples: 10_000,
 };
 
+export interface PretrainedSource {
+  /** Backbone weights. */
+  params: Params;
+  /** The source head (`source_head.weight`, `source_head.bias`): source-class logits, which LEEP needs. */
+  sourceHead: Params;
+  sourceTrainAcc: number;
+}
+
 /**
  * Supervised pre-training on the source task: backbone + a source head,
  * cross-entropy, the same step function as the `scratch` method. Returns the
- * backbone's weights only (the source head is dropped) and the source
- * training accuracy.
+ * backbone's weights, the source head and the source training accuracy.
  */
 export function pretrainSource(args: {
   backbone: Backbone;
@@ -81,7 +88,7 @@ export function pretrainSource(args: {
   seed: number;
   config?: PretrainConfig;
   onEpoch?: (e: ProgressEvent) => void;
-}): { params: Params; sourceTrainAcc: number } {
+}): PretrainedSource {
   const config = args.config ?? defaultPretrainConfig;
   const rng = createRng(args.seed).derive('pretrain');
   const n = Math.min(args.source.y.length, config.maxExamples);
@@ -121,9 +128,12 @@ export function pretrainSource(args: {
           )
         : source;
     const { acc } = evaluateOn((x) => classifierLogits(state, state.params, x), evalSet);
-    const backboneNames = Object.keys(args.backbone.paramShapes);
+    const backboneNames = new Set(Object.keys(args.backbone.paramShapes));
     return {
-      params: cloneParams(pickParams(state.params, (n2) => backboneNames.includes(n2))),
+      params: cloneParams(pickParams(state.params, (name) => backboneNames.has(name))),
+      sourceHead: cloneParams(
+        pickParams(state.params, (name) => state.head.paramNames.includes(name)),
+      ),
       sourceTrainAcc: acc,
     };
   } finally {

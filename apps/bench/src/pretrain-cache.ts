@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pickParams } from '@transferlab/core';
+import type { Dataset } from '@transferlab/datasets';
+import { type Backbone, loadParams, saveParams } from '@transferlab/models';
+import {
+  type PretrainConfig,
+  type PretrainedSource,
+  type ProgressEvent,
+  pretrainSource,
+} from './runner.js';
+
+/**
+ * Source pre-training, cached on disk under `cacheDir` by a hash of
+ * everything that determines the weights (source identity and options,
+ * seed, architecture, pre-training config), so a re-run or another suite on
+ * the same source skips it. Backbone and source head share one file.
+ */
+export async function loadOrPretrain(args: {
+  /** Identifies the source data: a task id and its build options. */
+  sourceKey: { task: string; options: unknown };
+  source: Dataset;
+  backbone: Backbone;
+  seed: number;
+  config: PretrainConfig;
+  cacheDir?: string;
+  onEpoch?: (e: ProgressEvent) => void;
+}): Promise<PretrainedSource & { fromCache: boolean; pretrainMs: number }> {
+  const started = Date.now();
+  const key = createHash('sha256')
+    .update(
+      JSON.stringify({
+        ...args.sourceKey,
+        seed: args.seed,
+        backbone: args.backbone.spec,
+        config: args.config,
+      }),
+    )
+    .digest('hex')
+    .slice(0, 16);
+  const file = args.cacheDir
+    ? join(args.cacheDir, `pretrain-${args.sourceKey.task}-s${args.seed}-${key}.tlparams`)
+    : undefined;
+  if (file && existsSync(file)) {
+    const { params, meta } = await loadParams(file);
+    const isHead = (name: string) => name.startsWith('source_head.');
+    return {
+      params: pickParams(params, (n) => !isHead(n)),
+      sourceHead: pickParams(params, isHead),
+      sourceTrainAcc: Number(meta.sourceTrainAcc),
+      fromCache: true,
+      pretrainMs: Date.now() - started,
+    };
+  }
+  const out = pretrainSource({
+    backbone: args.backbone,
+    source: args.source,
+    seed: args.seed,
+    config: args.config,
+    ...(args.onEpoch ? { onEpoch: args.onEpoch } : {}),
+  });
+  if (file && args.cacheDir) {
+    mkdirSync(args.cacheDir, { recursive: true });
+    await saveParams(
+      file,
+      { ...out.params, ...out.sourceHead },
+      {
+        ...args.sourceKey,
+        seed: args.seed,
+        backbone: args.backbone.spec.name,
+        sourceTrainAcc: out.sourceTrainAcc,
+      },
+    );
+  }
+  return { ...out, fromCache: false, pretrainMs: Date.now() - started };
+}
