@@ -15,4 +15,24 @@ export {
   layerParamShapes,
   outputShape,
 } from './layers.js';
+export { attr, type OnnxAttr, type OnnxDim, OnnxGraphBuilder } from './onnx/builder.js';
+export {
+  checkOnnxAgainstRuntime,
+  type OnnxCheckOptions,
+  type OnnxCheckResult,
+} from './onnx/check.js';
+export { type ExportOnnxOptions, exportBackboneToOnnx } from './onnx/export.js';
+export {
+  type ImportedOnnx,
+  type ImportOnnxOptions,
+  importOnnx,
+  importOnnxFile,
+  type OnnxBackbone,
+} from './onnx/import.js';
+export { SUPPORTED_OPS as SUPPORTED_ONNX_OPS } from './onnx/ops.js';
+export {
+  createOnnxRuntimeExtractor,
+  type OnnxRuntimeExtractor,
+  type OnnxRuntimeExtractorOptions,
+} from './onnx/runtime.js';
 export { type BackboneFactory, builtinBackbones, createBackboneRegistry } from './registry.js';
