@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { onnxCheck } from './onnx-check.js';
 import { formatPairedTable, formatTable } from './report.js';
 import { latestRun, readRecords } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
@@ -13,6 +14,7 @@ const USAGE = `transferlab benchmark
   pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
   pnpm bench speed [--backend NAME] [--seconds S]   training steps/s of each backbone on each backend
+  pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
       metric: { type: 'string' },
       seconds: { type: 'string' },
       all: { type: 'boolean' },
+      'input-shape': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -99,6 +102,23 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case 'onnx-check': {
+      const file = rest[0];
+      if (!file) throw new Error('onnx-check: give the path of an .onnx file');
+      const shape = values['input-shape'];
+      const inputShape = shape === undefined ? undefined : shape.split(',').map(Number);
+      if (inputShape && !inputShape.every((d) => Number.isInteger(d) && d > 0)) {
+        throw new Error(
+          `--input-shape must be positive integers separated by commas, got "${shape}"`,
+        );
+      }
+      const report = await onnxCheck(file, {
+        ...(values.backend ? { backend: values.backend } : {}),
+        ...(inputShape ? { inputShape } : {}),
+      });
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      return 0;
+    }
     case 'speed': {
       const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
       if (!(seconds > 0))
@@ -122,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       throw new Error(
-        `Unknown command "${command}". Valid commands: list, run, report, speed\n\n${USAGE}`,
+        `Unknown command "${command}". Valid commands: list, run, report, speed, onnx-check\n\n${USAGE}`,
       );
   }
 }

@@ -20,6 +20,7 @@ export {
   checkOnnxAgainstRuntime,
   type OnnxCheckOptions,
   type OnnxCheckResult,
+  onnxOperatorCounts,
 } from './onnx/check.js';
 export { type ExportOnnxOptions, exportBackboneToOnnx } from './onnx/export.js';
 export {

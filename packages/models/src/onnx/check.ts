@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, disposeParams } from '@transferlab/core';
 import { importOnnx } from './import.js';
+import { onnx } from './proto.js';
 import { createOnnxRuntimeExtractor } from './runtime.js';
 
 export interface OnnxCheckOptions {
@@ -91,4 +92,23 @@ export async function checkOnnxAgainstRuntime(
     maxAbs,
     relDiff: maxAbs > 0 ? maxAbsDiff / maxAbs : maxAbsDiff,
   };
+}
+
+/** Operator types in a model's main graph with their counts (for `onnx-check`); malformed files throw naming `source`. */
+export function onnxOperatorCounts(
+  bytes: Uint8Array,
+  source = '<onnx bytes>',
+): Record<string, number> {
+  let model: ReturnType<typeof onnx.ModelProto.decode>;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new Error(`${source}: not a valid ONNX model: ${(err as Error).message}`);
+  }
+  const counts: Record<string, number> = {};
+  for (const node of model.graph?.node ?? []) {
+    const op = node.domain ? `${node.domain}.${node.opType}` : String(node.opType);
+    counts[op] = (counts[op] ?? 0) + 1;
+  }
+  return counts;
 }
