@@ -9,12 +9,7 @@ import {
 } from '@transferlab/core';
 import { createTaskRegistry, type TaskPair, type TaskSpec } from '@transferlab/datasets';
 import { type AnyTransferMethod, createMethodRegistry } from '@transferlab/methods';
-import {
-  type BackboneFactory,
-  createBackboneRegistry,
-  loadParams,
-  saveParams,
-} from '@transferlab/models';
+import { type BackboneFactory, createBackboneRegistry } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
 import { appendRecord, type TrialRecord } from './results.js';
