@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { formatRankTable, runModelSelection } from './model-selection.js';
 import { onnxCheck } from './onnx-check.js';
 import { formatPairedTable, formatTable } from './report.js';
-import { latestRun, readRecords } from './results.js';
+import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { measureSpeed } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
@@ -16,6 +17,18 @@ const USAGE = `transferlab benchmark
   pnpm bench speed [--backend NAME] [--seconds S]   training steps/s of each backbone on each backend
   pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
 `;
+
+/** The tables a run prints: per-method means and paired gains, or rank correlations for model selection. */
+function summarize(records: readonly TrialRecord[], metric?: string): string {
+  if (records.some((r) => r.source !== undefined)) {
+    return `${formatTable(
+      records.map((r) => ({ ...r, method: `← ${r.source}` })),
+      'measured_target_test_acc',
+    )}\n\n${formatRankTable(records)}`;
+  }
+  const paired = formatPairedTable(records, 'scratch', metric);
+  return `${formatTable(records, metric)}${paired ? `\n\n${paired}` : ''}`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -74,16 +87,19 @@ async function main(argv: string[]): Promise<number> {
         throw new Error(`--seeds must be a positive integer, got "${values.seeds}"`);
       }
       const outDir = values.out ?? join('results', suite.id);
-      const result = await runSuite({
-        suite,
+      const common = {
         outDir,
         ...(seeds !== undefined ? { seeds } : {}),
         ...(values.backend ? { backend: values.backend } : {}),
-      });
+      };
+      const result =
+        suite.kind === 'model-selection'
+          ? await runModelSelection({ suite, ...common })
+          : await runSuite({ suite, ...common });
+      const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
-      const paired = formatPairedTable(result.records, 'scratch', values.metric);
       process.stdout.write(
-        `\nsuite ${suite.id} on backend ${result.backend.name}\n${formatTable(result.records, values.metric)}\n${paired ? `\n${paired}\n` : ''}`,
+        `\nsuite ${suite.id} on backend ${backendName}\n${summarize(result.records, values.metric)}\n`,
       );
       process.stdout.write(
         `\n${result.records.length} trials, ${failed} failed; results appended to ${result.resultsPath}\n`,

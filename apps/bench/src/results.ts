@@ -8,6 +8,8 @@ export interface TrialRecord {
   run?: string;
   task: string;
   method: string;
+  /** Model-selection suites: which source model the method started from. */
+  source?: string;
   seed: number;
   status: 'ok' | 'failed';
   metrics: Record<string, number>;

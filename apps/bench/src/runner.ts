@@ -9,6 +9,7 @@ import {
   classifierStep,
   disposeClassifier,
   initClassifier,
+  type LoopConfig,
   type OptimConfig,
 } from '@transferlab/methods';
 import type { Backbone } from '@transferlab/models';
@@ -157,7 +158,7 @@ export interface TrialResult {
 export function runTrial(args: {
   task: TaskPair;
   method: AnyTransferMethod;
-  config: Record<string, unknown> & { epochs: number; batchSize: number };
+  config: LoopConfig;
   backbone: Backbone;
   seed: number;
   pretrained?: Params;

@@ -1,8 +1,10 @@
 import { createRegistry, type Registry } from '@transferlab/core';
 import type { TaskBuildOptions } from '@transferlab/datasets';
+import type { ModelSelectionSuite } from './model-selection.js';
 import type { PretrainConfig } from './runner.js';
 
 export interface SuiteSpec {
+  readonly kind?: 'transfer';
   readonly id: string;
   readonly description: string;
   /** Backbone id (see `pnpm bench list`). */
@@ -63,10 +65,45 @@ const classSplit: SuiteSpec = {
   pretrain: { epochs: 3, maxExamples: 10_000 },
 };
 
-export const builtinSuites: readonly SuiteSpec[] = [quick, quickCnn, classSplit];
+/**
+ * Which source model should one fine-tune? Five sources (MNIST digits and
+ * Fashion-MNIST classes, fully and briefly pre-trained) scored by LEEP, NCE,
+ * LogME and H-score on each target's labelled training set, against the
+ * accuracy fine-tuning reaches. Sources never contain the target's images.
+ */
+const modelSelection: ModelSelectionSuite = {
+  kind: 'model-selection',
+  id: 'model-selection',
+  description:
+    "Rank 5 source models for MNIST parity and Fashion-MNIST garment categories with LEEP, NCE, LogME and H-score; Kendall's τ against fine-tuning accuracy.",
+  backbone: 'mlp',
+  seeds: 3,
+  targets: [
+    { id: 'mnist-digits-to-parity', options: { labelsPerClass: 20, valPerClass: 20 } },
+    { id: 'fashion-to-fashion-coarse', options: { labelsPerClass: 10 } },
+  ],
+  candidates: [
+    { label: 'mnist-digits', task: 'mnist-digits-to-parity' },
+    {
+      label: 'mnist-digits-brief',
+      task: 'mnist-digits-to-parity',
+      pretrain: { epochs: 1, maxExamples: 1000 },
+    },
+    { label: 'fashion-10', task: 'fashion-to-fashion-coarse' },
+    {
+      label: 'fashion-10-brief',
+      task: 'fashion-to-fashion-coarse',
+      pretrain: { epochs: 1, maxExamples: 1000 },
+    },
+    { label: 'fashion-0-4', task: 'fashion04-to-fashion59' },
+  ],
+  pretrain: { epochs: 5, maxExamples: 10_000 },
+};
 
-export function createSuiteRegistry(
-  suites: readonly SuiteSpec[] = builtinSuites,
-): Registry<SuiteSpec> {
+export type Suite = SuiteSpec | ModelSelectionSuite;
+
+export const builtinSuites: readonly Suite[] = [quick, quickCnn, classSplit, modelSelection];
+
+export function createSuiteRegistry(suites: readonly Suite[] = builtinSuites): Registry<Suite> {
   return createRegistry('suite', suites);
 }
