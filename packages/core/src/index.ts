@@ -8,6 +8,13 @@ export {
 } from './backend.js';
 export { registerWasmGradientKernels } from './kernels/wasm-gradient-kernels.js';
 export { measureTensorGrowth } from './leak.js';
+export {
+  choleskyFactor,
+  choleskySolve,
+  choleskySolveFactored,
+  NotPositiveDefiniteError,
+  SYMMETRY_TOLERANCE,
+} from './linalg/index.js';
 export { meanSquaredError, softmaxCrossEntropy } from './losses.js';
 export {
   type AdamConfig,

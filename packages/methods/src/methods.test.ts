@@ -40,9 +40,9 @@ const snapshot = (p: Params, name: string) => Array.from((p[name] as tf.Tensor).
 
 describe('built-in methods', () => {
   it('the registry lists them and names the valid ids for an unknown one', () => {
-    expect(registry.ids).toEqual(['scratch', 'linear-probe', 'fine-tune']);
+    expect(registry.ids).toEqual(['scratch', 'linear-probe', 'fine-tune', 'joint', 'merlin']);
     expect(() => registry.get('finetune')).toThrow(
-      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune',
+      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin',
     );
   });
 

@@ -1,0 +1,152 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  cloneParams,
+  disposeOptimizerState,
+  disposeParams,
+  mergeParams,
+  type Optimizer,
+  type OptimizerState,
+  type Params,
+  type Rng,
+  trainStep,
+} from '@transferlab/core';
+import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
+import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.js';
+import type { MethodContext } from '../types.js';
+
+/**
+ * One backbone with several named linear heads (a target head, a source
+ * head, …), trained together by one optimizer: what joint training and
+ * MeRLin share. The head with prefix `head` is the target classifier that
+ * `predict` uses, named like the one in `initClassifier` so checkpoints and
+ * best-val snapshots look the same across methods.
+ */
+export interface MultiHeadState<C extends OptimConfig = OptimConfig> {
+  readonly backbone: Backbone;
+  readonly heads: Readonly<Record<string, LinearHead>>;
+  readonly config: C;
+  readonly optimizer: Optimizer;
+  readonly trainable: readonly string[];
+  readonly totalSteps: number;
+  params: Params;
+  optState: OptimizerState;
+}
+
+export const TARGET_HEAD = 'head';
+export const SOURCE_HEAD = 'source_head';
+
+/**
+ * Backbone weights (taken over: the state owns and disposes them) plus a
+ * fresh linear head per entry of `heads`, each initialised from
+ * `rng.derive(prefix)` — so the target head starts exactly where
+ * `initClassifier`'s does for the same rng. Heads train at the full learning
+ * rate, the backbone at `backboneLrMultiplier` × it (0 freezes it and skips
+ * its gradients).
+ */
+export function initMultiHead<C extends OptimConfig>(args: {
+  backbone: Backbone;
+  backboneParams: Params;
+  heads: readonly { prefix: string; numClasses: number }[];
+  config: C;
+  backboneLrMultiplier: number;
+  rng: Rng;
+  totalSteps: number;
+}): MultiHeadState<C> {
+  const heads: Record<string, LinearHead> = {};
+  const headParams: Params[] = [];
+  for (const { prefix, numClasses } of args.heads) {
+    const head = linearHead(args.backbone.featureDim, numClasses, prefix);
+    heads[prefix] = head;
+    headParams.push(head.init(args.rng.derive(prefix)));
+  }
+  const params = mergeParams(args.backboneParams, ...headParams);
+  const headNames = new Set(Object.values(heads).flatMap((h) => h.paramNames));
+  const trainable = Object.keys(params).filter(
+    (n) => headNames.has(n) || args.backboneLrMultiplier > 0,
+  );
+  const optimizer = createOptimizer(args.config, (n) =>
+    headNames.has(n) ? 1 : args.backboneLrMultiplier,
+  );
+  return {
+    backbone: args.backbone,
+    heads,
+    config: args.config,
+    optimizer,
+    trainable,
+    totalSteps: args.totalSteps,
+    params,
+    optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
+  };
+}
+
+/** Backbone features flattened to [N, featureDim]. */
+export function features(state: MultiHeadState, params: Params, x: tf.Tensor): tf.Tensor2D {
+  const f = state.backbone.apply(params, x).features;
+  return (f.rank === 2 ? f : tf.reshape(f, [f.shape[0] as number, -1])) as tf.Tensor2D;
+}
+
+export function headLogits(
+  state: MultiHeadState,
+  params: Params,
+  prefix: string,
+  feats: tf.Tensor,
+): tf.Tensor {
+  const head = state.heads[prefix];
+  if (!head) {
+    throw new Error(
+      `no head "${prefix}"; heads: ${Object.keys(state.heads).join(', ') || '(none)'}`,
+    );
+  }
+  return head.apply(params, feats);
+}
+
+/** Target logits from the `head` head: what `predict` returns. */
+export function targetLogits(state: MultiHeadState, params: Params, x: tf.Tensor): tf.Tensor {
+  return headLogits(state, params, TARGET_HEAD, features(state, params, x));
+}
+
+/** One optimizer step on `loss` (core's `trainStep`: tidy, update, disposal of replaced tensors). */
+export function multiHeadStep<C extends OptimConfig>(
+  state: MultiHeadState<C>,
+  step: number,
+  loss: (params: Params) => tf.Scalar,
+): { state: MultiHeadState<C>; loss: number } {
+  const result = trainStep({
+    params: state.params,
+    state: state.optState,
+    optimizer: state.optimizer,
+    trainable: state.trainable,
+    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+    loss,
+  });
+  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
+}
+
+export function disposeMultiHead(state: MultiHeadState): void {
+  disposeParams(state.params);
+  disposeOptimizerState(state.optState);
+}
+
+/** The backbone from the context: a copy of the pretrained weights or a fresh random init. */
+export function initialBackbone(
+  id: string,
+  ctx: MethodContext<{ fromPretrained: boolean }>,
+): Params {
+  if (!ctx.config.fromPretrained) return ctx.backbone.init(ctx.rng.derive('backbone'));
+  if (!ctx.pretrained) {
+    throw new Error(
+      `method "${id}": fromPretrained is true but no pretrained backbone was given (set fromPretrained: false to start from a random backbone)`,
+    );
+  }
+  return cloneParams(ctx.pretrained);
+}
+
+export function requireSourceClasses(id: string, ctx: MethodContext<unknown>): number {
+  const c = ctx.sourceNumClasses;
+  if (c === undefined || !(c > 1)) {
+    throw new Error(
+      `method "${id}": needs the source task's number of classes (sourceNumClasses) for its source head, got ${c}`,
+    );
+  }
+  return c;
+}
