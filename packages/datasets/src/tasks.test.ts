@@ -126,6 +126,11 @@ describe('task registry', () => {
       'fashion-to-mnist',
       'mnist-digits-to-parity',
       'fashion-to-fashion-coarse',
+      'mnist-digits-to-parity-shortcut',
+      'mnist04-to-mnist59-shortcut',
+      'fashion-to-fashion-coarse-shortcut',
+      'merlin-quadratic',
+      'spam-easy-to-hard',
     ]);
     expect(registry.get('fashion-to-mnist')).toBe(builtinTasks[2]);
     expect(() => registry.get('mnist-to-svhn')).toThrow(UnknownIdError);

@@ -1,11 +1,10 @@
 import { createRegistry, createRng, type Registry } from '@transferlab/core';
+import { defineTask, splitDefaults } from './define-task.js';
 import { type LoadFashionMnistOptions, loadFashionMnist } from './fashion-mnist.js';
+import { merlinTasks } from './merlin/index.js';
 import { loadMnist } from './mnist.js';
 import {
-  computeNormalization,
   mapLabels,
-  type NormalizationStats,
-  normalize,
   type SplitSize,
   selectClasses,
   stratifiedSplitIndices,
@@ -138,52 +137,8 @@ export interface TaskSpec {
   build(opts: TaskBuildOptions): Promise<TaskPair>;
 }
 
-function applyNormalization(pair: TaskPair, mode: TaskNormalization | undefined): TaskPair {
-  if (mode === undefined || mode === 'none') return pair;
-  if (mode !== 'source' && mode !== 'source-per-feature') {
-    throw new Error(
-      `task "${pair.id}": unknown normalization ${JSON.stringify(mode)}; use 'none', 'source' or 'source-per-feature'`,
-    );
-  }
-  const stats: NormalizationStats = computeNormalization(pair.source.train, {
-    perFeature: mode === 'source-per-feature',
-  });
-  return {
-    ...pair,
-    source: { train: normalize(pair.source.train, stats) },
-    target: {
-      train: normalize(pair.target.train, stats),
-      val: normalize(pair.target.val, stats),
-      test: normalize(pair.target.test, stats),
-    },
-  };
-}
-
 function splitOptions(opts: TaskBuildOptions) {
-  return {
-    labelsPerClass: opts.labelsPerClass ?? 10,
-    valPerClass: opts.valPerClass ?? 10,
-    ...(opts.testPerClass !== undefined ? { testPerClass: opts.testPerClass } : {}),
-    seed: opts.seed,
-  };
-}
-
-/** A TaskSpec whose build function receives its own id and description (no `this`). */
-function defineTask(
-  id: string,
-  description: string,
-  build: (opts: TaskBuildOptions, spec: { id: string; description: string }) => Promise<TaskPair>,
-): TaskSpec {
-  const meta = { id, description };
-  return {
-    id,
-    description,
-    build: async (opts) => {
-      if (!opts || !Number.isFinite(opts.seed))
-        throw new Error(`task "${id}": build needs a finite numeric seed`);
-      return applyNormalization(await build(opts, meta), opts.normalization);
-    },
-  };
+  return { ...splitDefaults(opts), seed: opts.seed };
 }
 
 const FIRST_FIVE = [0, 1, 2, 3, 4];
@@ -314,6 +269,7 @@ export const builtinTasks: readonly TaskSpec[] = [
   fashionToMnist,
   mnistDigitsToParity,
   fashionToFashionCoarse,
+  ...merlinTasks,
 ];
 
 /** A registry of task specs (default: `builtinTasks`); unknown ids throw core's UnknownIdError. */
