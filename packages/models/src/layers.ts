@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
  * parameters. The same description is run eagerly in tfjs here, and can be
  * exported to other runtimes (ONNX) without re-implementing the model.
  */
-export type Activation = 'relu' | 'linear';
+/** `square` is the quadratic activation of MeRLin's theory setting (a two-layer net with σ(t) = t²). */
+export type Activation = 'relu' | 'square' | 'linear';
 
 export type LayerSpec =
   | { kind: 'flatten'; name: string }
@@ -91,7 +92,9 @@ export function layerParamShapes(
 }
 
 function activate(x: tf.Tensor, activation: Activation | undefined): tf.Tensor {
-  return activation === 'relu' ? tf.relu(x) : x;
+  if (activation === 'relu') return tf.relu(x);
+  if (activation === 'square') return tf.square(x);
+  return x;
 }
 
 function param(params: Readonly<Record<string, tf.Tensor>>, name: string): tf.Tensor {

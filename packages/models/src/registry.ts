@@ -19,6 +19,20 @@ export const builtinBackbones: readonly BackboneFactory[] = [
       'CNN: 2 × (3×3 conv + ReLU + 2×2 max-pool) with 16, 32 channels → dense 128; taps conv1, pool1, conv2, pool2, fc',
     create: (inputShape) => createBackbone(cnnSpec(inputShape, [16, 32], 128)),
   },
+  {
+    id: 'quadratic',
+    description:
+      "Two-layer net's first layer with quadratic activation (t²), 32 units: MeRLin's theory setting; tap q1",
+    create: (inputShape) =>
+      createBackbone({
+        name: 'quadratic-32',
+        inputShape,
+        layers: [
+          { kind: 'flatten', name: 'flatten' },
+          { kind: 'dense', name: 'q1', units: 32, activation: 'square' },
+        ],
+      }),
+  },
 ];
 
 export function createBackboneRegistry(

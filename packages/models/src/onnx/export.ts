@@ -216,6 +216,16 @@ export function exportBackboneToOnnx(
     return { ...v, name: g.op('Relu', [v.name], {}, out, `${name}/Relu`) };
   }
 
+  /** The layer's activation after its linear op (`pre` holds the raw output under a temporary name). */
+  function activate(v: Val, activation: string | undefined, name: string): Val {
+    if (activation === 'relu') return relu(v, name);
+    if (activation === 'square') {
+      const out = v.layout === 'tf' ? name : `${name}:nchw`;
+      return { ...v, name: g.op('Mul', [v.name, v.name], {}, out, `${name}/Square`) };
+    }
+    return v;
+  }
+
   function emitLayer(layer: LayerSpec, x: Val, xKey: string, shape: number[]): Val {
     const L = layer.name;
     switch (layer.kind) {
@@ -233,10 +243,10 @@ export function exportBackboneToOnnx(
           tensorValues(params, `${L}.weight`, [inDim, layer.units]),
         );
         const b = addWeight(`${L}.bias`, tensorValues(params, `${L}.bias`, [layer.units]));
-        const relu_ = layer.activation === 'relu';
-        const gemm = g.op('Gemm', [t.name, w, b], {}, relu_ ? `${L}:gemm` : L, `${L}/Gemm`);
+        const activated = layer.activation === 'relu' || layer.activation === 'square';
+        const gemm = g.op('Gemm', [t.name, w, b], {}, activated ? `${L}:gemm` : L, `${L}/Gemm`);
         const v: Val = { name: gemm, layout: 'tf', shape: [layer.units] };
-        return relu_ ? relu(v, L) : v;
+        return activate(v, layer.activation, L);
       }
       case 'conv2d': {
         const v = asNchw(x, xKey);
@@ -252,7 +262,7 @@ export function exportBackboneToOnnx(
           (t) => tf.transpose(t, [3, 2, 0, 1]),
         );
         const bias = addWeight(`${L}.bias`, tensorValues(params, `${L}.bias`, [layer.filters]));
-        const relu_ = layer.activation === 'relu';
+        const activated = layer.activation === 'relu' || layer.activation === 'square';
         const out = g.op(
           'Conv',
           [v.name, weight, bias],
@@ -263,13 +273,13 @@ export function exportBackboneToOnnx(
             dilations: attr.ints([1, 1]),
             group: attr.int(1),
           },
-          relu_ ? `${L}:conv` : `${L}:nchw`,
+          activated ? `${L}:conv` : `${L}:nchw`,
           `${L}/Conv`,
         );
         const oh = padding === 'same' ? Math.ceil(h / s) : Math.floor((h - k) / s) + 1;
         const ow = padding === 'same' ? Math.ceil(w / s) : Math.floor((w - k) / s) + 1;
         const val: Val = { name: out, layout: 'nchw', shape: [oh, ow, layer.filters] };
-        return relu_ ? relu(val, L) : val;
+        return activate(val, layer.activation, L);
       }
       case 'maxPool': {
         const v = asNchw(x, xKey);
