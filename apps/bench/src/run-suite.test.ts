@@ -106,7 +106,9 @@ describe('runSuite', () => {
     ).rejects.toThrow(`Unknown task "cifar". Valid task ids: ${reg.tasks.ids.join(', ')}`);
     await expect(
       runSuite({ suite: { ...tiny, methods: [{ id: 'dann' }] }, outDir: tmp(), progress: silent }),
-    ).rejects.toThrow(/Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin/);
+    ).rejects.toThrow(
+      /Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin/,
+    );
     await expect(
       runSuite({ suite: { ...tiny, backbone: 'vit' }, outDir: tmp(), progress: silent }),
     ).rejects.toThrow(/Unknown backbone "vit"/);

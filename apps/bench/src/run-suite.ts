@@ -76,12 +76,19 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
     const method = reg.methods.get(m.id);
     return {
       method,
+      label: m.label ?? m.id,
       config: method.validate(m.options ?? {}) as Record<string, unknown> & {
         epochs: number;
         batchSize: number;
       },
     };
   });
+  const methodLabels = methods.map((m) => m.label);
+  const twice = methodLabels.find((l, i) => methodLabels.indexOf(l) !== i);
+  if (twice)
+    throw new Error(
+      `suite "${suite.id}": method "${twice}" appears twice; give each entry its own label`,
+    );
   const pretrainConfig: PretrainConfig = { ...defaultPretrainConfig, ...suite.pretrain };
 
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
@@ -142,15 +149,15 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           pretrainError = `source pre-training failed: ${(err as Error).message}`;
         }
       }
-      for (const { method, config } of methods) {
-        const label = `${taskLabel} · ${method.id} · seed ${seed}`;
+      for (const { method, config, label: methodLabel } of methods) {
+        const label = `${taskLabel} · ${methodLabel} · seed ${seed}`;
         progress.trial(label, index++, total);
         const started = Date.now();
         const base = {
           suite: suite.id,
           run,
           task: taskLabel,
-          method: method.id,
+          method: methodLabel,
           seed,
           backend: backend.name,
           backbone: suiteBackboneName(backbone, suite),

@@ -17,7 +17,12 @@ export interface SuiteSpec {
     label?: string;
     options?: Omit<Partial<TaskBuildOptions>, 'seed'> & Record<string, unknown>;
   }[];
-  readonly methods: readonly { id: string; options?: Record<string, unknown> }[];
+  readonly methods: readonly {
+    id: string;
+    /** Name in results and tables (default: the method id); needed for several variants of one method. */
+    label?: string;
+    options?: Record<string, unknown>;
+  }[];
   readonly pretrain?: Partial<PretrainConfig>;
 }
 
@@ -65,6 +70,74 @@ const classSplit: SuiteSpec = {
   pretrain: { epochs: 3, maxExamples: 10_000 },
 };
 
+const merlinMethods: SuiteSpec['methods'] = [
+  { id: 'scratch' },
+  { id: 'linear-probe' },
+  { id: 'fine-tune' },
+  { id: 'joint' },
+  { id: 'merlin' },
+  // The paper's other variant: the representation learned from scratch on the
+  // target meta-objective plus the source loss.
+  {
+    id: 'merlin',
+    label: 'merlin+source',
+    options: { fromPretrained: false, sourceWeight: 1, backboneLrMultiplier: 1 },
+  },
+];
+
+/**
+ * MeRLin's semi-synthetic setting: the source (MNIST digit identity) carries a
+ * label-coding patch that solves it on its own; the target (parity on other
+ * digits) does not. Swept over the patch's strength: 0 is the clean pair.
+ */
+const merlinSemisynthetic: SuiteSpec = {
+  id: 'merlin-semisynthetic',
+  description:
+    'MNIST digits with a label-coding patch (strength 0, 0.5, 1) → parity without it, 20 labels per class: scratch, linear probe, fine-tune, joint, MeRLin.',
+  backbone: 'mlp',
+  seeds: 3,
+  tasks: [0, 0.5, 1].map((strength) => ({
+    id: 'mnist-digits-to-parity-shortcut',
+    label: `parity-shortcut-${strength}`,
+    options: {
+      labelsPerClass: 20,
+      valPerClass: 20,
+      shortcutStrength: strength,
+      shortcutKind: 'patch',
+    },
+  })),
+  methods: merlinMethods,
+  pretrain: { epochs: 5, maxExamples: 10_000 },
+};
+
+/** MeRLin's theory setting: quadratic two-layer net, a source with a source-specific shortcut direction. */
+const merlinQuadratic: SuiteSpec = {
+  id: 'merlin-quadratic',
+  description:
+    "MeRLin's theory setting (quadratic activation, source-specific directions on the source only), sign of the target function as the label.",
+  backbone: 'quadratic',
+  seeds: 3,
+  tasks: [0, 3].map((kappa) => ({
+    id: 'merlin-quadratic',
+    label: `quadratic-kappa-${kappa}`,
+    options: { labelsPerClass: 20, valPerClass: 20, sourceSpecificScale: kappa },
+  })),
+  methods: merlinMethods,
+  pretrain: { epochs: 20, maxExamples: 2_000 },
+};
+
+/** Text: spam vs easy ham as the source, spam vs hard ham as the target, hashed bag of words. */
+const merlinText: SuiteSpec = {
+  id: 'merlin-text',
+  description:
+    'SpamAssassin: spam vs easy ham (source) → spam vs hard ham (target), hashed bag of words, MLP, 10 labels per class.',
+  backbone: 'mlp',
+  seeds: 3,
+  tasks: [{ id: 'spam-easy-to-hard', options: { labelsPerClass: 10 } }],
+  methods: merlinMethods,
+  pretrain: { epochs: 5, maxExamples: 10_000 },
+};
+
 /**
  * Which source model should one fine-tune? Five sources (MNIST digits and
  * Fashion-MNIST classes, fully and briefly pre-trained) scored by LEEP, NCE,
@@ -102,7 +175,15 @@ const modelSelection: ModelSelectionSuite = {
 
 export type Suite = SuiteSpec | ModelSelectionSuite;
 
-export const builtinSuites: readonly Suite[] = [quick, quickCnn, classSplit, modelSelection];
+export const builtinSuites: readonly Suite[] = [
+  quick,
+  quickCnn,
+  classSplit,
+  merlinSemisynthetic,
+  merlinQuadratic,
+  merlinText,
+  modelSelection,
+];
 
 export function createSuiteRegistry(suites: readonly Suite[] = builtinSuites): Registry<Suite> {
   return createRegistry('suite', suites);
