@@ -12,6 +12,7 @@ export {
 } from './estimators/logme.js';
 export type { DenseMatrix, MatrixLike } from './estimators/matrix.js';
 export { type NceOptions, nce } from './estimators/nce.js';
+export { NotPositiveSemidefiniteError } from './linalg/dense.js';
 export { accuracy, crossEntropy, type MeanCI, meanCI, tQuantile975 } from './metrics.js';
 export { type EmdOptions, type EmdResult, emd } from './ot/emd.js';
 export { type SinkhornOptions, type SinkhornResult, sinkhorn } from './ot/sinkhorn.js';
@@ -21,3 +22,50 @@ export {
   euclideanCost,
   wasserstein1,
 } from './ot/wasserstein.js';
+export {
+  GcmConvergenceError,
+  type GcmCovariances,
+  type GcmOptions,
+  type GcmProblem,
+  type GcmResult,
+  type GcmSpectrum,
+  type GcmTask,
+  gcmLearningCurve,
+  gcmSpectrum,
+  gcmSpectrumFromEigen,
+  solveGcm,
+  solveGcmFromCovariances,
+} from './theory/gcm.js';
+export {
+  type DownstreamProblem,
+  groundTruthRepresentation,
+  type LinearTransferInput,
+  type LinearTransferRisk,
+  linearTransferRisk,
+  minNormDivergences,
+  type OptimalRepresentationOptions,
+  type OptimalSpectralRepresentation,
+  optimalSpectralRepresentation,
+  projectedGradientRepresentation,
+  type SelectionHardness,
+  type SelectionTransitionRow,
+  type SpectralTaskProfile,
+  selectionHardness,
+  selectionTransition,
+  spectralProfileFromSpectra,
+  spectralRepresentationMatrix,
+  spectralRisk,
+  spectralTaskProfile,
+  supportRepresentation,
+} from './theory/linear-transfer.js';
+export { type LogisticFit, logisticRidgeFit, ridgeSolve } from './theory/monte-carlo.js';
+export {
+  type Activation,
+  activationFunction,
+  GAUSSIAN_EQUIVALENCE,
+  type GaussianEquivalence,
+  gaussianEquivalenceCoefficients,
+  type RandomFeaturesCovariances,
+  randomFeaturesCovariances,
+} from './theory/random-features.js';
+export { erf, erfc, type GaussHermiteRule, gaussHermite, normalCdf } from './theory/special.js';
