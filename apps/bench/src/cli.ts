@@ -8,6 +8,7 @@ import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { measureSpeed } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
+import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
 
 const USAGE = `transferlab benchmark
 
@@ -20,6 +21,8 @@ const USAGE = `transferlab benchmark
 
 /** The tables a run prints: per-method means and paired gains, or rank correlations for model selection. */
 function summarize(records: readonly TrialRecord[], metric?: string): string {
+  if (records.some((r) => r.metrics.predicted_risk !== undefined))
+    return formatTheoryLinear(records);
   if (records.some((r) => r.source !== undefined)) {
     return `${formatTable(
       records.map((r) => ({ ...r, method: `← ${r.source}` })),
@@ -95,7 +98,9 @@ async function main(argv: string[]): Promise<number> {
       const result =
         suite.kind === 'model-selection'
           ? await runModelSelection({ suite, ...common })
-          : await runSuite({ suite, ...common });
+          : suite.kind === 'theory-linear'
+            ? runTheoryLinear({ suite, ...common })
+            : await runSuite({ suite, ...common });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(

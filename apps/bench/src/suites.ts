@@ -2,6 +2,7 @@ import { createRegistry, type Registry } from '@transferlab/core';
 import type { TaskBuildOptions } from '@transferlab/datasets';
 import type { ModelSelectionSuite } from './model-selection.js';
 import type { PretrainConfig } from './runner.js';
+import type { TheoryLinearSuite } from './theory-linear.js';
 
 export interface SuiteSpec {
   readonly kind?: 'transfer';
@@ -173,7 +174,27 @@ const modelSelection: ModelSelectionSuite = {
   pretrain: { epochs: 5, maxExamples: 10_000 },
 };
 
-export type Suite = SuiteSpec | ModelSelectionSuite;
+/**
+ * Li, Sen & Adlam's linear model: asymptotic min-norm risk against Monte Carlo
+ * for the ground-truth featurisation (divergent at n = d), a support
+ * featurisation (divergent at n = k) and the optimal spectral one.
+ */
+const theoryLinear: TheoryLinearSuite = {
+  kind: 'theory-linear',
+  id: 'theory-linear',
+  description:
+    'Linear feature transfer (Li, Sen, Adlam 2024): predicted vs Monte Carlo min-norm risk for ground-truth, support and optimal representations across n.',
+  seeds: 2,
+  d: 60,
+  sigmaDecay: 1,
+  taskDecay: 0.5,
+  noiseVariance: 0.1,
+  sampleSizes: [10, 15, 25, 40, 55, 65, 90, 150],
+  supportSize: 20,
+  draws: 20,
+};
+
+export type Suite = SuiteSpec | ModelSelectionSuite | TheoryLinearSuite;
 
 export const builtinSuites: readonly Suite[] = [
   quick,
@@ -183,6 +204,7 @@ export const builtinSuites: readonly Suite[] = [
   merlinQuadratic,
   merlinText,
   modelSelection,
+  theoryLinear,
 ];
 
 export function createSuiteRegistry(suites: readonly Suite[] = builtinSuites): Registry<Suite> {

@@ -1,0 +1,441 @@
+/**
+ * The transfer protocol of Gerace et al. 2022 (arXiv 2106.05418) on the
+ * correlated hidden-manifold model:
+ *
+ * (a) a two-layer network (first layer W ∈ R^{N×K} with activation, linear
+ *     second layer) is trained on n_source source examples;
+ * (b) 'transfer': its first layer is frozen and only a new readout is
+ *     trained on n_target target examples (ridge-penalised square or
+ *     logistic loss, see `analytic.ts`);
+ * (c) 'random-features': the same readout on a random first layer
+ *     (i.i.d. N(0, 1) entries, as at initialisation);
+ * (d) 'scratch': the whole two-layer network trained on the n_target target
+ *     examples only;
+ *
+ * for each correlation level (how the target differs from the source) and
+ * each n_target. For (b) and (c) the GCM gives the learning curve of the
+ * frozen feature map from Monte Carlo covariances (`analytic.ts`); each
+ * record carries `predicted_test_error` beside `measured_test_error`.
+ *
+ * Data per (seed, level): the generator's seed is the trial seed, so every
+ * level of one seed shares the source (and the source network is trained
+ * once per seed). Target training sets are nested: for each repeat r the n
+ * examples are the first n of stream `train-r`, so a learning curve moves
+ * smoothly with n. Test error and covariances come from one pool of
+ * `nTest` fresh target examples (stream 'pool'), independent of training.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, disposeParams, initBackend, type Params } from '@transferlab/core';
+import {
+  type ChmmCorrelation,
+  type ChmmOptions,
+  chmmMeasuredCorrelations,
+  correlatedHiddenManifold,
+} from '@transferlab/datasets';
+import type { TrialRecord } from '../results.js';
+import {
+  estimateFixedFeatureCovariances,
+  type FixedFeaturePredictor,
+  fitReadout,
+  gcmPredictor,
+  readoutError,
+} from './analytic.js';
+import {
+  type ChmmLoss,
+  featuresOf,
+  initTwoLayer,
+  type NetActivation,
+  signs,
+  type TwoLayerTraining,
+  trainTwoLayer,
+  twoLayerError,
+} from './network.js';
+
+export const CHMM_METHODS = ['transfer', 'random-features', 'scratch'] as const;
+export type ChmmMethod = (typeof CHMM_METHODS)[number];
+
+/** One correlation level: how the target differs from the source, and its name in records. */
+export interface ChmmLevel extends ChmmCorrelation {
+  label?: string;
+}
+
+export interface ChmmExperimentOptions {
+  /** Generator options (D, N, activation, and default correlation); the seed comes from `seeds`. */
+  params: Omit<ChmmOptions, 'seed'>;
+  /** Correlation levels to sweep (default: the one in `params`). */
+  levels?: readonly ChmmLevel[];
+  /** Source training examples. */
+  nSource: number;
+  /** Target training-set sizes. */
+  nTargetList: readonly number[];
+  /** Hidden width K. */
+  hidden: number;
+  /** A number s means seeds 0..s−1. */
+  seeds: number | readonly number[];
+  /** Default: all three. */
+  methods?: readonly ChmmMethod[];
+  /** Network activation (default 'erf'). */
+  activation?: NetActivation;
+  /** Source training of the two-layer network. */
+  sourceTraining?: Partial<TwoLayerTraining>;
+  /** Training of the 'scratch' network on the target. */
+  scratchTraining?: Partial<TwoLayerTraining>;
+  /** Readout of the fixed-feature methods: loss and λ (default square, λ = 0.1). */
+  readout?: { loss?: ChmmLoss; lambda?: number };
+  /** Size of the target pool used for the test error and for the Monte Carlo covariances (default 20,000). */
+  nTest?: number;
+  /** Source test examples for `source_test_error` (default 5,000). */
+  nSourceTest?: number;
+  /** Independent target training sets per trial, errors averaged (default 1). */
+  targetRepeats?: number;
+  /** Analytic curves for the fixed feature maps; null: none (default: the GCM). */
+  predictor?: FixedFeaturePredictor | null;
+  backend?: string;
+  /** Suite name in the records (default 'theory-chmm'). */
+  suite?: string;
+  /** Run id in the records. */
+  run?: string;
+  /** Called with each record as soon as it exists. */
+  onRecord?: (record: TrialRecord) => void;
+  /** Called before each unit of work. */
+  onProgress?: (label: string) => void;
+}
+
+export const defaultSourceTraining: TwoLayerTraining = {
+  steps: 1500,
+  batchSize: 256,
+  lr: 0.005,
+  weightDecay: 1e-4,
+  loss: 'logistic',
+};
+
+export const defaultScratchTraining: TwoLayerTraining = {
+  steps: 600,
+  batchSize: 256,
+  lr: 0.005,
+  weightDecay: 1e-3,
+  loss: 'logistic',
+};
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3)));
+}
+
+/** Default level label, e.g. `dF=0.5 sub=0 dT=1`. */
+export function chmmLevelLabel(level: ChmmLevel): string {
+  if (level.label) return level.label;
+  const parts = [`dF=${fmt(level.featurePerturbation ?? 0)}`];
+  if (level.featureSubstitution) parts.push(`sub=${fmt(level.featureSubstitution)}`);
+  parts.push(`dT=${fmt(level.teacherPerturbation ?? 0)}`);
+  return parts.join(' ');
+}
+
+function seedList(seeds: number | readonly number[]): number[] {
+  if (typeof seeds === 'number') {
+    if (!(Number.isInteger(seeds) && seeds >= 1))
+      throw new Error(
+        `runChmmExperiment: seeds must be a positive integer or a list, got ${seeds}`,
+      );
+    return Array.from({ length: seeds }, (_, i) => i);
+  }
+  if (seeds.length === 0) throw new Error('runChmmExperiment: the seed list is empty');
+  return [...seeds];
+}
+
+function checkPositiveInteger(name: string, v: number): void {
+  if (!(Number.isInteger(v) && v >= 1))
+    throw new Error(`runChmmExperiment: ${name} must be a positive integer, got ${v}`);
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+function sd(xs: readonly number[]): number {
+  if (xs.length < 2) return Number.NaN;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, b) => a + (b - m) * (b - m), 0) / (xs.length - 1));
+}
+
+/**
+ * Run the protocol; returns one record per (seed, level, method, n_target)
+ * in the TrialRecord shape (task = `<level label> · n=<n_target>`, so that
+ * the bench's task × method tables compare methods at one size).
+ */
+export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<TrialRecord[]> {
+  const methods = [...(opts.methods ?? CHMM_METHODS)];
+  for (const m of methods)
+    if (!(CHMM_METHODS as readonly string[]).includes(m))
+      throw new Error(
+        `runChmmExperiment: unknown method "${m}"; valid methods: ${CHMM_METHODS.join(', ')}`,
+      );
+  const seeds = seedList(opts.seeds);
+  checkPositiveInteger('nSource', opts.nSource);
+  checkPositiveInteger('hidden', opts.hidden);
+  if (opts.nTargetList.length === 0) throw new Error('runChmmExperiment: nTargetList is empty');
+  for (const n of opts.nTargetList) checkPositiveInteger('every n_target', n);
+  const nTest = opts.nTest ?? 20_000;
+  const nSourceTest = opts.nSourceTest ?? 5_000;
+  const repeats = opts.targetRepeats ?? 1;
+  checkPositiveInteger('nTest', nTest);
+  checkPositiveInteger('nSourceTest', nSourceTest);
+  checkPositiveInteger('targetRepeats', repeats);
+  const activation = opts.activation ?? 'erf';
+  const sourceTraining = { ...defaultSourceTraining, ...opts.sourceTraining };
+  const scratchTraining = { ...defaultScratchTraining, ...opts.scratchTraining };
+  const loss = opts.readout?.loss ?? 'square';
+  const lambda = opts.readout?.lambda ?? 0.1;
+  if (!(lambda > 0))
+    throw new Error(`runChmmExperiment: readout lambda must be positive, got ${lambda}`);
+  const predictor = opts.predictor === undefined ? gcmPredictor : opts.predictor;
+  const { featurePerturbation, featureSubstitution, teacherPerturbation, ...generator } =
+    opts.params;
+  const levels: ChmmLevel[] = opts.levels
+    ? [...opts.levels]
+    : [{ featurePerturbation, featureSubstitution, teacherPerturbation }];
+  const labels = levels.map(chmmLevelLabel);
+  const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (dup)
+    throw new Error(
+      `runChmmExperiment: two levels are labelled "${dup}"; give them distinct labels`,
+    );
+  const K = opts.hidden;
+  const { N } = generator;
+  const nMax = Math.max(...opts.nTargetList);
+  const nList = [...opts.nTargetList];
+
+  const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
+  const suite = opts.suite ?? 'theory-chmm';
+  const run = opts.run ?? new Date().toISOString();
+  const records: TrialRecord[] = [];
+  const emit = (r: TrialRecord) => {
+    records.push(r);
+    opts.onRecord?.(r);
+  };
+  const progress = opts.onProgress ?? (() => {});
+
+  for (const seed of seeds) {
+    const rng = createRng(seed).derive('theory-chmm');
+    // (a) Source network, once per seed (the source does not depend on the level).
+    let sourceNet: Params | undefined;
+    let sourceError: string | undefined;
+    const sourceMetrics: Record<string, number> = {};
+    let sourceMs = 0;
+    if (methods.includes('transfer')) {
+      progress(`seed ${seed}: source training`);
+      const started = Date.now();
+      try {
+        const model = correlatedHiddenManifold({ ...generator, seed });
+        const train = model.source.sample(opts.nSource, 'train');
+        const test = model.source.sample(nSourceTest, 'test');
+        const out = trainTwoLayer({
+          params: initTwoLayer(N, K, rng.derive('source-init')),
+          x: train.x,
+          y: train.y,
+          N,
+          config: sourceTraining,
+          activation,
+          rng: rng.derive('source-batches'),
+        });
+        sourceNet = out.params;
+        sourceMetrics.source_train_loss = out.finalLoss;
+        sourceMetrics.source_test_error = twoLayerError(sourceNet, test.x, test.y, N, activation);
+      } catch (err) {
+        sourceError = `source training failed: ${(err as Error).message}`;
+      }
+      sourceMs = Date.now() - started;
+    }
+    const randomW = methods.includes('random-features')
+      ? tf.tensor2d(rng.derive('random-features').normalArray(N * K), [N, K])
+      : undefined;
+
+    try {
+      for (const [li, level] of levels.entries()) {
+        const task = labels[li] as string;
+        const config = {
+          ...generator,
+          ...level,
+          K,
+          nSource: opts.nSource,
+          activation,
+          readout: { loss, lambda },
+          targetRepeats: repeats,
+          nTest,
+          predictor: predictor?.name ?? null,
+        };
+        const model = correlatedHiddenManifold({
+          ...generator,
+          featurePerturbation: level.featurePerturbation ?? 0,
+          featureSubstitution: level.featureSubstitution ?? 0,
+          teacherPerturbation: level.teacherPerturbation ?? 0,
+          seed,
+        });
+        const measured = chmmMeasuredCorrelations(model.matrices);
+        const levelMetrics = {
+          teacher_overlap: measured.teacherOverlap,
+          feature_correlation: measured.featureCorrelation,
+        };
+        const pool = model.target.sampleWithLatent(nTest, 'pool');
+        const poolSigns = signs(pool.dataset.y);
+        const trainSets = Array.from({ length: repeats }, (_, r) =>
+          model.target.sample(nMax, `train-${r}`),
+        );
+        const base = {
+          suite,
+          run,
+          seed,
+          backend: backend.name,
+          backbone: `two-layer K=${K} ${activation}`,
+        };
+
+        const failAll = (method: ChmmMethod, error: string, durationMs: number) => {
+          for (const n of nList)
+            emit({
+              ...base,
+              task: `${task} · n=${n}`,
+              method,
+              status: 'failed',
+              metrics: { n_target: n },
+              durationMs,
+              error,
+              config,
+            });
+        };
+
+        for (const method of methods) {
+          progress(`seed ${seed} · ${task} · ${method}`);
+          const started = Date.now();
+          if (method === 'scratch') {
+            for (const n of nList) {
+              const t0 = Date.now();
+              try {
+                const errors = trainSets.map((ds, r) => {
+                  const x = ds.x.subarray(0, n * N);
+                  const y = ds.y.subarray(0, n);
+                  const out = trainTwoLayer({
+                    params: initTwoLayer(N, K, rng.derive(`scratch-init-${li}-${n}-${r}`)),
+                    x,
+                    y,
+                    N,
+                    config: scratchTraining,
+                    activation,
+                    rng: rng.derive(`scratch-batches-${li}-${n}-${r}`),
+                  });
+                  try {
+                    return twoLayerError(out.params, pool.dataset.x, pool.dataset.y, N, activation);
+                  } finally {
+                    disposeParams(out.params);
+                  }
+                });
+                emit({
+                  ...base,
+                  task: `${task} · n=${n}`,
+                  method,
+                  status: 'ok',
+                  metrics: {
+                    measured_test_error: mean(errors),
+                    ...(repeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
+                    n_target: n,
+                    ...levelMetrics,
+                  },
+                  durationMs: Date.now() - t0,
+                  config: { ...config, scratchTraining },
+                  timestamp: new Date().toISOString(),
+                });
+              } catch (err) {
+                emit({
+                  ...base,
+                  task: `${task} · n=${n}`,
+                  method,
+                  status: 'failed',
+                  metrics: { n_target: n },
+                  durationMs: Date.now() - t0,
+                  error: (err as Error).message,
+                  config,
+                });
+              }
+            }
+            continue;
+          }
+          // Fixed feature maps: transfer (frozen source layer) or random features.
+          const W = method === 'transfer' ? sourceNet?.W : randomW;
+          if (!W) {
+            failAll(method, sourceError ?? 'no first layer', sourceMs);
+            continue;
+          }
+          try {
+            const poolFeatures = featuresOf(W, pool.dataset.x, N, activation);
+            const trainFeatures = trainSets.map((ds) => featuresOf(W, ds.x, N, activation));
+            const trainSigns = trainSets.map((ds) => signs(ds.y));
+            let predicted: number[] | undefined;
+            let explained: number | undefined;
+            let predictError: string | undefined;
+            if (predictor) {
+              try {
+                const cov = estimateFixedFeatureCovariances({
+                  features: poolFeatures,
+                  latent: pool.latent,
+                  samples: nTest,
+                  theta: model.matrices.thetaT,
+                });
+                const p = predictor.predict(cov, {
+                  alphas: nList.map((n) => n / K),
+                  lambda,
+                  loss,
+                });
+                predicted = p.testErrors;
+                explained = p.explainedVariance;
+              } catch (err) {
+                predictError = (err as Error).message;
+              }
+            }
+            const setupMs = Date.now() - started + (method === 'transfer' ? sourceMs : 0);
+            for (const [ni, n] of nList.entries()) {
+              const t0 = Date.now();
+              const errors = trainFeatures.map((feats, r) => {
+                const w = fitReadout(feats, trainSigns[r] as Float32Array, n, K, lambda, loss);
+                return readoutError(poolFeatures, poolSigns, w);
+              });
+              const pred = predicted?.[ni];
+              emit({
+                ...base,
+                task: `${task} · n=${n}`,
+                method,
+                status: 'ok',
+                metrics: {
+                  measured_test_error: mean(errors),
+                  ...(repeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
+                  ...(pred !== undefined && Number.isFinite(pred)
+                    ? { predicted_test_error: pred }
+                    : {}),
+                  n_target: n,
+                  alpha: n / K,
+                  lambda,
+                  ...(explained !== undefined ? { explained_teacher_variance: explained } : {}),
+                  ...levelMetrics,
+                  ...(method === 'transfer' ? sourceMetrics : {}),
+                },
+                durationMs: Date.now() - t0 + Math.round(setupMs / nList.length),
+                config: {
+                  ...config,
+                  ...(method === 'transfer' ? { sourceTraining } : {}),
+                  ...(predictError ? { predictError } : {}),
+                  ...(pred !== undefined && !Number.isFinite(pred)
+                    ? { predictError: 'GCM fixed point did not converge' }
+                    : {}),
+                },
+                timestamp: new Date().toISOString(),
+              });
+            }
+          } catch (err) {
+            failAll(method, (err as Error).message, Date.now() - started);
+          }
+        }
+      }
+    } finally {
+      disposeParams(sourceNet);
+      randomW?.dispose();
+    }
+  }
+  return records;
+}

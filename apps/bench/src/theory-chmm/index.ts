@@ -1,0 +1,25 @@
+export {
+  estimateFixedFeatureCovariances,
+  type FixedFeatureCovariances,
+  type FixedFeaturePrediction,
+  type FixedFeaturePredictor,
+  fitReadout,
+  gcmPredictor,
+  readoutError,
+} from './analytic.js';
+export {
+  CHMM_METHODS,
+  type ChmmExperimentOptions,
+  type ChmmLevel,
+  type ChmmMethod,
+  chmmLevelLabel,
+  defaultScratchTraining,
+  defaultSourceTraining,
+  runChmmExperiment,
+} from './experiment.js';
+export {
+  type ChmmLoss,
+  NET_ACTIVATIONS,
+  type NetActivation,
+  type TwoLayerTraining,
+} from './network.js';
