@@ -8,6 +8,7 @@ import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { measureSpeed } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
+import { formatChmmTable, runChmmSuite } from './theory-chmm/index.js';
 import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
 
 const USAGE = `transferlab benchmark
@@ -23,6 +24,13 @@ const USAGE = `transferlab benchmark
 function summarize(records: readonly TrialRecord[], metric?: string): string {
   if (records.some((r) => r.metrics.predicted_risk !== undefined))
     return formatTheoryLinear(records);
+  if (
+    records.some(
+      (r) => r.metrics.n_target !== undefined && r.metrics.measured_test_error !== undefined,
+    )
+  ) {
+    return formatChmmTable(records);
+  }
   if (records.some((r) => r.source !== undefined)) {
     return `${formatTable(
       records.map((r) => ({ ...r, method: `← ${r.source}` })),
@@ -100,7 +108,9 @@ async function main(argv: string[]): Promise<number> {
           ? await runModelSelection({ suite, ...common })
           : suite.kind === 'theory-linear'
             ? runTheoryLinear({ suite, ...common })
-            : await runSuite({ suite, ...common });
+            : suite.kind === 'theory-chmm'
+              ? await runChmmSuite({ suite, ...common })
+              : await runSuite({ suite, ...common });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(
@@ -117,10 +127,7 @@ async function main(argv: string[]): Promise<number> {
       const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
       const all = readRecords(path);
       const records = values.all ? all : latestRun(all);
-      const paired = formatPairedTable(records, 'scratch', values.metric);
-      process.stdout.write(
-        `${formatTable(records, values.metric)}\n${paired ? `\n${paired}\n` : ''}`,
-      );
+      process.stdout.write(`${summarize(records, values.metric)}\n`);
       return 0;
     }
     case 'onnx-check': {

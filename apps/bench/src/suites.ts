@@ -2,6 +2,7 @@ import { createRegistry, type Registry } from '@transferlab/core';
 import type { TaskBuildOptions } from '@transferlab/datasets';
 import type { ModelSelectionSuite } from './model-selection.js';
 import type { PretrainConfig } from './runner.js';
+import { type ChmmSuite, theoryChmmQuickSuite, theoryChmmSuite } from './theory-chmm/index.js';
 import type { TheoryLinearSuite } from './theory-linear.js';
 
 export interface SuiteSpec {
@@ -194,7 +195,7 @@ const theoryLinear: TheoryLinearSuite = {
   draws: 20,
 };
 
-export type Suite = SuiteSpec | ModelSelectionSuite | TheoryLinearSuite;
+export type Suite = SuiteSpec | ModelSelectionSuite | TheoryLinearSuite | ChmmSuite;
 
 export const builtinSuites: readonly Suite[] = [
   quick,
@@ -205,6 +206,8 @@ export const builtinSuites: readonly Suite[] = [
   merlinText,
   modelSelection,
   theoryLinear,
+  theoryChmmSuite,
+  theoryChmmQuickSuite,
 ];
 
 export function createSuiteRegistry(suites: readonly Suite[] = builtinSuites): Registry<Suite> {

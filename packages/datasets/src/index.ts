@@ -1,3 +1,4 @@
+export * from './chmm/index.js';
 export { defineTask, normalizePair, splitDefaults } from './define-task.js';
 export * from './fashion-mnist.js';
 export * from './idx.js';

@@ -23,3 +23,11 @@ export {
   type NetActivation,
   type TwoLayerTraining,
 } from './network.js';
+export {
+  type ChmmSuite,
+  chmmSuites,
+  formatChmmTable,
+  runChmmSuite,
+  theoryChmmQuickSuite,
+  theoryChmmSuite,
+} from './suite.js';

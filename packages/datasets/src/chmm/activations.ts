@@ -43,7 +43,7 @@ export function erf(x: number): number {
 export function chmmActivation(name: ChmmActivation): (z: number) => number {
   switch (name) {
     case 'relu':
-      return (z) => (z > 0 ? z : 0);
+      return (z) => Math.max(z, 0);
     case 'tanh':
       return Math.tanh;
     case 'erf':

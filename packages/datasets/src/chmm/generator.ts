@@ -148,7 +148,8 @@ export interface CorrelatedHiddenManifold {
 const NAME = 'correlatedHiddenManifold';
 
 function checkNonNegative(name: string, v: number): void {
-  if (!(Number.isFinite(v) && v >= 0)) throw new Error(`${NAME}: ${name} must be a finite number ≥ 0, got ${v}`);
+  if (!(Number.isFinite(v) && v >= 0))
+    throw new Error(`${NAME}: ${name} must be a finite number ≥ 0, got ${v}`);
 }
 
 function validate(o: ChmmOptions): Required<ChmmOptions> {
@@ -162,7 +163,8 @@ function validate(o: ChmmOptions): Required<ChmmOptions> {
     throw new Error(
       `${NAME}: unknown activation ${JSON.stringify(o.activation)}; valid activations: ${CHMM_ACTIVATIONS.join(', ')}`,
     );
-  if (!Number.isFinite(o.seed)) throw new Error(`${NAME}: seed must be a finite number, got ${o.seed}`);
+  if (!Number.isFinite(o.seed))
+    throw new Error(`${NAME}: seed must be a finite number, got ${o.seed}`);
   const featurePerturbation = o.featurePerturbation ?? 0;
   const teacherPerturbation = o.teacherPerturbation ?? 0;
   const featureSubstitution = o.featureSubstitution ?? 0;
@@ -327,7 +329,8 @@ export function chmmExpectedCorrelations(c: ChmmCorrelation): ChmmExpectedCorrel
 
 /** The perturbation δ giving correlation r ∈ (0, 1] in the large-D limit: δ = √(1/r² − 1). */
 export function chmmPerturbationForCorrelation(r: number): number {
-  if (!(r > 0 && r <= 1)) throw new Error(`chmmPerturbationForCorrelation: r must be in (0, 1], got ${r}`);
+  if (!(r > 0 && r <= 1))
+    throw new Error(`chmmPerturbationForCorrelation: r must be in (0, 1], got ${r}`);
   return Math.sqrt(1 / (r * r) - 1);
 }
 
