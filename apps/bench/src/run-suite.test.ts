@@ -107,7 +107,7 @@ describe('runSuite', () => {
     await expect(
       runSuite({ suite: { ...tiny, methods: [{ id: 'dann' }] }, outDir: tmp(), progress: silent }),
     ).rejects.toThrow(
-      /Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin/,
+      /Unknown method "dann". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin, l2t-ww/,
     );
     await expect(
       runSuite({ suite: { ...tiny, backbone: 'vit' }, outDir: tmp(), progress: silent }),

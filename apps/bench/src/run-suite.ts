@@ -123,6 +123,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
         taskError = `building task "${spec.id}" failed: ${(err as Error).message}`;
       }
       let pretrained: Params | undefined;
+      let sourceHead: Params | undefined;
       let pretrainError: string | undefined;
       let pretrainMetrics: Record<string, number> = {};
       const needsPretrain = methods.some((m) => m.method.needs.pretrainedBackbone);
@@ -139,8 +140,8 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
             ...(opts.diskCache !== false ? { cacheDir } : {}),
             onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
           });
-          disposeParams(out.sourceHead);
           pretrained = out.params;
+          sourceHead = out.sourceHead;
           pretrainMetrics = {
             source_train_acc: out.sourceTrainAcc,
             ...(out.fromCache ? {} : { pretrain_ms: out.pretrainMs }),
@@ -182,6 +183,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
             backbone,
             seed,
             ...(method.needs.pretrainedBackbone && pretrained ? { pretrained } : {}),
+            ...(method.needs.pretrainedBackbone && sourceHead ? { sourceHead } : {}),
             onEpoch: (e) => progress.epoch('train', e.epoch, e.epochs),
           });
           record({
@@ -209,6 +211,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
         }
       }
       disposeParams(pretrained);
+      disposeParams(sourceHead);
     }
   }
   progress.close();

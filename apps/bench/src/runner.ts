@@ -162,6 +162,8 @@ export function runTrial(args: {
   backbone: Backbone;
   seed: number;
   pretrained?: Params;
+  /** The source head from pre-training (for methods that distil it). */
+  sourceHead?: Params;
   onEpoch?: (e: ProgressEvent) => void;
 }): TrialResult {
   const { task, method, config } = args;
@@ -176,6 +178,7 @@ export function runTrial(args: {
     backbone: args.backbone,
     numClasses: target.train.numClasses,
     ...(args.pretrained ? { pretrained: args.pretrained } : {}),
+    ...(args.sourceHead ? { sourceHead: args.sourceHead } : {}),
     sourceNumClasses: task.source.train.numClasses,
     rng: rng.derive('init'),
     totalSteps: config.epochs * stepsPerEpoch,
@@ -249,6 +252,7 @@ export function runTrial(args: {
         target_val_loss: bestValLoss,
         best_epoch: bestEpoch,
         target_train_size: target.train.y.length,
+        ...(method.metrics ? method.metrics(state) : {}),
       },
       curve,
     };

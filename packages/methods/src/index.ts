@@ -1,6 +1,57 @@
+export {
+  type AttentionTransferConfig,
+  type AttentionTransferState,
+  attentionLoss,
+  attentionMap,
+  attentionTransfer,
+} from './attention-transfer/index.js';
+export {
+  type FeatureMatchingConfig,
+  type FeatureMatchingState,
+  featureMatching,
+} from './feature-matching/index.js';
 export { type FineTuneConfig, fineTune } from './fine-tune/index.js';
 export { type JointConfig, joint } from './joint/index.js';
+export {
+  type L2tWwConfig,
+  type L2tWwPairSummary,
+  type L2tWwState,
+  type L2tWwSummary,
+  l2tWw,
+  l2twwMetrics,
+  l2twwSummary,
+} from './l2t-ww/index.js';
+export {
+  type LookaheadProblem,
+  lookaheadLoss,
+  type MetaGradientMode,
+  metaGradient,
+} from './l2t-ww/lookahead.js';
+export type { WhereActivation } from './l2t-ww/meta-nets.js';
+export {
+  matMulFast,
+  safeBackboneApply,
+  safeConv2d,
+  safeMaxPool,
+  safeSoftmaxCrossEntropy,
+  stopGradient,
+} from './l2t-ww/safe-ops.js';
+export {
+  defaultTaps,
+  type FeatureTransferOptions,
+  matchingLoss,
+  resolvePairs,
+  type TapPair,
+} from './l2t-ww/transfer.js';
 export { type LinearProbeConfig, linearProbe } from './linear-probe/index.js';
+export {
+  distillationLoss,
+  LWF_SOURCE_HEAD,
+  type LwfConfig,
+  type LwfContext,
+  type LwfState,
+  lwf,
+} from './lwf/index.js';
 export {
   fitAndPredict,
   type HeadFitOptions,

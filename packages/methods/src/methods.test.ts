@@ -40,9 +40,19 @@ const snapshot = (p: Params, name: string) => Array.from((p[name] as tf.Tensor).
 
 describe('built-in methods', () => {
   it('the registry lists them and names the valid ids for an unknown one', () => {
-    expect(registry.ids).toEqual(['scratch', 'linear-probe', 'fine-tune', 'joint', 'merlin']);
+    expect(registry.ids).toEqual([
+      'scratch',
+      'linear-probe',
+      'fine-tune',
+      'joint',
+      'merlin',
+      'l2t-ww',
+      'feature-matching',
+      'attention-transfer',
+      'lwf',
+    ]);
     expect(() => registry.get('finetune')).toThrow(
-      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin',
+      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin, l2t-ww, feature-matching, attention-transfer, lwf',
     );
   });
 

@@ -32,6 +32,8 @@ export interface MethodContext<C> {
   /** Source-pretrained backbone weights, when `needs.pretrainedBackbone`. Owned by the runner: clone what you keep. */
   readonly pretrained?: Params;
   readonly sourceNumClasses?: number;
+  /** The source head learned in pre-training (`source_head.weight`, `source_head.bias`), for methods that distil it (LwF). Owned by the runner. */
+  readonly sourceHead?: Params;
   /** Seeded stream for this trial's method-side randomness. */
   readonly rng: Rng;
   /** Total number of `trainStep` calls the runner will make (for schedules). */
@@ -76,6 +78,8 @@ export interface TransferMethod<C extends LoopConfig = LoopConfig, S = unknown> 
   /** Target logits [N, numClasses] for inputs `x`, using `params` (a snapshot or the live ones). */
   predict(state: S, params: Params, x: tf.Tensor): tf.Tensor;
   dispose(state: S): void;
+  /** Optional numbers about the trained state to record beside the accuracy (e.g. L2T-ww's learned λ per pair). */
+  metrics?(state: S): Record<string, number>;
 }
 
 /** A method with its config and state types erased, as a registry holds it. */

@@ -11,8 +11,8 @@ import {
   trainStep,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
-import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.js';
 import type { MethodContext } from '../types.js';
+import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.js';
 
 /**
  * One backbone with several named linear heads (a target head, a source
