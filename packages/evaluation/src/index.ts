@@ -69,3 +69,32 @@ export {
   randomFeaturesCovariances,
 } from './theory/random-features.js';
 export { erf, erfc, type GaussHermiteRule, gaussHermite, normalCdf } from './theory/special.js';
+export {
+  type TargetLossReached,
+  type TtaBoundOptions,
+  type TtaBoundResult,
+  type TtaTransforms,
+  targetLossReached,
+  ttaBound,
+} from './tta/bound.js';
+export {
+  fitStandardizer,
+  type LabelledFeatures,
+  type Standardizer,
+  type TtaTask,
+} from './tta/data.js';
+export {
+  ceInputGradient,
+  type LinearHead,
+  type LipschitzHeadOptions,
+  lipschitzPenalty,
+  type TrainedHead,
+  trainLipschitzHead,
+} from './tta/head.js';
+export type { TransformLearningOptions, TtaHistoryEntry, TtaSetting } from './tta/learn.js';
+export {
+  type RotatedGaussianPair,
+  type RotatedGaussianPairOptions,
+  rotatedGaussianPair,
+} from './tta/synthetic.js';
+export { conditionalEntropy, type TransformedWassersteinOptions } from './tta/terms.js';

@@ -129,7 +129,10 @@ describe('quadratic backbone', () => {
     const bb = createBackboneRegistry().get('quadratic').create([6]);
     const params = bb.init(createRng(3));
     const x = tf.tensor2d(createRng(4).normalArray(12), [2, 6]);
-    const pre = tf.add(tf.matMul(x, params['q1.weight'] as tf.Tensor2D), params['q1.bias'] as tf.Tensor);
+    const pre = tf.add(
+      tf.matMul(x, params['q1.weight'] as tf.Tensor2D),
+      params['q1.bias'] as tf.Tensor,
+    );
     const out = bb.apply(params, x).features;
     expect(Math.max(...tf.abs(tf.sub(out, tf.square(pre))).dataSync())).toBeLessThan(1e-5);
     const imported = importOnnx(exportBackboneToOnnx(bb, params));

@@ -36,4 +36,31 @@ export {
   type OnnxRuntimeExtractor,
   type OnnxRuntimeExtractorOptions,
 } from './onnx/runtime.js';
+export {
+  type LoadNsfwOptions,
+  loadNsfwMobileNetV2,
+  loadNsfwModel,
+  NSFW_CLASSES,
+  NSFW_MODELS,
+  type NsfwBackbone,
+  type NsfwModelName,
+  type NsfwPreprocessing,
+  nsfwjsModelDir,
+  nsfwPreprocessing,
+  readNsfwjsModel,
+} from './pretrained/nsfw.js';
+export {
+  type TfjsOnnxModel,
+  type TfjsOnnxValue,
+  type TfjsToOnnxOptions,
+  tfjsToOnnx,
+} from './pretrained/tfjs-to-onnx.js';
+export {
+  decodeTfjsWeights,
+  readTfjsModel,
+  type TfjsModelArtifacts,
+  type TfjsModelJson,
+  type TfjsWeight,
+  type TfjsWeightSpec,
+} from './pretrained/tfjs-weights.js';
 export { type BackboneFactory, builtinBackbones, createBackboneRegistry } from './registry.js';
