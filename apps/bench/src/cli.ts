@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatRankTable, runModelSelection } from './model-selection.js';
 import { onnxCheck } from './onnx-check.js';
-import { formatPairedTable, formatTable } from './report.js';
+import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
 import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { measureSpeed } from './speed.js';
@@ -38,7 +38,8 @@ function summarize(records: readonly TrialRecord[], metric?: string): string {
     )}\n\n${formatRankTable(records)}`;
   }
   const paired = formatPairedTable(records, 'scratch', metric);
-  return `${formatTable(records, metric)}${paired ? `\n\n${paired}` : ''}`;
+  const lambdas = formatLambdaTable(records);
+  return `${formatTable(records, metric)}${paired ? `\n\n${paired}` : ''}${lambdas ? `\n\n${lambdas}` : ''}`;
 }
 
 async function main(argv: string[]): Promise<number> {

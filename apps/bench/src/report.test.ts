@@ -58,3 +58,17 @@ describe('latestRun', () => {
     expect(latestRun([rec('x', 0, 1)])).toHaveLength(1);
   });
 });
+
+describe('formatLambdaTable', () => {
+  it('averages λ per (source, target) pair over seeds', async () => {
+    const { formatLambdaTable } = await import('./report.js');
+    const r = (seed: number, a: number, b: number): TrialRecord => ({
+      ...rec('l2t-ww', seed, 0.5),
+      metrics: { target_test_acc: 0.5, 'l2t_lambda:conv1->conv2': a, 'l2t_lambda:fc->conv2': b },
+    });
+    const table = formatLambdaTable([r(0, 1, 0.2), r(1, 0.5, 0.4)]);
+    expect(table).toContain('| conv1 | 0.750 |');
+    expect(table).toContain('| fc | 0.300 |');
+    expect(formatLambdaTable([rec('scratch', 0, 0.5)])).toBe('');
+  });
+});

@@ -74,3 +74,41 @@ export function formatPairedTable(
   const title = `paired difference in ${metric}${asPercent ? ' (points)' : ''} against ${baseline}, same seed and split, mean ± 95% CI`;
   return [title, line(header), sep, ...rows.map(line)].join('\n');
 }
+
+/**
+ * L2T-ww's learned "where" weights as a heat map in text: mean λ over seeds
+ * for each (source layer, target layer) pair, from metrics `l2t_lambda:<src>-><tgt>`.
+ */
+export function formatLambdaTable(records: readonly TrialRecord[]): string {
+  const sums = new Map<string, { sum: number; n: number }>();
+  for (const r of records) {
+    if (r.status !== 'ok') continue;
+    for (const [key, value] of Object.entries(r.metrics)) {
+      if (!key.startsWith('l2t_lambda:') || !Number.isFinite(value)) continue;
+      const pair = key.slice('l2t_lambda:'.length);
+      const acc = sums.get(pair) ?? { sum: 0, n: 0 };
+      acc.sum += value;
+      acc.n += 1;
+      sums.set(pair, acc);
+    }
+  }
+  if (sums.size === 0) return '';
+  const pairs = [...sums.keys()].map((p) => p.split('->') as [string, string]);
+  const sources = [...new Set(pairs.map((p) => p[0]))];
+  const targets = [...new Set(pairs.map((p) => p[1]))];
+  const lines = [
+    'L2T-ww learned λ (where to transfer), mean over seeds: rows = source layer, columns = target layer',
+  ];
+  lines.push(
+    `| source \\ target | ${targets.join(' | ')} |`,
+    `|---|${targets.map(() => '---').join('|')}|`,
+  );
+  for (const src of sources) {
+    const cells = targets.map((tgt) => {
+      const acc = sums.get(`${src}->${tgt}`);
+      return acc ? (acc.sum / acc.n).toFixed(3) : '';
+    });
+    lines.push(`| ${src} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
