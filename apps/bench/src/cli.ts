@@ -10,6 +10,7 @@ import { measureSpeed } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
 import { formatChmmTable, runChmmSuite } from './theory-chmm/index.js';
 import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
+import { formatTtaTable, runTtaBound } from './tta-bound.js';
 
 const USAGE = `transferlab benchmark
 
@@ -24,6 +25,7 @@ const USAGE = `transferlab benchmark
 function summarize(records: readonly TrialRecord[], metric?: string): string {
   if (records.some((r) => r.metrics.predicted_risk !== undefined))
     return formatTheoryLinear(records);
+  if (records.some((r) => r.metrics.predicted_bound !== undefined)) return formatTtaTable(records);
   if (
     records.some(
       (r) => r.metrics.n_target !== undefined && r.metrics.measured_test_error !== undefined,
@@ -111,7 +113,9 @@ async function main(argv: string[]): Promise<number> {
             ? runTheoryLinear({ suite, ...common })
             : suite.kind === 'theory-chmm'
               ? await runChmmSuite({ suite, ...common })
-              : await runSuite({ suite, ...common });
+              : suite.kind === 'tta-bound'
+                ? await runTtaBound({ suite, ...common })
+                : await runSuite({ suite, ...common });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(

@@ -4,6 +4,7 @@ import type { ModelSelectionSuite } from './model-selection.js';
 import type { PretrainConfig } from './runner.js';
 import { type ChmmSuite, theoryChmmQuickSuite, theoryChmmSuite } from './theory-chmm/index.js';
 import type { TheoryLinearSuite } from './theory-linear.js';
+import type { TtaBoundSuite } from './tta-bound.js';
 
 export interface SuiteSpec {
   readonly kind?: 'transfer';
@@ -230,7 +231,35 @@ const theoryLinear: TheoryLinearSuite = {
   draws: 20,
 };
 
-export type Suite = SuiteSpec | ModelSelectionSuite | TheoryLinearSuite | ChmmSuite;
+/** The Task Transfer Analysis bound on the two quick pairs, with frozen MLP features pre-trained on the source. */
+const ttaBoundSuite: TtaBoundSuite = {
+  kind: 'tta-bound',
+  id: 'tta-bound',
+  description:
+    'Task Transfer Analysis bound (nothing / A / all learned) beside the target loss a Lipschitz-penalised head reaches, on frozen source-pretrained MLP features.',
+  backbone: 'mlp',
+  seeds: 2,
+  pairs: [
+    {
+      task: 'mnist-digits-to-parity',
+      options: { labelsPerClass: 100, valPerClass: 10 },
+      labelMap: [0, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+    },
+    {
+      task: 'fashion-to-fashion-coarse',
+      options: { labelsPerClass: 60, valPerClass: 10 },
+      labelMap: [0, 1, 0, 2, 0, 3, 0, 3, 4, 3],
+    },
+  ],
+  settings: ['none', 'A', 'all'],
+  sourcePoints: 1000,
+  targetTestPoints: 600,
+  tau: 0.2,
+  epochs: 300,
+  pretrain: { epochs: 5, maxExamples: 10_000 },
+};
+
+export type Suite = SuiteSpec | ModelSelectionSuite | TheoryLinearSuite | ChmmSuite | TtaBoundSuite;
 
 export const builtinSuites: readonly Suite[] = [
   quick,
@@ -242,6 +271,7 @@ export const builtinSuites: readonly Suite[] = [
   l2tww,
   modelSelection,
   theoryLinear,
+  ttaBoundSuite,
   theoryChmmSuite,
   theoryChmmQuickSuite,
 ];
