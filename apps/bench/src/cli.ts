@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatRankTable, runModelSelection } from './model-selection.js';
+import { runOnnxBackbone } from './onnx-backbone.js';
 import { onnxCheck } from './onnx-check.js';
 import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
 import { latestRun, readRecords, type TrialRecord } from './results.js';
@@ -115,7 +116,9 @@ async function main(argv: string[]): Promise<number> {
               ? await runChmmSuite({ suite, ...common })
               : suite.kind === 'tta-bound'
                 ? await runTtaBound({ suite, ...common })
-                : await runSuite({ suite, ...common });
+                : suite.kind === 'onnx-backbone'
+                  ? await runOnnxBackbone({ suite, ...common })
+                  : await runSuite({ suite, ...common });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(

@@ -1,6 +1,7 @@
 import { createRegistry, type Registry } from '@transferlab/core';
 import type { TaskBuildOptions } from '@transferlab/datasets';
 import type { ModelSelectionSuite } from './model-selection.js';
+import type { OnnxBackboneSuite } from './onnx-backbone.js';
 import type { PretrainConfig } from './runner.js';
 import { type ChmmSuite, theoryChmmQuickSuite, theoryChmmSuite } from './theory-chmm/index.js';
 import type { TheoryLinearSuite } from './theory-linear.js';
@@ -259,7 +260,28 @@ const ttaBoundSuite: TtaBoundSuite = {
   pretrain: { epochs: 5, maxExamples: 10_000 },
 };
 
-export type Suite = SuiteSpec | ModelSelectionSuite | TheoryLinearSuite | ChmmSuite | TtaBoundSuite;
+/** Backbones through ONNX: export → re-import → probe via onnxruntime / fine-tune in tfjs; nsfwjs MobileNetV2 probed. */
+const onnxBackbone: OnnxBackboneSuite = {
+  kind: 'onnx-backbone',
+  id: 'onnx-backbone',
+  description:
+    'A CNN pre-trained on Fashion-MNIST exported to ONNX and re-imported: linear probe on onnxruntime features vs fine-tuning the import in tfjs; nsfwjs MobileNetV2 (224×224) probed on the same target.',
+  backbone: 'cnn',
+  seeds: 3,
+  task: { id: 'fashion-to-fashion-coarse', options: { labelsPerClass: 10 } },
+  testPoints: 1000,
+  probeEpochs: 200,
+  mobilenet: true,
+  pretrain: { epochs: 3, maxExamples: 10_000 },
+};
+
+export type Suite =
+  | SuiteSpec
+  | ModelSelectionSuite
+  | TheoryLinearSuite
+  | ChmmSuite
+  | TtaBoundSuite
+  | OnnxBackboneSuite;
 
 export const builtinSuites: readonly Suite[] = [
   quick,
@@ -272,6 +294,7 @@ export const builtinSuites: readonly Suite[] = [
   modelSelection,
   theoryLinear,
   ttaBoundSuite,
+  onnxBackbone,
   theoryChmmSuite,
   theoryChmmQuickSuite,
 ];
