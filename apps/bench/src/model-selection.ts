@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeParams, initBackend, type Params } from '@transferlab/core';
@@ -8,7 +7,7 @@ import { fineTune } from '@transferlab/methods';
 import { type Backbone, linearHead } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
-import { appendRecord, type TrialRecord } from './results.js';
+import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
 import { defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 
@@ -81,10 +80,14 @@ export async function runModelSelection(opts: {
   const ftConfig = fineTune.validate(suite.fineTune ?? {});
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();
-  const resultsPath = join(opts.outDir, 'results.jsonl');
-  mkdirSync(opts.outDir, { recursive: true });
   const run = new Date().toISOString();
-  const records: TrialRecord[] = [];
+  const log = createResultsLog(opts.outDir, (r) =>
+    progress.done(
+      r.status === 'ok'
+        ? `${r.task} ← ${r.source} seed ${r.seed}: acc ${(100 * (r.metrics.measured_target_test_acc ?? 0)).toFixed(1)}%`
+        : `${r.task} ← ${r.source} seed ${r.seed}: FAILED: ${r.error}`,
+    ),
+  );
   const total = seeds * targets.length * candidates.length;
   let index = 0;
   for (let seed = 0; seed < seeds; seed++) {
@@ -161,7 +164,7 @@ export async function runModelSelection(opts: {
             pretrained: pretrained.params,
             onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
           });
-          const r: TrialRecord = {
+          log.add({
             ...base,
             status: 'ok',
             metrics: {
@@ -170,23 +173,9 @@ export async function runModelSelection(opts: {
               source_train_acc: pretrained.sourceTrainAcc,
             },
             durationMs: Date.now() - started,
-          };
-          appendRecord(resultsPath, r);
-          records.push(r);
-          progress.done(
-            `${target.spec.id} ← ${candidate.label} seed ${seed}: acc ${(100 * (r.metrics.measured_target_test_acc ?? 0)).toFixed(1)}%`,
-          );
+          });
         } catch (err) {
-          const r: TrialRecord = {
-            ...base,
-            status: 'failed',
-            metrics: {},
-            durationMs: Date.now() - started,
-            error: (err as Error).message,
-          };
-          appendRecord(resultsPath, r);
-          records.push(r);
-          progress.done(`${target.spec.id} ← ${candidate.label} seed ${seed}: FAILED: ${r.error}`);
+          log.add(failedRecord(base, err, started));
         } finally {
           if (pretrained) {
             disposeParams(pretrained.params);
@@ -197,7 +186,7 @@ export async function runModelSelection(opts: {
     }
   }
   progress.close();
-  return { records, backend: backend.name, resultsPath };
+  return { records: log.records, backend: backend.name, resultsPath: log.path };
 }
 
 /**

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -24,7 +23,7 @@ import {
 } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
-import { appendRecord, type TrialRecord } from './results.js';
+import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
 import { defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 
@@ -117,19 +116,14 @@ export async function runOnnxBackbone(opts: {
   const ftConfig = fineTune.validate(suite.fineTune ?? {});
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();
-  const resultsPath = join(opts.outDir, 'results.jsonl');
-  mkdirSync(opts.outDir, { recursive: true });
   const run = new Date().toISOString();
-  const records: TrialRecord[] = [];
   const seeds = opts.seeds ?? suite.seeds;
-  const record = (r: TrialRecord) => {
-    appendRecord(resultsPath, r);
-    records.push(r);
+  const log = createResultsLog(opts.outDir, (r) => {
     const acc = r.metrics.target_test_acc;
     progress.done(
       `${r.task} ${r.method} seed ${r.seed}: ${r.status === 'ok' ? `acc ${(100 * (acc ?? 0)).toFixed(1)}%` : `FAILED: ${r.error}`}`,
     );
-  };
+  });
   for (let seed = 0; seed < seeds; seed++) {
     const pair = await spec.build({ ...suite.task.options, seed });
     const test =
@@ -207,7 +201,7 @@ export async function runOnnxBackbone(opts: {
         seed,
       });
       const n = train.y.length + val.y.length + testF.y.length;
-      record({
+      log.add({
         ...base,
         method: 'linear-probe (onnxruntime)',
         status: 'ok',
@@ -220,14 +214,7 @@ export async function runOnnxBackbone(opts: {
         durationMs: Date.now() - started,
       });
     } catch (err) {
-      record({
-        ...base,
-        method: 'linear-probe (onnxruntime)',
-        status: 'failed',
-        metrics: {},
-        durationMs: 0,
-        error: (err as Error).message,
-      });
+      log.add(failedRecord({ ...base, method: 'linear-probe (onnxruntime)' }, err, Date.now()));
     }
     // (b) fine-tuning the re-imported ONNX backbone in tfjs
     try {
@@ -242,7 +229,7 @@ export async function runOnnxBackbone(opts: {
         pretrained: imported.params,
         onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
       });
-      record({
+      log.add({
         ...base,
         method: 'fine-tune (tfjs, imported)',
         status: 'ok',
@@ -250,14 +237,7 @@ export async function runOnnxBackbone(opts: {
         durationMs: Date.now() - started,
       });
     } catch (err) {
-      record({
-        ...base,
-        method: 'fine-tune (tfjs, imported)',
-        status: 'failed',
-        metrics: {},
-        durationMs: 0,
-        error: (err as Error).message,
-      });
+      log.add(failedRecord({ ...base, method: 'fine-tune (tfjs, imported)' }, err, Date.now()));
     }
     disposeParams(pre.params);
     disposeParams(pre.sourceHead);
@@ -284,7 +264,7 @@ export async function runOnnxBackbone(opts: {
           epochs: suite.probeEpochs,
           seed,
         });
-        record({
+        log.add({
           ...base,
           method: 'mobilenetv2 probe (onnxruntime)',
           status: 'ok',
@@ -297,17 +277,12 @@ export async function runOnnxBackbone(opts: {
           durationMs: Date.now() - started,
         });
       } catch (err) {
-        record({
-          ...base,
-          method: 'mobilenetv2 probe (onnxruntime)',
-          status: 'failed',
-          metrics: {},
-          durationMs: 0,
-          error: (err as Error).message,
-        });
+        log.add(
+          failedRecord({ ...base, method: 'mobilenetv2 probe (onnxruntime)' }, err, Date.now()),
+        );
       }
     }
   }
   progress.close();
-  return { records, backend: backend.name, resultsPath };
+  return { records: log.records, backend: backend.name, resultsPath: log.path };
 }

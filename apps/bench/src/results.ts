@@ -1,5 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** One line of `results.jsonl`: the contract other tools read (see DESIGN.md). */
 export interface TrialRecord {
@@ -52,4 +52,44 @@ export function readRecords(path: string): TrialRecord[] {
 export function latestRun(records: readonly TrialRecord[]): TrialRecord[] {
   const last = records.at(-1)?.run;
   return last === undefined ? [...records] : records.filter((r) => r.run === last);
+}
+
+/** Where a run's records go: appended to `outDir/results.jsonl` one by one, and kept in memory for the summary. */
+export interface ResultsLog {
+  readonly path: string;
+  readonly records: TrialRecord[];
+  add(record: TrialRecord): void;
+}
+
+export function createResultsLog(
+  outDir: string,
+  onAdd?: (record: TrialRecord) => void,
+): ResultsLog {
+  mkdirSync(outDir, { recursive: true });
+  const path = join(outDir, 'results.jsonl');
+  const records: TrialRecord[] = [];
+  return {
+    path,
+    records,
+    add(record) {
+      appendRecord(path, record);
+      records.push(record);
+      onAdd?.(record);
+    },
+  };
+}
+
+/** The record of a trial that threw: status failed, the error's message, no metrics. */
+export function failedRecord(
+  base: Omit<TrialRecord, 'status' | 'metrics' | 'durationMs' | 'error'>,
+  err: unknown,
+  started: number,
+): TrialRecord {
+  return {
+    ...base,
+    status: 'failed',
+    metrics: {},
+    durationMs: Date.now() - started,
+    error: (err as Error).message,
+  };
 }

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type BackendInfo,
@@ -12,7 +11,7 @@ import { type AnyTransferMethod, createMethodRegistry } from '@transferlab/metho
 import { type BackboneFactory, createBackboneRegistry } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
-import { appendRecord, type TrialRecord } from './results.js';
+import { createResultsLog, type TrialRecord } from './results.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import type { SuiteSpec } from './suites.js';
 
@@ -93,17 +92,12 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
 
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();
-  const resultsPath = join(opts.outDir, 'results.jsonl');
-  mkdirSync(opts.outDir, { recursive: true });
   const cacheDir = join(opts.outDir, 'cache');
-  const records: TrialRecord[] = [];
   const run = new Date().toISOString();
   const total = seeds * tasks.length * methods.length;
   let index = 0;
 
-  const record = (r: TrialRecord) => {
-    appendRecord(resultsPath, r);
-    records.push(r);
+  const log = createResultsLog(opts.outDir, (r) => {
     const m =
       r.status === 'ok'
         ? `acc ${(100 * (r.metrics.target_test_acc ?? Number.NaN)).toFixed(1)}%`
@@ -111,7 +105,8 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
     progress.done(
       `${r.task} ${r.method} seed ${r.seed}: ${m} (${(r.durationMs / 1000).toFixed(1)} s)`,
     );
-  };
+  });
+  const record = log.add;
 
   for (let seed = 0; seed < seeds; seed++) {
     for (const { spec, options, label: taskLabel } of tasks) {
@@ -215,7 +210,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
     }
   }
   progress.close();
-  return { records, backend, resultsPath };
+  return { records: log.records, backend, resultsPath: log.path };
 }
 
 function suiteBackboneName(

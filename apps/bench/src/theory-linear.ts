@@ -1,5 +1,3 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { createRng } from '@transferlab/core';
 import {
   groundTruthRepresentation,
@@ -10,7 +8,7 @@ import {
   spectralRisk,
   supportRepresentation,
 } from '@transferlab/evaluation';
-import { appendRecord, type TrialRecord } from './results.js';
+import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
 
 /**
  * Li, Sen & Adlam's linear feature-transfer model, predicted against
@@ -108,10 +106,8 @@ export function runTheoryLinear(opts: {
 } {
   const { suite } = opts;
   const profile = theoryLinearProfile(suite);
-  const resultsPath = join(opts.outDir, 'results.jsonl');
-  mkdirSync(opts.outDir, { recursive: true });
+  const log = createResultsLog(opts.outDir);
   const run = new Date().toISOString();
-  const records: TrialRecord[] = [];
   const seeds = opts.seeds ?? suite.seeds;
   for (let seed = 0; seed < seeds; seed++) {
     for (const n of suite.sampleSizes) {
@@ -144,7 +140,7 @@ export function runTheoryLinear(opts: {
                 seed * 1_000_003 + n,
               )
             : { mean: Number.NaN, se: Number.NaN };
-          const r: TrialRecord = {
+          log.add({
             ...base,
             status: 'ok',
             metrics: {
@@ -163,24 +159,14 @@ export function runTheoryLinear(opts: {
                 : {}),
             },
             durationMs: Date.now() - started,
-          };
-          appendRecord(resultsPath, r);
-          records.push(r);
+          });
         } catch (err) {
-          const r: TrialRecord = {
-            ...base,
-            status: 'failed',
-            metrics: {},
-            durationMs: Date.now() - started,
-            error: (err as Error).message,
-          };
-          appendRecord(resultsPath, r);
-          records.push(r);
+          log.add(failedRecord(base, err, started));
         }
       }
     }
   }
-  return { records, resultsPath, backend: 'float64' };
+  return { records: log.records, resultsPath: log.path, backend: 'float64' };
 }
 
 /** predicted vs measured risk per representation and n (seed-averaged). */

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, disposeParams, initBackend, type Params } from '@transferlab/core';
@@ -7,7 +6,7 @@ import { type TtaSetting, targetLossReached, ttaBound } from '@transferlab/evalu
 import type { Backbone } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
-import { appendRecord, type TrialRecord } from './results.js';
+import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
 import { defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig } from './runner.js';
 
@@ -77,22 +76,17 @@ export async function runTtaBound(opts: {
   const pairs = suite.pairs.map((p) => ({ ...p, spec: reg.tasks.get(p.task) }));
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();
-  const resultsPath = join(opts.outDir, 'results.jsonl');
-  mkdirSync(opts.outDir, { recursive: true });
   const run = new Date().toISOString();
-  const records: TrialRecord[] = [];
   const seeds = opts.seeds ?? suite.seeds;
   const total = seeds * pairs.length * suite.settings.length;
   let index = 0;
-  const record = (r: TrialRecord) => {
-    appendRecord(resultsPath, r);
-    records.push(r);
+  const log = createResultsLog(opts.outDir, (r) =>
     progress.done(
       r.status === 'ok'
         ? `${r.task} ${r.method} seed ${r.seed}: bound ${r.metrics.predicted_bound?.toFixed(3)} vs reached ${r.metrics.measured_target_loss?.toFixed(3)}`
         : `${r.task} ${r.method} seed ${r.seed}: FAILED: ${r.error}`,
-    );
-  };
+    ),
+  );
   for (let seed = 0; seed < seeds; seed++) {
     for (const pair of pairs) {
       const started = Date.now();
@@ -138,7 +132,7 @@ export async function runTtaBound(opts: {
             epochs: setting === 'none' ? 0 : suite.epochs,
             seed,
           });
-          record({
+          log.add({
             ...base,
             method: setting,
             status: 'ok',
@@ -157,14 +151,7 @@ export async function runTtaBound(opts: {
       } catch (err) {
         for (const setting of suite.settings) {
           index++;
-          record({
-            ...base,
-            method: setting,
-            status: 'failed',
-            metrics: {},
-            durationMs: Date.now() - started,
-            error: (err as Error).message,
-          });
+          log.add(failedRecord({ ...base, method: setting }, err, started));
         }
       } finally {
         if (pretrained) {
@@ -175,7 +162,7 @@ export async function runTtaBound(opts: {
     }
   }
   progress.close();
-  return { records, backend: backend.name, resultsPath };
+  return { records: log.records, backend: backend.name, resultsPath: log.path };
 }
 
 /** Bound per setting beside the loss reached, seed-averaged. */
