@@ -249,11 +249,33 @@ export async function runOnnxBackbone(opts: {
         const mobilenet = await loadNsfwMobileNetV2();
         disposeParams(mobilenet.params);
         const size = mobilenet.inputShape[0];
-        const feats = async (ds: Dataset) =>
-          extract(mobilenet.onnxBytes, toRgb(ds, size), ds.y.length, mobilenet.inputShape);
+        // 224×224×3 floats are 600 kB an image: resize and run in chunks, one session for all.
+        const ex = await createOnnxRuntimeExtractor(mobilenet.onnxBytes, {
+          inputShape: mobilenet.inputShape,
+          batchSize: 32,
+        });
+        const feats = async (ds: Dataset) => {
+          const parts: Float32Array[] = [];
+          const t0 = performance.now();
+          for (let start = 0; start < ds.y.length; start += 64) {
+            const idx = Int32Array.from(
+              { length: Math.min(64, ds.y.length - start) },
+              (_, i) => start + i,
+            );
+            parts.push(await ex.run(toRgb(subset(ds, idx), size), idx.length));
+          }
+          const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+          let offset = 0;
+          for (const p of parts) {
+            out.set(p, offset);
+            offset += p.length;
+          }
+          return { out, imagesPerSecond: ds.y.length / ((performance.now() - t0) / 1000) };
+        };
         const train = await feats(task.target.train);
         const val = await feats(task.target.val);
         const testF = await feats(test);
+        await ex.dispose();
         const dim = train.out.length / task.target.train.y.length;
         const probe = linearProbeOnFeatures({
           train: { x: train.out, y: task.target.train.y },
