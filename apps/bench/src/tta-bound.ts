@@ -34,6 +34,8 @@ export interface TtaBoundSuite {
   readonly sourcePoints: number;
   readonly targetTestPoints: number;
   readonly tau: number;
+  /** How τ is set (see ttaBound): 'fixed' is the paper's (the option τ); 'max' also measures it on the transformed data. */
+  readonly lipschitz?: 'fixed' | 'measured' | 'max' | 'global';
   readonly epochs: number;
   readonly pretrain?: Partial<PretrainConfig>;
 }
@@ -128,6 +130,7 @@ export async function runTtaBound(opts: {
           const result = ttaBound(source, target, {
             setting,
             tau: suite.tau,
+            ...(suite.lipschitz ? { lipschitz: suite.lipschitz } : {}),
             labelMap: pair.labelMap,
             epochs: setting === 'none' ? 0 : suite.epochs,
             seed,
