@@ -8,6 +8,7 @@ import {
   featureTransferLogits,
   featureTransferStep,
   initFeatureTransfer,
+  l2twwTargetOptim,
   type TapPair,
   validateFeatureTransferOptions,
 } from '../l2t-ww/transfer.js';
@@ -78,13 +79,7 @@ export const attentionTransfer: TransferMethod<AttentionTransferConfig, Attentio
     arxiv: '1612.03928',
   },
   defaults: {
-    epochs: 30,
-    batchSize: 64,
-    optimizer: 'sgd',
-    lr: 0.1,
-    momentum: 0.9,
-    weightDecay: 1e-4,
-    schedule: 'cosine',
+    ...l2twwTargetOptim,
     ...featureTransferDefaults,
     pairs: 'one-to-one',
     beta: 1e3,

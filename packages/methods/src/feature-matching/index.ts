@@ -7,6 +7,7 @@ import {
   featureTransferLogits,
   featureTransferStep,
   initFeatureTransfer,
+  l2twwTargetOptim,
   matchingLoss,
   resizeToTarget,
   validateFeatureTransferOptions,
@@ -47,14 +48,7 @@ export const featureMatching: TransferMethod<FeatureMatchingConfig, FeatureMatch
     arxiv: '1412.6550',
   },
   defaults: {
-    // The L2T-ww reference code's target optimizer, so the two compare at equal settings.
-    epochs: 30,
-    batchSize: 64,
-    optimizer: 'sgd',
-    lr: 0.1,
-    momentum: 0.9,
-    weightDecay: 1e-4,
-    schedule: 'cosine',
+    ...l2twwTargetOptim,
     ...featureTransferDefaults,
     pairs: 'single',
     beta: 0.5,

@@ -58,6 +58,21 @@ export interface FeatureTransferOptions {
   pairs: string;
 }
 
+/**
+ * The target network's optimizer in the L2T-ww reference code (train_l2t_ww.py
+ * defaults; 30 epochs instead of 200 for the bench). The feature-transfer
+ * baselines share it, so they compare at equal settings.
+ */
+export const l2twwTargetOptim = {
+  epochs: 30,
+  batchSize: 64,
+  optimizer: 'sgd',
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  schedule: 'cosine',
+} as const;
+
 export const featureTransferDefaults: FeatureTransferOptions = {
   targetBackbone: 'same',
   targetChannels: [16, 32],
