@@ -6,8 +6,14 @@ import { hScore, kendallTau, leep, logME, meanCI, nce } from '@transferlab/evalu
 import { fineTune } from '@transferlab/methods';
 import { type Backbone, linearHead } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
-import { createProgress, type Progress } from './progress.js';
-import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
+import { createProgress } from './progress.js';
+import {
+  createResultsLog,
+  failedRecord,
+  type SuiteRunOptions,
+  type SuiteRunResult,
+  type TrialRecord,
+} from './results.js';
 import { defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 
@@ -60,14 +66,9 @@ function sourceOutputs(
   });
 }
 
-export async function runModelSelection(opts: {
-  suite: ModelSelectionSuite;
-  seeds?: number;
-  outDir: string;
-  backend?: string;
-  registries?: Registries;
-  progress?: Progress;
-}): Promise<{ records: TrialRecord[]; backend: string; resultsPath: string }> {
+export async function runModelSelection(
+  opts: SuiteRunOptions<ModelSelectionSuite> & { registries?: Registries },
+): Promise<SuiteRunResult> {
   const { suite } = opts;
   const reg = opts.registries ?? defaultRegistries();
   const seeds = opts.seeds ?? suite.seeds;

@@ -22,8 +22,13 @@ import {
   loadNsfwMobileNetV2,
 } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
-import { createProgress, type Progress } from './progress.js';
-import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
+import { createProgress } from './progress.js';
+import {
+  createResultsLog,
+  failedRecord,
+  type SuiteRunOptions,
+  type SuiteRunResult,
+} from './results.js';
 import { defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 
@@ -101,14 +106,9 @@ function toRgb(ds: Dataset, size: number): Float32Array {
   });
 }
 
-export async function runOnnxBackbone(opts: {
-  suite: OnnxBackboneSuite;
-  seeds?: number;
-  outDir: string;
-  backend?: string;
-  registries?: Registries;
-  progress?: Progress;
-}): Promise<{ records: TrialRecord[]; backend: string; resultsPath: string }> {
+export async function runOnnxBackbone(
+  opts: SuiteRunOptions<OnnxBackboneSuite> & { registries?: Registries },
+): Promise<SuiteRunResult> {
   const { suite } = opts;
   const reg = opts.registries ?? defaultRegistries();
   const factory = reg.backbones.get(suite.backbone);

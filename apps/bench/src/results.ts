@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Progress } from './progress.js';
 
 /** One line of `results.jsonl`: the contract other tools read (see DESIGN.md). */
 export interface TrialRecord {
@@ -92,4 +93,20 @@ export function failedRecord(
     durationMs: Date.now() - started,
     error: (err as Error).message,
   };
+}
+
+/** What every suite runner takes besides its suite (`registries` only where it looks ids up). */
+export interface SuiteRunOptions<S> {
+  suite: S;
+  seeds?: number;
+  outDir: string;
+  backend?: string;
+  progress?: Progress;
+}
+
+/** What every suite runner returns: the records of this run, the backend, and where they were appended. */
+export interface SuiteRunResult {
+  records: TrialRecord[];
+  backend: string;
+  resultsPath: string;
 }

@@ -5,8 +5,14 @@ import { type Dataset, subset, toTensors } from '@transferlab/datasets';
 import { type TtaSetting, targetLossReached, ttaBound } from '@transferlab/evaluation';
 import type { Backbone } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
-import { createProgress, type Progress } from './progress.js';
-import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
+import { createProgress } from './progress.js';
+import {
+  createResultsLog,
+  failedRecord,
+  type SuiteRunOptions,
+  type SuiteRunResult,
+  type TrialRecord,
+} from './results.js';
 import { defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig } from './runner.js';
 
@@ -64,14 +70,9 @@ function sample(ds: Dataset, n: number, seed: number, label: string): Dataset {
   return subset(ds, createRng(seed).derive(label).permutation(ds.y.length).subarray(0, n));
 }
 
-export async function runTtaBound(opts: {
-  suite: TtaBoundSuite;
-  seeds?: number;
-  outDir: string;
-  backend?: string;
-  registries?: Registries;
-  progress?: Progress;
-}): Promise<{ records: TrialRecord[]; backend: string; resultsPath: string }> {
+export async function runTtaBound(
+  opts: SuiteRunOptions<TtaBoundSuite> & { registries?: Registries },
+): Promise<SuiteRunResult> {
   const { suite } = opts;
   const reg = opts.registries ?? defaultRegistries();
   const factory = reg.backbones.get(suite.backbone);

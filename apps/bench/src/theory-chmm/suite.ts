@@ -2,8 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { activeBackend } from '@transferlab/core';
 import { meanCI } from '@transferlab/evaluation';
-import { createProgress, type Progress } from '../progress.js';
-import { appendRecord, type TrialRecord } from '../results.js';
+import { createProgress } from '../progress.js';
+import {
+  appendRecord,
+  type SuiteRunOptions,
+  type SuiteRunResult,
+  type TrialRecord,
+} from '../results.js';
 import type { FixedFeaturePredictor } from './analytic.js';
 import { type ChmmExperimentOptions, runChmmExperiment } from './experiment.js';
 
@@ -81,14 +86,9 @@ export const chmmSuites: readonly ChmmSuite[] = [theoryChmmSuite, theoryChmmQuic
  * Run a CHMM suite: every record is appended to `outDir/results.jsonl` as
  * soon as it exists (one per seed × level × method × n_target).
  */
-export async function runChmmSuite(opts: {
-  suite: ChmmSuite;
-  seeds?: number;
-  outDir: string;
-  backend?: string;
-  progress?: Progress;
-  predictor?: FixedFeaturePredictor | null;
-}): Promise<{ records: TrialRecord[]; backend: string; resultsPath: string }> {
+export async function runChmmSuite(
+  opts: SuiteRunOptions<ChmmSuite> & { predictor?: FixedFeaturePredictor | null },
+): Promise<SuiteRunResult> {
   const { suite } = opts;
   const seeds = opts.seeds ?? suite.seeds;
   if (!(Number.isInteger(seeds) && seeds >= 1))
