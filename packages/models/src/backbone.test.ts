@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { countParams, createRng, initBackend } from '@transferlab/core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cnnSpec, createBackbone, mlpSpec } from './backbone.js';
+import { cnnSpec, createBackbone, mlpSpec, resnetSpec } from './backbone.js';
 import { linearHead } from './head.js';
 import { builtinBackbones, createBackboneRegistry } from './registry.js';
 
@@ -117,8 +117,8 @@ describe('linear head and registry', () => {
   it('lists the built-in backbones and rejects unknown ids', () => {
     const reg = createBackboneRegistry();
     expect(reg.ids).toEqual(builtinBackbones.map((b) => b.id));
-    expect(() => reg.get('resnet')).toThrow(
-      'Unknown backbone "resnet". Valid backbone ids: mlp, cnn',
+    expect(() => reg.get('vgg16')).toThrow(
+      'Unknown backbone "vgg16". Valid backbone ids: mlp, cnn, resnet, quadratic',
     );
   });
 });
@@ -138,5 +138,78 @@ describe('quadratic backbone', () => {
     const imported = importOnnx(exportBackboneToOnnx(bb, params));
     const again = imported.backbone.apply(imported.params, x).features;
     expect(Math.max(...tf.abs(tf.sub(again, out)).dataSync())).toBeLessThan(1e-5);
+  });
+});
+
+describe('residual blocks and the resnet backbone', () => {
+  const conv = (x: tf.Tensor, p: Record<string, tf.Tensor>, n: string, s: number) =>
+    tf.add(
+      tf.conv2d(x as tf.Tensor4D, p[`${n}.weight`] as tf.Tensor4D, s, 'same'),
+      p[`${n}.bias`] as tf.Tensor,
+    );
+
+  it.each([
+    ['identity shortcut', 3, 1, false],
+    ['projection (stride 2)', 4, 2, true],
+    ['projection (channels)', 5, 1, true],
+  ] as const)('%s: relu(conv2(relu(conv1 x)) + shortcut x)', (_name, filters, stride, projects) => {
+    const spec = {
+      name: 'one-block',
+      inputShape: [7, 7, 3],
+      layers: [{ kind: 'residual', name: 'b', filters, stride } as const],
+    };
+    const bb = createBackbone(spec);
+    expect(Object.keys(bb.paramShapes).some((n) => n.startsWith('b.proj'))).toBe(projects);
+    const side = Math.ceil(7 / stride);
+    expect(bb.featureShape).toEqual([side, side, filters]);
+    // Non-zero biases so that every parameter matters.
+    const params: Record<string, tf.Tensor> = { ...bb.init(createRng(1)) };
+    for (const n of Object.keys(params)) {
+      if (n.endsWith('.bias')) {
+        params[n]?.dispose();
+        params[n] = tf.tensor(createRng(n.length).normalArray(filters, 0.1));
+      }
+    }
+    const x = tf.tensor(createRng(2).normalArray(2 * 7 * 7 * 3), [2, 7, 7, 3]);
+    tf.tidy(() => {
+      const branch = conv(tf.relu(conv(x, params, 'b.conv1', stride)), params, 'b.conv2', 1);
+      const shortcut = projects ? conv(x, params, 'b.proj', stride) : x;
+      const want = tf.relu(tf.add(branch, shortcut));
+      const got = bb.apply(params, x).features;
+      expect(tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]).toBeLessThan(1e-5);
+    });
+    tf.dispose([x, ...Object.values(params)]);
+  });
+
+  it('resnet: stem, one block per stage halving the resolution, global pooling; taps per block', () => {
+    const bb = createBackboneRegistry().get('resnet').create([28, 28, 1]);
+    expect(bb.tapShapes).toEqual({
+      stem: [28, 28, 16],
+      block1_1: [28, 28, 16],
+      block2_1: [14, 14, 32],
+      block3_1: [7, 7, 64],
+      pool: [64],
+    });
+    expect(bb.paramShapes['block1_1.proj.weight']).toBeUndefined();
+    expect(bb.paramShapes['block2_1.proj.weight']).toEqual([1, 1, 16, 32]);
+    const deeper = createBackbone(resnetSpec([8, 8, 1], [4, 8], 2));
+    expect(Object.keys(deeper.tapShapes)).toEqual([
+      'stem',
+      'block1_1',
+      'block1_2',
+      'block2_1',
+      'block2_2',
+      'pool',
+    ]);
+    expect(() => resnetSpec([28, 28], [4])).toThrow(/\[H, W, C\]/);
+    // He init for conv1 (a ReLU follows), LeCun for conv2 / proj (they feed the sum).
+    const params = bb.init(createRng(0));
+    const std = (n: string) => {
+      const v = params[n]?.dataSync() as Float32Array;
+      return Math.sqrt(v.reduce((a, b) => a + b * b, 0) / v.length);
+    };
+    expect(std('block3_1.conv1.weight')).toBeCloseTo(Math.sqrt(2 / (9 * 32)), 2);
+    expect(std('block3_1.conv2.weight')).toBeCloseTo(Math.sqrt(1 / (9 * 64)), 2);
+    tf.dispose(Object.values(params));
   });
 });

@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params, Rng } from '@transferlab/core';
-import { applyLayer, type LayerSpec, layerParamShapes, outputShape } from './layers.js';
+import {
+  applyLayer,
+  hasParams,
+  type LayerSpec,
+  layerParamShapes,
+  outputShape,
+  weightInitGain,
+} from './layers.js';
 
 export interface BackboneSpec {
   /** Architecture name, e.g. "mlp-256-128". */
@@ -27,7 +34,7 @@ export interface Backbone {
   /** Every layer's output can be tapped: name → shape of one example. */
   readonly tapShapes: Readonly<Record<string, readonly number[]>>;
   readonly paramShapes: Readonly<Record<string, readonly number[]>>;
-  /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise, zero biases. */
+  /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise (see `weightInitGain`), zero biases. */
   init(rng: Rng): Params;
   apply(params: Params, x: tf.Tensor, opts?: { taps?: readonly string[] }): BackboneOutput;
 }
@@ -73,7 +80,7 @@ export function createBackbone(spec: BackboneSpec): Backbone {
           if (name.endsWith('.bias')) {
             params[name] = tf.zeros(s);
           } else {
-            const gain = reluAfter.has(layer.name) ? 2 : 1;
+            const gain = weightInitGain(layer, name, reluAfter.has(layer.name));
             params[name] = tf.tensor(
               rng.derive(name).normalArray(size, Math.sqrt(gain / fanIn(s))),
               s,
@@ -102,8 +109,10 @@ export function createBackbone(spec: BackboneSpec): Backbone {
           ? x
           : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
       const taps: Record<string, tf.Tensor> = {};
+      let dataInput = true;
       for (const layer of spec.layers) {
-        h = applyLayer(layer, params, h);
+        h = applyLayer(layer, params, h, undefined, dataInput);
+        if (hasParams(layer)) dataInput = false;
         if (wanted.has(layer.name)) taps[layer.name] = h;
       }
       return { features: h, taps };
@@ -164,4 +173,49 @@ export function cnnSpec(
   layers.push({ kind: 'flatten', name: 'flatten' });
   layers.push({ kind: 'dense', name: 'fc', units: denseUnits, activation: 'relu' });
   return { name: `cnn-${channels.join('-')}-${denseUnits}`, inputShape, layers };
+}
+
+/**
+ * A ResNet-style CNN (He et al. 2016's CIFAR layout, without batch
+ * normalisation): a 3×3 conv stem + ReLU, then one stage of residual basic
+ * blocks per entry of `stages` (the first block of every stage but the first
+ * halves the resolution), then global average pooling.
+ * Taps: stem, block1_1, …, block<stage>_<i>, pool.
+ */
+export function resnetSpec(
+  inputShape: readonly number[],
+  stages: readonly number[] = [16, 32, 64],
+  blocksPerStage = 1,
+): BackboneSpec {
+  if (inputShape.length !== 3)
+    throw new Error(`resnetSpec: input must be [H, W, C], got [${inputShape}]`);
+  if (stages.length === 0) throw new Error('resnetSpec: at least one stage');
+  if (!(Number.isInteger(blocksPerStage) && blocksPerStage >= 1))
+    throw new Error(`resnetSpec: blocksPerStage must be an integer ≥ 1, got ${blocksPerStage}`);
+  const layers: LayerSpec[] = [
+    {
+      kind: 'conv2d',
+      name: 'stem',
+      filters: stages[0] as number,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+    },
+  ];
+  stages.forEach((filters, stage) => {
+    for (let b = 0; b < blocksPerStage; b++) {
+      layers.push({
+        kind: 'residual',
+        name: `block${stage + 1}_${b + 1}`,
+        filters,
+        stride: stage > 0 && b === 0 ? 2 : 1,
+      });
+    }
+  });
+  layers.push({ kind: 'globalAvgPool', name: 'pool' });
+  return {
+    name: `resnet-${stages.join('-')}${blocksPerStage > 1 ? `x${blocksPerStage}` : ''}`,
+    inputShape,
+    layers,
+  };
 }

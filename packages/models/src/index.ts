@@ -5,15 +5,21 @@ export {
   cnnSpec,
   createBackbone,
   mlpSpec,
+  resnetSpec,
 } from './backbone.js';
 export { decodeParams, encodeParams, loadParams, saveParams } from './checkpoint.js';
 export { type LinearHead, linearHead } from './head.js';
 export {
   type Activation,
   applyLayer,
+  hasParams,
+  type LayerOps,
   type LayerSpec,
   layerParamShapes,
   outputShape,
+  residualProjects,
+  tfjsLayerOps,
+  weightInitGain,
 } from './layers.js';
 export { attr, type OnnxAttr, type OnnxDim, OnnxGraphBuilder } from './onnx/builder.js';
 export {

@@ -1,5 +1,5 @@
 import { createRegistry, type Registry } from '@transferlab/core';
-import { type Backbone, cnnSpec, createBackbone, mlpSpec } from './backbone.js';
+import { type Backbone, cnnSpec, createBackbone, mlpSpec, resnetSpec } from './backbone.js';
 
 export interface BackboneFactory {
   readonly id: string;
@@ -18,6 +18,12 @@ export const builtinBackbones: readonly BackboneFactory[] = [
     description:
       'CNN: 2 × (3×3 conv + ReLU + 2×2 max-pool) with 16, 32 channels → dense 128; taps conv1, pool1, conv2, pool2, fc',
     create: (inputShape) => createBackbone(cnnSpec(inputShape, [16, 32], 128)),
+  },
+  {
+    id: 'resnet',
+    description:
+      'ResNet-style CNN without normalisation: 3×3 stem (16) + three residual basic blocks (16, 32/2, 64/2) + global average pool; taps stem, block1_1, block2_1, block3_1, pool',
+    create: (inputShape) => createBackbone(resnetSpec(inputShape, [16, 32, 64], 1)),
   },
   {
     id: 'quadratic',

@@ -215,6 +215,59 @@ describe.each(['wasm', 'cpu'] as const)('second-order-safe ops on %s', (backend)
     expect(() => safeMaxPool(x as tf.Tensor4D, 3, 2)).toThrow(/only non-overlapping windows/);
     tf.dispose([x, ...Object.values(params)]);
   });
+
+  it('residual blocks: same values and gradients as the backbone, and a correct second order', () => {
+    const spec: BackboneSpec = {
+      name: 'residual',
+      inputShape: [7, 7, 2],
+      layers: [
+        { kind: 'residual', name: 'res1', filters: 3, stride: 2 }, // projection: 7 → 4
+        { kind: 'residual', name: 'res2', filters: 3 }, // identity shortcut
+        { kind: 'globalAvgPool', name: 'gap' },
+        { kind: 'dense', name: 'fc', units: 4 },
+      ],
+    };
+    const backbone = createBackbone(spec);
+    // Random biases: with zero biases a dead patch gives a pre-activation of
+    // exactly 0, a ReLU sitting on its kink, and no finite difference converges.
+    const params = Object.fromEntries(
+      Object.entries(backbone.init(createRng(5))).map(([n, t]) => [
+        n,
+        n.endsWith('.bias') ? rand(t.shape, 0.1) : t,
+      ]),
+    );
+    const x = rand([4, 7, 7, 2]);
+    const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
+    tf.tidy(() => {
+      const a = safeBackboneApply(spec, params, x, { taps: ['res1'] });
+      const b = backbone.apply(params, x, { taps: ['res1'] });
+      expect(a.taps.res1?.shape).toEqual([4, 4, 4, 3]);
+      const d = tf.max(tf.abs(tf.sub(a.features, b.features))).dataSync()[0];
+      expect(d).toBeLessThan(1e-5);
+      const ga = valueAndGrads(
+        (p) => tf.sum(tf.square(safeBackboneApply(spec, p, x).features)),
+        params,
+      ).grads;
+      const gb = valueAndGrads(
+        (p) => tf.sum(tf.square(backbone.apply(p, x).features)),
+        params,
+      ).grads;
+      for (const n of Object.keys(params)) {
+        const dg = tf.max(tf.abs(tf.sub(ga[n] as tf.Tensor, gb[n] as tf.Tensor))).dataSync()[0];
+        expect(dg, n).toBeLessThan(1e-4);
+      }
+    });
+    // Hundreds of ReLUs: a finite-difference step of 1e-3 crosses kinks and
+    // the difference quotient jumps; at 1e-4 none is crossed here.
+    const err = secondOrderError(
+      (p) => safeSoftmaxCrossEntropy(safeBackboneApply(spec, p, x).features, labels),
+      params,
+      1e-4,
+    );
+    report.push(`${backend} residual backbone second order: ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(5e-3);
+    tf.dispose([x, labels, ...Object.values(params)]);
+  });
 });
 
 describe('max-pool gradient on wasm', () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
-import type { BackboneSpec, LayerSpec } from '@transferlab/models';
+import { applyLayer, type BackboneSpec, hasParams, type LayerOps } from '@transferlab/models';
 
 /**
  * Second-order-safe building blocks for L2T-ww's look-ahead steps.
@@ -305,47 +305,13 @@ export function safeSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): t
   return op(logits as tf.Tensor2D, onehot) as tf.Scalar;
 }
 
-function param(params: Params, name: string): tf.Tensor {
-  const t = params[name];
-  if (!t) throw new Error(`missing parameter "${name}" (have: ${Object.keys(params).join(', ')})`);
-  return t;
-}
-
-function applySafeLayer(layer: LayerSpec, params: Params, x: tf.Tensor, first: boolean): tf.Tensor {
-  const act = (t: tf.Tensor, a: string | undefined) => (a === 'relu' ? tf.relu(t) : t);
-  switch (layer.kind) {
-    case 'flatten':
-      return tf.reshape(x, [x.shape[0] as number, -1]);
-    case 'dense':
-      return act(
-        tf.add(
-          matMulFast(x as tf.Tensor2D, param(params, `${layer.name}.weight`) as tf.Tensor2D),
-          param(params, `${layer.name}.bias`),
-        ),
-        layer.activation,
-      );
-    case 'conv2d':
-      return act(
-        tf.add(
-          safeConv2d(
-            x as tf.Tensor4D,
-            param(params, `${layer.name}.weight`) as tf.Tensor4D,
-            layer.stride ?? 1,
-            layer.padding ?? 'same',
-            { inputGrad: !first },
-          ),
-          param(params, `${layer.name}.bias`),
-        ),
-        layer.activation,
-      );
-    case 'maxPool':
-      return safeMaxPool(x as tf.Tensor4D, layer.size, layer.stride ?? layer.size);
-    case 'globalAvgPool':
-      return tf.mean(x, [1, 2]);
-    case 'relu':
-      return tf.relu(x);
-  }
-}
+/** The layer ops of `@transferlab/models` with second-order-safe conv, max-pool and matmul. */
+export const safeLayerOps: LayerOps = {
+  conv2d: (x, filter, stride, padding, dataInput) =>
+    safeConv2d(x, filter, stride, padding, { inputGrad: !dataInput }),
+  matMul: matMulFast,
+  maxPool: safeMaxPool,
+};
 
 /**
  * The backbone described by `spec`, run with second-order-safe ops: same
@@ -366,11 +332,11 @@ export function safeBackboneApply(
       ? x
       : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
   const taps: Record<string, tf.Tensor> = {};
-  let first = true;
+  // Layers before the first parametrised one only reshape the data.
+  let dataInput = true;
   for (const layer of spec.layers) {
-    // Layers before the first parametrised one only reshape the data.
-    h = applySafeLayer(layer, params, h, first);
-    if (layer.kind === 'conv2d' || layer.kind === 'dense') first = false;
+    h = applyLayer(layer, params, h, safeLayerOps, dataInput);
+    if (hasParams(layer)) dataInput = false;
     if (wanted.has(layer.name)) taps[layer.name] = h;
     if (layer.name === opts.stopAfter) break;
   }

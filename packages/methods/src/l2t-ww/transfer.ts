@@ -165,14 +165,16 @@ export function resolveTargetBackbone(
   return target;
 }
 
-/** Default taps: every conv layer's output (after its ReLU), else every dense layer's. */
+/** Default taps: every conv layer's and residual block's output (after its ReLU), else every dense layer's. */
 export function defaultTaps(backbone: Backbone): string[] {
   const layers = backbone.spec.layers;
   const after = (i: number) => {
     const next = layers[i + 1];
     return next?.kind === 'relu' ? next.name : (layers[i]?.name as string);
   };
-  const convs = layers.flatMap((l, i) => (l.kind === 'conv2d' ? [after(i)] : []));
+  const convs = layers.flatMap((l, i) =>
+    l.kind === 'conv2d' || l.kind === 'residual' ? [after(i)] : [],
+  );
   if (convs.length > 0) return convs;
   return layers.flatMap((l, i) => (l.kind === 'dense' ? [after(i)] : []));
 }

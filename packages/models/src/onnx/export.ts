@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
 import type { Backbone } from '../backbone.js';
 import type { LinearHead } from '../head.js';
-import type { LayerSpec } from '../layers.js';
+import { type LayerSpec, residualProjects } from '../layers.js';
 import { attr, type OnnxDim, OnnxGraphBuilder } from './builder.js';
 
 export interface ExportOnnxOptions {
@@ -226,6 +226,50 @@ export function exportBackboneToOnnx(
     return v;
   }
 
+  /** A Conv node (NCHW in and out) reading the weights `<prefix>.weight` / `.bias`. */
+  function conv(
+    v: Val,
+    shape: number[],
+    c: {
+      prefix: string;
+      filters: number;
+      kernel: number;
+      stride: number;
+      padding: 'same' | 'valid';
+      out: string;
+    },
+  ): Val {
+    const [h, w, cin] = shape as [number, number, number];
+    const { kernel: k, stride: s, padding } = c;
+    const [pt, pb] = padding === 'same' ? samePads(h, k, s) : [0, 0];
+    const [pl, pr] = padding === 'same' ? samePads(w, k, s) : [0, 0];
+    const weight = addWeight(
+      `${c.prefix}.weight`,
+      tensorValues(params, `${c.prefix}.weight`, [k, k, cin, c.filters]),
+      (t) => tf.transpose(t, [3, 2, 0, 1]),
+    );
+    const bias = addWeight(
+      `${c.prefix}.bias`,
+      tensorValues(params, `${c.prefix}.bias`, [c.filters]),
+    );
+    const out = g.op(
+      'Conv',
+      [v.name, weight, bias],
+      {
+        kernel_shape: attr.ints([k, k]),
+        strides: attr.ints([s, s]),
+        pads: attr.ints([pt, pl, pb, pr]),
+        dilations: attr.ints([1, 1]),
+        group: attr.int(1),
+      },
+      c.out,
+      `${c.prefix.replaceAll('.', '/')}/Conv`,
+    );
+    const oh = padding === 'same' ? Math.ceil(h / s) : Math.floor((h - k) / s) + 1;
+    const ow = padding === 'same' ? Math.ceil(w / s) : Math.floor((w - k) / s) + 1;
+    return { name: out, layout: 'nchw', shape: [oh, ow, c.filters] };
+  }
+
   function emitLayer(layer: LayerSpec, x: Val, xKey: string, shape: number[]): Val {
     const L = layer.name;
     switch (layer.kind) {
@@ -249,37 +293,50 @@ export function exportBackboneToOnnx(
         return activate(v, layer.activation, L);
       }
       case 'conv2d': {
-        const v = asNchw(x, xKey);
-        const [h, w, cin] = shape as [number, number, number];
-        const k = layer.kernelSize;
-        const s = layer.stride ?? 1;
-        const padding = layer.padding ?? 'same';
-        const [pt, pb] = padding === 'same' ? samePads(h, k, s) : [0, 0];
-        const [pl, pr] = padding === 'same' ? samePads(w, k, s) : [0, 0];
-        const weight = addWeight(
-          `${L}.weight`,
-          tensorValues(params, `${L}.weight`, [k, k, cin, layer.filters]),
-          (t) => tf.transpose(t, [3, 2, 0, 1]),
-        );
-        const bias = addWeight(`${L}.bias`, tensorValues(params, `${L}.bias`, [layer.filters]));
         const activated = layer.activation === 'relu' || layer.activation === 'square';
-        const out = g.op(
-          'Conv',
-          [v.name, weight, bias],
-          {
-            kernel_shape: attr.ints([k, k]),
-            strides: attr.ints([s, s]),
-            pads: attr.ints([pt, pl, pb, pr]),
-            dilations: attr.ints([1, 1]),
-            group: attr.int(1),
-          },
-          activated ? `${L}:conv` : `${L}:nchw`,
-          `${L}/Conv`,
-        );
-        const oh = padding === 'same' ? Math.ceil(h / s) : Math.floor((h - k) / s) + 1;
-        const ow = padding === 'same' ? Math.ceil(w / s) : Math.floor((w - k) / s) + 1;
-        const val: Val = { name: out, layout: 'nchw', shape: [oh, ow, layer.filters] };
+        const val = conv(asNchw(x, xKey), shape, {
+          prefix: L,
+          filters: layer.filters,
+          kernel: layer.kernelSize,
+          stride: layer.stride ?? 1,
+          padding: layer.padding ?? 'same',
+          out: activated ? `${L}:conv` : `${L}:nchw`,
+        });
         return activate(val, layer.activation, L);
+      }
+      case 'residual': {
+        const v = asNchw(x, xKey);
+        const s = layer.stride ?? 1;
+        const f = layer.filters;
+        const c1 = conv(v, shape, {
+          prefix: `${L}.conv1`,
+          filters: f,
+          kernel: 3,
+          stride: s,
+          padding: 'same',
+          out: `${L}:conv1`,
+        });
+        const r1 = g.op('Relu', [c1.name], {}, `${L}:relu1`, `${L}/conv1/Relu`);
+        const c2 = conv({ ...c1, name: r1 }, c1.shape, {
+          prefix: `${L}.conv2`,
+          filters: f,
+          kernel: 3,
+          stride: 1,
+          padding: 'same',
+          out: `${L}:conv2`,
+        });
+        const shortcut = residualProjects(layer, shape)
+          ? conv(v, shape, {
+              prefix: `${L}.proj`,
+              filters: f,
+              kernel: 1,
+              stride: s,
+              padding: 'same',
+              out: `${L}:proj`,
+            })
+          : v;
+        const sum = g.op('Add', [c2.name, shortcut.name], {}, `${L}:sum`, `${L}/Add`);
+        return relu({ ...c2, name: sum }, L);
       }
       case 'maxPool': {
         const v = asNchw(x, xKey);

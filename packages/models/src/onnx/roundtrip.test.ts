@@ -98,6 +98,12 @@ const cases: Case[] = [
     backbone: registry.get('cnn').create([28, 28, 1]),
     taps: ['conv1', 'pool1', 'conv2', 'pool2', 'flatten'],
   },
+  {
+    // Odd sizes: the stride-2 blocks pad asymmetrically (13 → 7 → 4).
+    id: 'resnet',
+    backbone: registry.get('resnet').create([13, 13, 2]),
+    taps: ['stem', 'block1_1', 'block2_1', 'block3_1'],
+  },
   { id: 'strided', backbone: createBackbone(stridedSpec), taps: ['c1', 'c2', 'r2', 'p2', 'gap'] },
   { id: 'spatial', backbone: createBackbone(spatialSpec), taps: ['c1'] },
 ];
