@@ -130,6 +130,7 @@ describe('task registry', () => {
       'mnist04-to-mnist59-shortcut',
       'fashion-to-fashion-coarse-shortcut',
       'merlin-quadratic',
+      'merlin-toy',
       'spam-easy-to-hard',
     ]);
     expect(registry.get('fashion-to-mnist')).toBe(builtinTasks[2]);

@@ -9,10 +9,12 @@ import {
   mnistDigitsToParityShortcut,
 } from './shortcut.js';
 import { spamEasyToHard } from './spam.js';
+import { merlinToy } from './toy.js';
 
 export * from './quadratic.js';
 export * from './shortcut.js';
 export * from './spam.js';
+export * from './toy.js';
 
 /** The MeRLin task pairs, in a fixed order. */
 export const merlinTasks: readonly TaskSpec[] = [
@@ -20,5 +22,6 @@ export const merlinTasks: readonly TaskSpec[] = [
   mnist04ToMnist59Shortcut,
   fashionToFashionCoarseShortcut,
   merlinQuadratic,
+  merlinToy,
   spamEasyToHard,
 ];
