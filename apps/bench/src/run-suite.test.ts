@@ -99,6 +99,38 @@ describe('runSuite', () => {
     expect(again.records[1]?.metrics.pretrain_ms).toBeUndefined();
   });
 
+  it('a method entry may train its own backbone (scratch on the target architecture); pre-trained methods may not', async () => {
+    const suite: SuiteSpec = {
+      ...tiny,
+      tasks: [{ id: 'mnist-digits-to-parity', options: { labelsPerClass: 5, testPerClass: 50 } }],
+      methods: [
+        { id: 'scratch', options: { epochs: 1 } },
+        { id: 'scratch', label: 'scratch-cnn', backbone: 'cnn', options: { epochs: 1 } },
+      ],
+    };
+    const result = await runSuite({ suite, outDir: tmp(), backend: 'wasm', progress: silent });
+    expect(result.records.map((r) => [r.method, r.status, r.backbone])).toEqual([
+      ['scratch', 'ok', 'mlp-256-128'],
+      ['scratch-cnn', 'ok', 'cnn-16-32-128'],
+    ]);
+    await expect(
+      runSuite({
+        suite: { ...tiny, methods: [{ id: 'fine-tune', backbone: 'cnn' }] },
+        outDir: tmp(),
+        progress: silent,
+      }),
+    ).rejects.toThrow(
+      'suite "tiny": method "fine-tune" starts from the pre-trained "mlp" backbone and cannot train backbone "cnn"',
+    );
+    await expect(
+      runSuite({
+        suite: { ...tiny, methods: [{ id: 'scratch', backbone: 'vgg' }] },
+        outDir: tmp(),
+        progress: silent,
+      }),
+    ).rejects.toThrow(/Unknown backbone "vgg". Valid backbone ids: mlp, cnn, resnet/);
+  });
+
   it('unknown ids are refused before any work, listing the valid ones', async () => {
     const reg = defaultRegistries();
     await expect(

@@ -73,8 +73,15 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
     );
   const methods = suite.methods.map((m) => {
     const method = reg.methods.get(m.id);
+    const ownBackbone = m.backbone !== undefined ? reg.backbones.get(m.backbone) : undefined;
+    if (ownBackbone && method.needs.pretrainedBackbone && m.backbone !== suite.backbone) {
+      throw new Error(
+        `suite "${suite.id}": method "${m.label ?? m.id}" starts from the pre-trained "${suite.backbone}" backbone and cannot train backbone "${m.backbone}"`,
+      );
+    }
     return {
       method,
+      ownBackbone,
       label: m.label ?? m.id,
       config: method.validate(m.options ?? {}) as Record<string, unknown> & {
         epochs: number;
@@ -145,7 +152,9 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           pretrainError = `source pre-training failed: ${(err as Error).message}`;
         }
       }
-      for (const { method, config, label: methodLabel } of methods) {
+      for (const { method, config, label: methodLabel, ownBackbone } of methods) {
+        const trained =
+          task && ownBackbone ? ownBackbone.create(task.target.train.shape) : backbone;
         const label = `${taskLabel} · ${methodLabel} · seed ${seed}`;
         progress.trial(label, index++, total);
         const started = Date.now();
@@ -156,10 +165,10 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           method: methodLabel,
           seed,
           backend: backend.name,
-          backbone: suiteBackboneName(backbone, suite),
+          backbone: suiteBackboneName(trained, suite),
         };
         const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
-        if (upstream || !task || !backbone) {
+        if (upstream || !task || !trained) {
           record({
             ...base,
             status: 'failed',
@@ -175,7 +184,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
             task,
             method,
             config,
-            backbone,
+            backbone: trained,
             seed,
             ...(method.needs.pretrainedBackbone && pretrained ? { pretrained } : {}),
             ...(method.needs.pretrainedBackbone && sourceHead ? { sourceHead } : {}),

@@ -26,6 +26,13 @@ export interface SuiteSpec {
     /** Name in results and tables (default: the method id); needed for several variants of one method. */
     label?: string;
     options?: Record<string, unknown>;
+    /**
+     * Backbone id of the network this method trains, when it is not the
+     * suite's: e.g. scratch on the target architecture of a suite whose
+     * source network is another. Only for methods that need no pre-trained
+     * backbone.
+     */
+    backbone?: string;
   }[];
   readonly pretrain?: Partial<PretrainConfig>;
 }
@@ -178,6 +185,44 @@ const l2tww: SuiteSpec = {
 };
 
 /**
+ * L2T-ww across architectures, as in the paper (a ResNet source guiding a
+ * smaller VGG-style target): a ResNet-style network pre-trained on the 10
+ * Fashion-MNIST classes, the `cnn` target trained from scratch on 5 garment
+ * categories, 10 labels each. Every target-side method — scratch included —
+ * trains the same `cnn`; LwF, which fine-tunes the source network itself,
+ * trains the ResNet. 4 source taps × 2 target taps = 8 pairs.
+ */
+const l2twwResnet: SuiteSpec = {
+  id: 'l2t-ww-resnet',
+  description:
+    'L2T-ww with different architectures: ResNet-style source pre-trained on Fashion-MNIST, VGG-style CNN target trained from scratch on 5 garment categories (10 labels each); scratch, feature matching, AT, LwF.',
+  backbone: 'resnet',
+  seeds: 3,
+  tasks: [{ id: 'fashion-to-fashion-coarse', options: { labelsPerClass: 10 } }],
+  methods: [
+    { id: 'scratch', backbone: 'cnn', options: { ...l2twwOptim, epochs: 100 } },
+    {
+      id: 'feature-matching',
+      label: 'fm-single',
+      options: { pairs: 'single', targetBackbone: 'cnn', epochs: 100 },
+    },
+    {
+      id: 'feature-matching',
+      label: 'fm-all',
+      options: { pairs: 'all', targetBackbone: 'cnn', epochs: 100 },
+    },
+    // AT pairs maps of equal resolution one to one: 28×28 and 14×14.
+    {
+      id: 'attention-transfer',
+      options: { targetBackbone: 'cnn', sourceTaps: ['block1_1', 'block2_1'], epochs: 100 },
+    },
+    { id: 'lwf', options: { epochs: 100 } },
+    { id: 'l2t-ww', options: { metaLr: 0.01, targetBackbone: 'cnn', epochs: 100 } },
+  ],
+  pretrain: { epochs: 3, maxExamples: 10_000 },
+};
+
+/**
  * Which source model should one fine-tune? Five sources (MNIST digits and
  * Fashion-MNIST classes, fully and briefly pre-trained) scored by LEEP, NCE,
  * LogME and H-score on each target's labelled training set, against the
@@ -293,6 +338,7 @@ export const builtinSuites: readonly Suite[] = [
   merlinQuadratic,
   merlinText,
   l2tww,
+  l2twwResnet,
   modelSelection,
   theoryLinear,
   ttaBoundSuite,
