@@ -22,6 +22,25 @@ export interface BackboneOutput {
   features: tf.Tensor;
   /** Requested intermediate activations, by layer name. */
   taps: Record<string, tf.Tensor>;
+  /**
+   * Training mode only, for backbones with normalisation statistics (imported
+   * BatchNormalization): the running statistics updated with this batch,
+   * keyed like the parameters. Nothing is changed in place: a trainer writes
+   * them into its parameters after the step.
+   */
+  statistics?: Record<string, tf.Tensor>;
+}
+
+export interface ApplyOptions {
+  /** Layer (or node output) names whose activations to return. */
+  taps?: readonly string[];
+  /**
+   * Training mode (PyTorch's `model.train()`): normalisation layers use the
+   * batch's statistics and report updated running statistics. Default false:
+   * inference with the stored statistics. Built-in backbones have no
+   * normalisation, so the flag changes nothing for them.
+   */
+  training?: boolean;
 }
 
 export interface Backbone {
@@ -34,9 +53,15 @@ export interface Backbone {
   /** Every layer's output can be tapped: name → shape of one example. */
   readonly tapShapes: Readonly<Record<string, readonly number[]>>;
   readonly paramShapes: Readonly<Record<string, readonly number[]>>;
+  /**
+   * Parameters that gradients must not train: normalisation running
+   * statistics (imported BatchNormalization), updated through `statistics`
+   * in training mode instead. Absent or empty for the built-in backbones.
+   */
+  readonly nonTrainable?: readonly string[];
   /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise (see `weightInitGain`), zero biases. */
   init(rng: Rng): Params;
-  apply(params: Params, x: tf.Tensor, opts?: { taps?: readonly string[] }): BackboneOutput;
+  apply(params: Params, x: tf.Tensor, opts?: ApplyOptions): BackboneOutput;
 }
 
 function fanIn(shape: readonly number[]): number {

@@ -1,4 +1,5 @@
 export {
+  type ApplyOptions,
   type Backbone,
   type BackboneOutput,
   type BackboneSpec,

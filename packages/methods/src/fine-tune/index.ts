@@ -3,6 +3,12 @@ import { type OptimConfig, supervisedMethod } from '../shared/classifier.js';
 export interface FineTuneConfig extends OptimConfig {
   /** The backbone's learning rate relative to the head's (0 freezes it: a linear probe). */
   backboneLrMultiplier: number;
+  /**
+   * Backbones with BatchNormalization (imported ONNX models): false (default)
+   * trains with batch statistics and moving-average running statistics, as
+   * PyTorch's model.train(); true keeps the pretrained statistics (inference mode).
+   */
+  freezeBatchNorm: boolean;
 }
 
 /** The whole network trained on the target, starting from the source-pretrained backbone and a new head. */
@@ -22,9 +28,11 @@ export const fineTune = supervisedMethod<FineTuneConfig>({
     weightDecay: 0,
     schedule: 'constant',
     backboneLrMultiplier: 0.03,
+    freezeBatchNorm: false,
   },
   start: 'pretrained',
   backboneLrMultiplier: (c) => c.backboneLrMultiplier,
+  freezeBatchNorm: (c) => c.freezeBatchNorm,
   check(c) {
     if (!(c.backboneLrMultiplier >= 0)) {
       throw new Error(

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   adam,
   cloneParams,
@@ -56,6 +56,8 @@ export interface ClassifierState {
   readonly optimizer: Optimizer;
   readonly trainable: readonly string[];
   readonly totalSteps: number;
+  /** Steps run the backbone in training mode (batch-statistics BatchNormalization) and carry its running statistics. */
+  readonly trainBatchNorm: boolean;
   params: Params;
   optState: OptimizerState;
 }
@@ -64,6 +66,11 @@ export interface ClassifierState {
  * A classifier from backbone weights (taken over: the state owns and
  * disposes them) and a fresh head. `backboneLrMultiplier` scales the
  * backbone's learning rate; 0 freezes it (no gradients are computed for it).
+ * The backbone's `nonTrainable` parameters (BatchNormalization statistics)
+ * never get gradients. When the backbone trains and has such statistics,
+ * steps run it in training mode — batch statistics, running averages
+ * carried from step to step, as PyTorch's `model.train()` — unless
+ * `freezeBatchNorm` (then BN stays in inference mode with the stored statistics).
  */
 export function initClassifier(args: {
   backbone: Backbone;
@@ -74,12 +81,16 @@ export function initClassifier(args: {
   rng: Rng;
   totalSteps: number;
   headPrefix?: string;
+  freezeBatchNorm?: boolean;
 }): ClassifierState {
   const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
   const headParams = head.init(args.rng.derive('head'));
   const params = mergeParams(args.backboneParams, headParams);
   const isHead = (name: string) => head.paramNames.includes(name);
-  const trainable = Object.keys(params).filter((n) => isHead(n) || args.backboneLrMultiplier > 0);
+  const statistics = new Set(args.backbone.nonTrainable ?? []);
+  const trainable = Object.keys(params).filter(
+    (n) => !statistics.has(n) && (isHead(n) || args.backboneLrMultiplier > 0),
+  );
   const optimizer = createOptimizer(args.config, (n) =>
     isHead(n) ? 1 : args.backboneLrMultiplier,
   );
@@ -90,6 +101,7 @@ export function initClassifier(args: {
     optimizer,
     trainable,
     totalSteps: args.totalSteps,
+    trainBatchNorm: args.backboneLrMultiplier > 0 && statistics.size > 0 && !args.freezeBatchNorm,
     params,
     optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
   };
@@ -104,15 +116,37 @@ export function classifierStep(
   batch: Batch,
   step: number,
 ): { state: ClassifierState; loss: number } {
-  const result = trainStep({
-    params: state.params,
-    state: state.optState,
-    optimizer: state.optimizer,
-    trainable: state.trainable,
-    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
-    loss: (p) => softmaxCrossEntropy(classifierLogits(state, p, batch.x), batch.y),
-  });
-  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
+  let statistics: Params | undefined;
+  const loss = (p: Params) => {
+    if (!state.trainBatchNorm) {
+      return softmaxCrossEntropy(classifierLogits(state, p, batch.x), batch.y);
+    }
+    const out = state.backbone.apply(p, batch.x, { training: true });
+    // Kept past trainStep's tidy: they become the next step's statistics.
+    statistics = out.statistics;
+    for (const t of Object.values(statistics ?? {})) tf.keep(t);
+    return softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
+  };
+  let result: ReturnType<typeof trainStep>;
+  try {
+    result = trainStep({
+      params: state.params,
+      state: state.optState,
+      optimizer: state.optimizer,
+      trainable: state.trainable,
+      lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+      loss,
+    });
+  } catch (err) {
+    disposeParams(statistics);
+    throw err;
+  }
+  let params = result.params;
+  if (statistics) {
+    for (const name of Object.keys(statistics)) params[name]?.dispose();
+    params = { ...params, ...statistics };
+  }
+  return { state: { ...state, params, optState: result.state }, loss: result.loss };
 }
 
 export function disposeClassifier(state: ClassifierState): void {
@@ -136,6 +170,8 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
   backboneLrMultiplier: (config: C) => number;
   /** Extra range checks beyond the shared optimizer options. */
   check?: (config: C) => void;
+  /** Keep BatchNormalization in inference mode while the backbone trains (default: train it). */
+  freezeBatchNorm?: (config: C) => boolean;
 }): TransferMethod<C, ClassifierState> {
   return {
     id: spec.id,
@@ -164,6 +200,7 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
         backboneLrMultiplier: spec.backboneLrMultiplier(ctx.config),
         rng: ctx.rng,
         totalSteps: ctx.totalSteps,
+        freezeBatchNorm: spec.freezeBatchNorm?.(ctx.config) ?? false,
       });
     },
     trainStep: (state, input) => classifierStep(state, input.target, input.step),

@@ -61,8 +61,10 @@ export function initMultiHead<C extends OptimConfig>(args: {
   }
   const params = mergeParams(args.backboneParams, ...headParams);
   const headNames = new Set(Object.values(heads).flatMap((h) => h.paramNames));
+  // BatchNormalization statistics of imported backbones stay fixed here (inference mode).
+  const statistics = new Set(args.backbone.nonTrainable ?? []);
   const trainable = Object.keys(params).filter(
-    (n) => headNames.has(n) || args.backboneLrMultiplier > 0,
+    (n) => !statistics.has(n) && (headNames.has(n) || args.backboneLrMultiplier > 0),
   );
   const optimizer = createOptimizer(args.config, (n) =>
     headNames.has(n) ? 1 : args.backboneLrMultiplier,

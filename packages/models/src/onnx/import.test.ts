@@ -386,3 +386,133 @@ describe('clear errors', () => {
     expect(y).toEqual([0, 2]);
   });
 });
+
+describe('BatchNormalization in training mode', () => {
+  /** x → Conv → BatchNormalization (momentum 0.8, ε 1e-3) → Relu → GlobalAveragePool → Flatten. */
+  function bnGraph(): Uint8Array {
+    const g = new OnnxGraphBuilder('bn-train');
+    g.input('x', ['N', 2, 5, 5]);
+    g.initializer('W', randn([3, 2, 3, 3]), [3, 2, 3, 3]);
+    g.initializer('B', randn([3]), [3]);
+    g.op(
+      'Conv',
+      ['x', 'W', 'B'],
+      { kernel_shape: attr.ints([3, 3]), pads: attr.ints([1, 1, 1, 1]) },
+      'c1',
+    );
+    g.initializer('bn.scale', positive(3), [3]);
+    g.initializer('bn.bias', randn([3]), [3]);
+    g.initializer('bn.mean', randn([3]), [3]);
+    g.initializer('bn.var', positive(3), [3]);
+    g.op(
+      'BatchNormalization',
+      ['c1', 'bn.scale', 'bn.bias', 'bn.mean', 'bn.var'],
+      { epsilon: attr.float(1e-3), momentum: attr.float(0.8) },
+      'bn',
+    );
+    const r = g.op('Relu', ['bn']);
+    const gap = g.op('GlobalAveragePool', [r]);
+    g.op('Flatten', [gap], { axis: attr.int(1) }, 'features');
+    g.output('features', ['N', 3]);
+    return g.toBytes({ opset: 13 });
+  }
+
+  it('normalises with the batch statistics and reports the moving averages (unbiased variance)', () => {
+    const { backbone, params } = importOnnx(bnGraph(), { source: 'bn.onnx', taps: ['c1', 'bn'] });
+    expect([...backbone.nonTrainable].sort()).toEqual(['bn.mean', 'bn.var']);
+    const x = tf.tensor(randn([4, 2, 5, 5], 1), [4, 2, 5, 5]);
+    tf.tidy(() => {
+      const out = backbone.apply(params, x, { taps: ['c1', 'bn'], training: true });
+      const c1 = out.taps.c1 as tf.Tensor;
+      const { mean, variance } = tf.moments(c1, [0, 2, 3]);
+      const shape = [1, 3, 1, 1];
+      const want = tf.add(
+        tf.mul(
+          tf.reshape(params['bn.scale'] as tf.Tensor, shape),
+          tf.div(
+            tf.sub(c1, tf.reshape(mean, shape)),
+            tf.sqrt(tf.add(tf.reshape(variance, shape), 1e-3)),
+          ),
+        ),
+        tf.reshape(params['bn.bias'] as tf.Tensor, shape),
+      );
+      expect(tf.max(tf.abs(tf.sub(out.taps.bn as tf.Tensor, want))).dataSync()[0]).toBeLessThan(
+        1e-5,
+      );
+      const n = 4 * 5 * 5;
+      const wantMean = tf.add(tf.mul(params['bn.mean'] as tf.Tensor, 0.8), tf.mul(mean, 0.2));
+      const wantVar = tf.add(
+        tf.mul(params['bn.var'] as tf.Tensor, 0.8),
+        tf.mul(variance, (0.2 * n) / (n - 1)),
+      );
+      const stats = out.statistics ?? {};
+      expect(Object.keys(stats).sort()).toEqual(['bn.mean', 'bn.var']);
+      expect(
+        tf.max(tf.abs(tf.sub(stats['bn.mean'] as tf.Tensor, wantMean))).dataSync()[0],
+      ).toBeLessThan(1e-6);
+      expect(
+        tf.max(tf.abs(tf.sub(stats['bn.var'] as tf.Tensor, wantVar))).dataSync()[0],
+      ).toBeLessThan(1e-5);
+      // Inference mode: the stored statistics, nothing reported.
+      const inference = backbone.apply(params, x, { taps: ['bn'] });
+      expect(inference.statistics).toBeUndefined();
+      const stored = tf.add(
+        tf.mul(
+          tf.reshape(params['bn.scale'] as tf.Tensor, shape),
+          tf.div(
+            tf.sub(c1, tf.reshape(params['bn.mean'] as tf.Tensor, shape)),
+            tf.sqrt(tf.add(tf.reshape(params['bn.var'] as tf.Tensor, shape), 1e-3)),
+          ),
+        ),
+        tf.reshape(params['bn.bias'] as tf.Tensor, shape),
+      );
+      expect(
+        tf.max(tf.abs(tf.sub(inference.taps.bn as tf.Tensor, stored))).dataSync()[0],
+      ).toBeLessThan(1e-5);
+    });
+    tf.dispose([x, ...Object.values(params)]);
+  });
+
+  it('gradients flow through the batch statistics (finite differences)', () => {
+    const { backbone, params } = importOnnx(bnGraph(), { source: 'bn.onnx', taps: ['bn'] });
+    const x = tf.tensor(randn([3, 2, 5, 5], 1), [3, 2, 5, 5]);
+    const r = tf.tensor(randn([3, 3, 5, 5], 1), [3, 3, 5, 5]);
+    // Smooth in every weight: Σ bn ⊙ R (no ReLU in the way).
+    const loss = (p: Record<string, tf.Tensor>) =>
+      tf.sum(
+        tf.mul(backbone.apply(p, x, { taps: ['bn'], training: true }).taps.bn as tf.Tensor, r),
+      ) as tf.Scalar;
+    const { grads } = tf.tidy(() => {
+      const g = tf.grads((w: tf.Tensor) => loss({ ...params, W: w }))([params.W as tf.Tensor]);
+      return { grads: g.map((t) => tf.keep(t)) };
+    });
+    const analytic = grads[0]?.dataSync() as Float32Array;
+    const w0 = params.W?.dataSync() as Float32Array;
+    const h = 1e-2;
+    let worst = 0;
+    for (const i of [0, 7, 20, 33, 53]) {
+      const at = (delta: number) =>
+        tf.tidy(() => {
+          const w = Float32Array.from(w0);
+          w[i] = (w[i] as number) + delta;
+          return loss({ ...params, W: tf.tensor(w, params.W?.shape) }).dataSync()[0] as number;
+        });
+      const fd = (at(h) - at(-h)) / (2 * h);
+      worst = Math.max(worst, Math.abs(fd - (analytic[i] as number)) / Math.max(1, Math.abs(fd)));
+    }
+    measured['bn training-mode gradient vs FD (rel)'] = worst;
+    expect(worst).toBeLessThan(5e-3);
+    tf.dispose([x, r, ...grads, ...Object.values(params)]);
+  });
+
+  it('a file exported in training mode is refused with the way out', () => {
+    const g = new OnnxGraphBuilder('bn-exported-training');
+    g.input('x', ['N', 2]);
+    for (const n of ['s', 'b', 'm', 'v']) g.initializer(n, [1, 1], [2]);
+    g.op('BatchNormalization', ['x', 's', 'b', 'm', 'v'], { training_mode: attr.int(1) }, 'y');
+    g.output('y', ['N', 2]);
+    expect(() => importOnnx(g.toBytes({ opset: 15 }), { source: 't.onnx' })).toThrow(
+      /t.onnx: node "BatchNormalization_0" \(BatchNormalization\): training_mode = 1 is not supported: export the model in eval mode/,
+    );
+  });
+});

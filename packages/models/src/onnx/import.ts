@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeParams, type Params, type Rng } from '@transferlab/core';
-import type { BackboneOutput } from '../backbone.js';
+import type { ApplyOptions, BackboneOutput } from '../backbone.js';
 import {
   type AttrValue,
   type HostValue,
@@ -23,6 +23,7 @@ import {
   OPS,
   OpContext,
   onnxTensor,
+  type RunMode,
   SUPPORTED_OPS,
   shapeOf,
   type Value,
@@ -77,13 +78,15 @@ export interface OnnxBackbone {
   readonly tapShapes: Readonly<Record<string, readonly number[]>>;
   readonly paramShapes: Readonly<Record<string, readonly number[]>>;
   /**
-   * Parameters that inference reads but fine-tuning should normally keep
-   * fixed: BatchNormalization running means and variances.
+   * Parameters no gradient may train: BatchNormalization running means and
+   * variances. Inference reads them; training mode (apply with
+   * `training: true`) normalises with batch statistics and returns their
+   * updated moving averages in `statistics`.
    */
   readonly nonTrainable: readonly string[];
   /** Fresh tensors holding the imported (pretrained) weights; `rng` is not used. */
   init(rng?: Rng): Params;
-  apply(params: Params, x: tf.Tensor, opts?: { taps?: readonly string[] }): BackboneOutput;
+  apply(params: Params, x: tf.Tensor, opts?: ApplyOptions): BackboneOutput;
 }
 
 export interface ImportedOnnx {
@@ -323,7 +326,12 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Imp
     return p;
   };
 
-  const run = (p: Params, x: tf.Tensor, order: readonly NodeInfo[]): Map<string, Value> => {
+  const run = (
+    p: Params,
+    x: tf.Tensor,
+    order: readonly NodeInfo[],
+    mode?: RunMode,
+  ): Map<string, Value> => {
     const env = new Map<string, Value>(hostInits);
     for (const [name, shape] of Object.entries(paramShapes)) {
       const t = p[name];
@@ -356,7 +364,7 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Imp
       });
       const impl = Object.hasOwn(OPS, n.opType) ? OPS[n.opType] : undefined;
       if (!impl) throw new Error(`${source}: unsupported operator ${n.opType}`);
-      const outs = impl(new OpContext(source, n, opset, values));
+      const outs = impl(new OpContext(source, n, opset, values, mode));
       outs.forEach((v, k) => {
         const name = n.outputs[k];
         if (name) env.set(name, v);
@@ -451,11 +459,26 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Imp
         x.shape.slice(1).every((d, i) => d === inputShape[i])
           ? x
           : tf.reshape(x, [x.shape[0] as number, ...inputShape]);
-      const env = run(p, xin, planFor(taps));
+      const training = o.training === true;
+      const collected = training ? new Map<string, tf.Tensor>() : undefined;
+      const env = run(
+        p,
+        xin,
+        planFor(taps),
+        training ? { training, ...(collected ? { statistics: collected } : {}) } : undefined,
+      );
       const out = (n: string) => onnxTensor(env.get(n) as Value);
       const tapOut: Record<string, tf.Tensor> = {};
       for (const t of taps) tapOut[t] = out(t);
-      return { features: out(featuresName as string), taps: tapOut };
+      const features = out(featuresName as string);
+      if (!collected) return { features, taps: tapOut };
+      // Only statistics stored as parameters can be carried to the next step.
+      const statistics: Record<string, tf.Tensor> = {};
+      for (const [k, v] of collected) {
+        if (k in paramShapes) statistics[k] = v;
+        else v.dispose();
+      }
+      return { features, taps: tapOut, statistics };
     },
   };
   return { backbone, params };

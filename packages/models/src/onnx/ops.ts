@@ -56,12 +56,25 @@ export interface NodeInfo {
   attrs: ReadonlyMap<string, AttrValue>;
 }
 
+/**
+ * How a graph runs: `training` switches BatchNormalization to batch
+ * statistics; `statistics` then receives each BN node's updated running mean
+ * and variance, keyed by the names of its mean / variance inputs.
+ */
+export interface RunMode {
+  readonly training: boolean;
+  readonly statistics?: Map<string, tf.Tensor>;
+}
+
+const INFERENCE: RunMode = { training: false };
+
 export class OpContext {
   constructor(
     readonly source: string,
     readonly node: NodeInfo,
     readonly opset: number,
     private readonly values: readonly (Value | undefined)[],
+    readonly mode: RunMode = INFERENCE,
   ) {}
 
   fail(msg: string): never {
@@ -470,10 +483,23 @@ function globalPool(kind: 'mean' | 'max'): OpImpl {
   };
 }
 
+/**
+ * BatchNormalization. Inference (the default): y = scale·(x − mean)/√(var + ε)
+ * + bias with the stored running statistics. Training mode (apply's
+ * `training: true`, as PyTorch's `model.train()`): normalised with the
+ * batch's mean and biased variance over N and the spatial axes, gradients
+ * flowing through them; the running statistics are not changed in place but
+ * reported: running·m + batch·(1 − m) with ONNX's `momentum` m (default 0.9,
+ * PyTorch's 0.1 the other way round) and, as PyTorch, the unbiased batch
+ * variance. A file exported in training mode (training_mode = 1) is refused:
+ * the mode is chosen when the graph runs, not stored in it.
+ */
 function batchNorm(ctx: OpContext): Value[] {
   if (ctx.opset < 9 && ctx.int('spatial', 1) !== 1) ctx.fail('spatial = 0 is not supported');
   if (ctx.int('training_mode', 0) === 1)
-    ctx.fail('training_mode = 1 is not supported (inference mode only)');
+    ctx.fail(
+      'training_mode = 1 is not supported: export the model in eval mode; fine-tuning runs BatchNormalization with batch statistics itself (apply with training: true)',
+    );
   const x = ctx.need(0);
   const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => onnxTensor(ctx.need(i))) as [
     tf.Tensor,
@@ -482,14 +508,36 @@ function batchNorm(ctx: OpContext): Value[] {
     tf.Tensor,
   ];
   const eps = ctx.float('epsilon', 1e-5);
-  const mul = tf.mul(scale, tf.rsqrt(tf.add(variance, eps)));
-  const shift = tf.sub(bias, tf.mul(mean, mul));
-  if (x.kind === 'tensor' && x.nhwc) return [nhwcValue(tf.add(tf.mul(x.nhwc, mul), shift))];
-  const t = onnxTensor(x);
+  const nhwc = x.kind === 'tensor' && x.nhwc ? x.nhwc : undefined;
+  const t = nhwc ?? onnxTensor(x);
   if (t.rank < 2) ctx.fail(`needs [N, C, ...] input, got [${t.shape}]`);
-  const c = t.shape[1] as number;
-  const shape = [c, ...Array(t.rank - 2).fill(1)];
-  return [tensorValue(tf.add(tf.mul(t, tf.reshape(mul, shape)), tf.reshape(shift, shape)))];
+  // Channels last (nhwc) or at axis 1 (ONNX layout); statistics over every other axis.
+  const channelAxis = nhwc ? t.rank - 1 : 1;
+  const c = t.shape[channelAxis] as number;
+  const bshape = nhwc ? [c] : [c, ...Array(t.rank - 2).fill(1)];
+  let useMean = mean;
+  let useVar = variance;
+  if (ctx.mode.training) {
+    const axes = Array.from({ length: t.rank }, (_, i) => i).filter((i) => i !== channelAxis);
+    const count = t.size / c;
+    if (count < 2)
+      ctx.fail(`training mode needs more than one value per channel, got [${t.shape}]`);
+    const moments = tf.moments(t, axes);
+    useMean = moments.mean;
+    useVar = moments.variance;
+    const momentum = ctx.float('momentum', 0.9);
+    const stats = ctx.mode.statistics;
+    const names = [ctx.node.inputs[3], ctx.node.inputs[4]];
+    if (stats && names[0] && names[1]) {
+      const unbiased = tf.mul(moments.variance, count / (count - 1));
+      stats.set(names[0], tf.add(tf.mul(mean, momentum), tf.mul(moments.mean, 1 - momentum)));
+      stats.set(names[1], tf.add(tf.mul(variance, momentum), tf.mul(unbiased, 1 - momentum)));
+    }
+  }
+  const mul = tf.mul(scale, tf.rsqrt(tf.add(useVar, eps)));
+  const shift = tf.sub(bias, tf.mul(useMean, mul));
+  const y = tf.add(tf.mul(t, tf.reshape(mul, bshape)), tf.reshape(shift, bshape));
+  return [nhwc ? nhwcValue(y) : tensorValue(y)];
 }
 
 function gemm(ctx: OpContext): Value[] {
@@ -933,7 +981,7 @@ export function isHostInput(opType: string, opset: number, index: number): boole
   }
 }
 
-/** BatchNormalization running statistics: inference reads them, fine-tuning should not move them. */
+/** BatchNormalization running statistics: not trained by gradients; training mode reports their moving averages instead. */
 export function isStatisticInput(opType: string, index: number): boolean {
   return opType === 'BatchNormalization' && (index === 3 || index === 4);
 }

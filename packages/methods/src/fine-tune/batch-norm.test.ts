@@ -1,0 +1,133 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
+import { attr, type Backbone, importOnnx, OnnxGraphBuilder } from '@transferlab/models';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { linearProbe } from '../linear-probe/index.js';
+import { fineTune } from './index.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+const rng = createRng(42);
+const randn = (n: number, std = 0.5) => Array.from(rng.normalArray(n, std));
+
+/** A PyTorch-style NCHW backbone: Conv → BatchNormalization → Relu → GlobalAveragePool → Flatten. */
+function importBnBackbone() {
+  const g = new OnnxGraphBuilder('bn-backbone');
+  g.input('x', ['N', 1, 6, 6]);
+  g.initializer('W', randn(4 * 9), [4, 1, 3, 3]);
+  g.initializer('B', randn(4), [4]);
+  g.op(
+    'Conv',
+    ['x', 'W', 'B'],
+    { kernel_shape: attr.ints([3, 3]), pads: attr.ints([1, 1, 1, 1]) },
+    'c',
+  );
+  g.initializer('bn.scale', [1, 1.2, 0.8, 1.1], [4]);
+  g.initializer('bn.bias', randn(4, 0.1), [4]);
+  // Deliberately wrong running statistics, as if pretrained on other data.
+  g.initializer('bn.mean', [2, -2, 1, 0], [4]);
+  g.initializer('bn.var', [5, 0.2, 3, 1], [4]);
+  g.op('BatchNormalization', ['c', 'bn.scale', 'bn.bias', 'bn.mean', 'bn.var'], {}, 'bn');
+  const r = g.op('Relu', ['bn']);
+  g.op('Flatten', [g.op('GlobalAveragePool', [r])], { axis: attr.int(1) }, 'features');
+  g.output('features', ['N', 4]);
+  const imported = importOnnx(g.toBytes({ opset: 13 }), { source: 'bn-backbone.onnx' });
+  // OnnxBackbone has no LayerSpec; fine-tuning needs none.
+  return { backbone: imported.backbone as unknown as Backbone, params: imported.params };
+}
+
+function batch(n: number) {
+  return {
+    x: tf.tensor(randn(n * 36, 1), [n, 1, 6, 6]),
+    y: tf.tensor1d(
+      Array.from({ length: n }, (_, i) => i % 3),
+      'int32',
+    ),
+  };
+}
+
+const values = (t: tf.Tensor | undefined) => Array.from(t?.dataSync() ?? []);
+
+describe('fine-tuning a backbone with BatchNormalization', () => {
+  it('trains in training mode: running statistics follow the batches, never the optimizer; no leaks', () => {
+    const { backbone, params } = importBnBackbone();
+    const config = fineTune.validate({ epochs: 1, batchSize: 8, backboneLrMultiplier: 0.1 });
+    let state = fineTune.init({
+      config,
+      backbone,
+      numClasses: 3,
+      pretrained: params,
+      rng: createRng(1),
+      totalSteps: 10,
+    });
+    expect(state.trainable).not.toContain('bn.mean');
+    expect(state.trainable).not.toContain('bn.var');
+    expect(state.trainable).toContain('W');
+    const b = batch(8);
+    // What one step must write: the moving averages training mode reports for the pre-step weights.
+    const expected = tf.tidy(() => {
+      const s = backbone.apply(state.params, b.x, { training: true }).statistics ?? {};
+      return { mean: values(s['bn.mean']), variance: values(s['bn.var']) };
+    });
+    state = fineTune.trainStep(state, { target: b, step: 0 }).state;
+    const mean = values(state.params['bn.mean']);
+    const variance = values(state.params['bn.var']);
+    for (const [i, v] of mean.entries()) expect(v).toBeCloseTo(expected.mean[i] as number, 5);
+    for (const [i, v] of variance.entries())
+      expect(v).toBeCloseTo(expected.variance[i] as number, 5);
+    expect(mean).not.toEqual([2, -2, 1, 0]);
+    // Repeated steps on one batch: the running mean converges to the batch mean (momentum 0.9).
+    let step = 1;
+    const growth = measureTensorGrowth(
+      () => {
+        state = fineTune.trainStep(state, { target: b, step: step++ }).state;
+      },
+      { warmup: 2, steps: 5 },
+    );
+    expect(growth.grew).toBe(false);
+    for (let i = 0; i < 40; i++)
+      state = fineTune.trainStep(state, { target: b, step: step++ }).state;
+    const batchMean = tf.tidy(() => {
+      const c = backbone.apply(state.params, b.x, { taps: ['c'] }).taps.c as tf.Tensor;
+      return values(tf.moments(c, [0, 2, 3]).mean);
+    });
+    expect(batchMean).toHaveLength(4);
+    // 0.9^47 ≈ 0.7% of the initial error (up to 2) remains, plus the slow drift of the weights.
+    for (const [i, v] of values(state.params['bn.mean']).entries())
+      expect(Math.abs(v - (batchMean[i] as number))).toBeLessThan(0.1);
+    fineTune.dispose(state);
+    tf.dispose([b.x, b.y]);
+  });
+
+  it('freezeBatchNorm keeps the pretrained statistics; a linear probe never touches them', () => {
+    for (const [method, options] of [
+      [fineTune, { freezeBatchNorm: true, backboneLrMultiplier: 0.1 }],
+      [linearProbe, {}],
+    ] as const) {
+      const { backbone, params } = importBnBackbone();
+      const config = method.validate({ epochs: 1, batchSize: 8, ...options } as never);
+      let state = method.init({
+        config,
+        backbone,
+        numClasses: 3,
+        pretrained: params,
+        rng: createRng(1),
+        totalSteps: 10,
+      } as never);
+      const b = batch(8);
+      const before: Params = { W: tf.clone(state.params.W as tf.Tensor) };
+      for (let i = 0; i < 3; i++) state = method.trainStep(state, { target: b, step: i }).state;
+      expect(values(state.params['bn.mean'])).toEqual([2, -2, 1, 0]);
+      expect(values(state.params['bn.var'])).toEqual([5, 0.2, 3, 1].map((v) => Math.fround(v)));
+      const moved = values(state.params.W).some((v, i) => v !== values(before.W)[i]);
+      expect(moved).toBe(method === fineTune);
+      method.dispose(state);
+      tf.dispose([b.x, b.y, before.W as tf.Tensor]);
+    }
+    expect(() => fineTune.validate({ freezeBatchNorm: 'yes' })).toThrow(
+      'method "fine-tune": option "freezeBatchNorm" must be a boolean, got "yes"',
+    );
+  });
+});
