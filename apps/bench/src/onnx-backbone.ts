@@ -50,6 +50,16 @@ export interface OnnxBackboneSuite {
   readonly testPoints: number;
   readonly probeEpochs: number;
   readonly mobilenet: boolean;
+  /**
+   * Fine-tune MobileNetV2 itself in tfjs, BatchNormalization in training mode
+   * and frozen, on the first `seeds` seeds (a trial takes minutes at 224×224
+   * on 2 cores); `testPoints` caps its test set; `options` go to fine-tune.
+   */
+  readonly mobilenetFineTune?: {
+    seeds: number;
+    testPoints: number;
+    options: Record<string, unknown>;
+  };
   readonly pretrain?: Partial<PretrainConfig>;
   readonly fineTune?: Record<string, unknown>;
 }
@@ -302,6 +312,59 @@ export async function runOnnxBackbone(
         log.add(
           failedRecord({ ...base, method: 'mobilenetv2 probe (onnxruntime)' }, err, Date.now()),
         );
+      }
+    }
+    // (d) MobileNetV2 fine-tuned in tfjs: BatchNormalization trained (batch
+    // statistics, moving averages carried) vs frozen at the pretrained statistics
+    const mft = suite.mobilenetFineTune;
+    if (suite.mobilenet && mft && seed < mft.seeds) {
+      for (const freezeBatchNorm of [false, true]) {
+        const method = `mobilenetv2 fine-tune (BN ${freezeBatchNorm ? 'frozen' : 'trained'})`;
+        const started = Date.now();
+        try {
+          const mobilenet = await loadNsfwMobileNetV2();
+          const size = mobilenet.inputShape[0];
+          const rgb = (ds: Dataset): Dataset => ({
+            ...ds,
+            x: toRgb(ds, size),
+            shape: [...mobilenet.inputShape],
+          });
+          const small = subset(
+            test,
+            Int32Array.from({ length: Math.min(mft.testPoints, test.y.length) }, (_, i) => i),
+          );
+          const rgbTask = {
+            ...task,
+            target: {
+              train: rgb(task.target.train),
+              val: rgb(task.target.val),
+              test: rgb(small),
+            },
+          };
+          try {
+            const out = runTrial({
+              task: rgbTask,
+              method: fineTune,
+              config: fineTune.validate({ ...mft.options, freezeBatchNorm }),
+              backbone: mobilenet.backbone as unknown as Backbone,
+              seed,
+              pretrained: mobilenet.params,
+              onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
+            });
+            log.add({
+              ...base,
+              method,
+              status: 'ok',
+              metrics: out.metrics,
+              durationMs: Date.now() - started,
+              curve: out.curve,
+            });
+          } finally {
+            disposeParams(mobilenet.params);
+          }
+        } catch (err) {
+          log.add(failedRecord({ ...base, method }, err, started));
+        }
       }
     }
   }
