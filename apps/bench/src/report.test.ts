@@ -64,11 +64,20 @@ describe('formatLambdaTable', () => {
     const { formatLambdaTable } = await import('./report.js');
     const r = (seed: number, a: number, b: number): TrialRecord => ({
       ...rec('l2t-ww', seed, 0.5),
-      metrics: { target_test_acc: 0.5, 'l2t_lambda:conv1->conv2': a, 'l2t_lambda:fc->conv2': b },
+      metrics: {
+        target_test_acc: 0.5,
+        'l2t_lambda:conv1->conv2': a,
+        'l2t_lambda:fc->conv2': b,
+        'l2t_entropy:conv1->conv2': 1 - b,
+      },
     });
     const table = formatLambdaTable([r(0, 1, 0.2), r(1, 0.5, 0.4)]);
-    expect(table).toContain('| conv1 | 0.750 |');
-    expect(table).toContain('| fc | 0.300 |');
+    const [lambdas, entropies] = table.split('\n\n');
+    expect(lambdas).toContain('| source \\ target | conv2 |');
+    expect(lambdas).toContain('| conv1 | 0.750 |');
+    expect(lambdas).toContain('| fc | 0.300 |');
+    expect(entropies).toMatch(/^L2T-ww channel weights/);
+    expect(entropies).toContain('| conv1 | 0.700 |');
     expect(formatLambdaTable([rec('scratch', 0, 0.5)])).toBe('');
   });
 });

@@ -76,16 +76,35 @@ export function formatPairedTable(
 }
 
 /**
- * L2T-ww's learned "where" weights as a heat map in text: mean λ over seeds
- * for each (source layer, target layer) pair, from metrics `l2t_lambda:<src>-><tgt>`.
+ * L2T-ww's meta-networks as heat maps in text, mean over seeds for each
+ * (source layer, target layer) pair: the learned "where" weight λ (metrics
+ * `l2t_lambda:<src>-><tgt>`) and the entropy of the learned "what" channel
+ * weights over log C (`l2t_entropy:<src>-><tgt>`; 1 = uniform).
  */
 export function formatLambdaTable(records: readonly TrialRecord[]): string {
+  return [
+    pairHeatMap(
+      records,
+      'l2t_lambda:',
+      'L2T-ww learned λ (where to transfer), mean over seeds: rows = source layer, columns = target layer',
+    ),
+    pairHeatMap(
+      records,
+      'l2t_entropy:',
+      'L2T-ww channel weights (what to transfer): entropy / log C, mean over seeds (1 = uniform)',
+    ),
+  ]
+    .filter((t) => t !== '')
+    .join('\n\n');
+}
+
+function pairHeatMap(records: readonly TrialRecord[], prefix: string, title: string): string {
   const sums = new Map<string, { sum: number; n: number }>();
   for (const r of records) {
     if (r.status !== 'ok') continue;
     for (const [key, value] of Object.entries(r.metrics)) {
-      if (!key.startsWith('l2t_lambda:') || !Number.isFinite(value)) continue;
-      const pair = key.slice('l2t_lambda:'.length);
+      if (!key.startsWith(prefix) || !Number.isFinite(value)) continue;
+      const pair = key.slice(prefix.length);
       const acc = sums.get(pair) ?? { sum: 0, n: 0 };
       acc.sum += value;
       acc.n += 1;
@@ -97,12 +116,10 @@ export function formatLambdaTable(records: readonly TrialRecord[]): string {
   const sources = [...new Set(pairs.map((p) => p[0]))];
   const targets = [...new Set(pairs.map((p) => p[1]))];
   const lines = [
-    'L2T-ww learned λ (where to transfer), mean over seeds: rows = source layer, columns = target layer',
-  ];
-  lines.push(
+    title,
     `| source \\ target | ${targets.join(' | ')} |`,
     `|---|${targets.map(() => '---').join('|')}|`,
-  );
+  ];
   for (const src of sources) {
     const cells = targets.map((tgt) => {
       const acc = sums.get(`${src}->${tgt}`);
