@@ -324,11 +324,19 @@ export async function runOnnxBackbone(
         try {
           const mobilenet = await loadNsfwMobileNetV2();
           const size = mobilenet.inputShape[0];
-          const rgb = (ds: Dataset): Dataset => ({
-            ...ds,
-            x: toRgb(ds, size),
-            shape: [...mobilenet.inputShape],
-          });
+          // In chunks: a whole resized split at once would take hundreds of MB of wasm heap.
+          const rgb = (ds: Dataset): Dataset => {
+            const per = size * size * 3;
+            const x = new Float32Array(ds.y.length * per);
+            for (let start = 0; start < ds.y.length; start += 64) {
+              const idx = Int32Array.from(
+                { length: Math.min(64, ds.y.length - start) },
+                (_, i) => start + i,
+              );
+              x.set(toRgb(subset(ds, idx), size), start * per);
+            }
+            return { ...ds, x, shape: [...mobilenet.inputShape] };
+          };
           const small = subset(
             test,
             Int32Array.from({ length: Math.min(mft.testPoints, test.y.length) }, (_, i) => i),

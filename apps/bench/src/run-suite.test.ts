@@ -203,3 +203,30 @@ describe('CLI', () => {
     expect(bad.stderr).toContain('Valid backends: tensorflow, wasm, cpu');
   });
 });
+
+describe('predictDataset', () => {
+  it('chunks by input size (1000 small images, 27 at 224×224×3) and the chunks join up exactly', async () => {
+    const tf = await import('@tensorflow/tfjs-core');
+    const { initBackend } = await import('@transferlab/core');
+    const { predictChunkSize, predictDataset } = await import('./runner.js');
+    await initBackend({ backend: 'wasm' });
+    expect(predictChunkSize([28, 28, 1])).toBe(1000);
+    expect(predictChunkSize([224, 224, 3])).toBe(27);
+    expect(predictChunkSize([1e8])).toBe(1);
+    const n = 23;
+    const ds = {
+      name: 'd',
+      x: Float32Array.from({ length: n * 4 }, (_, i) => Math.sin(i)),
+      y: new Int32Array(n),
+      shape: [4],
+      numClasses: 2,
+      classNames: ['a', 'b'],
+    };
+    const w = tf.tensor2d([1, -1, 2, 0.5, -0.3, 1, 0, 2], [4, 2]);
+    const predict = (x: tf.Tensor) => tf.matMul(x as tf.Tensor2D, w);
+    const whole = predictDataset(predict, ds, 1000);
+    const chunked = predictDataset(predict, ds, 5);
+    expect(Array.from(chunked.dataSync())).toEqual(Array.from(whole.dataSync()));
+    tf.dispose([w, whole, chunked]);
+  });
+});

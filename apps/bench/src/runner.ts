@@ -20,11 +20,24 @@ export interface ProgressEvent {
   epochs: number;
 }
 
+/**
+ * Input values per prediction chunk. Activations are a multiple of the input
+ * (MobileNetV2's first layers hold ~10× a 224×224×3 image), and the wasm heap
+ * is at most 4 GB: 2^22 values keeps a 224×224 chunk at 27 images, while small
+ * inputs (28×28) stay at the 1000-example cap.
+ */
+const PREDICT_CHUNK_VALUES = 2 ** 22;
+
+export function predictChunkSize(exampleShape: readonly number[]): number {
+  const size = exampleShape.reduce((a, b) => a * b, 1);
+  return Math.max(1, Math.min(1000, Math.floor(PREDICT_CHUNK_VALUES / size)));
+}
+
 /** Logits for a whole dataset, in chunks so memory stays bounded. */
 export function predictDataset(
   predict: (x: tf.Tensor) => tf.Tensor,
   ds: Dataset,
-  chunk = 1000,
+  chunk = predictChunkSize(ds.shape),
 ): tf.Tensor2D {
   const parts: tf.Tensor[] = [];
   const n = ds.y.length;
