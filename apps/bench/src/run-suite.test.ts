@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import type { Progress } from './progress.js';
 import { formatTable } from './report.js';
@@ -206,7 +207,6 @@ describe('CLI', () => {
 
 describe('predictDataset', () => {
   it('chunks by input size (1000 small images, 27 at 224×224×3) and the chunks join up exactly', async () => {
-    const tf = await import('@tensorflow/tfjs-core');
     const { initBackend } = await import('@transferlab/core');
     const { predictChunkSize, predictDataset } = await import('./runner.js');
     await initBackend({ backend: 'wasm' });
