@@ -81,19 +81,45 @@ const classSplit: SuiteSpec = {
   pretrain: { epochs: 3, maxExamples: 10_000 },
 };
 
+/**
+ * Steps for the variants learned from scratch on source + target: runTrial's
+ * epochs pass over the (small) target set, one source batch per step, so
+ * from scratch they need as many steps as pre-training takes (5 epochs of
+ * 10 000 source examples at batch 64 ≈ 800).
+ */
+const FROM_SCRATCH_EPOCHS = 800;
+
 const merlinMethods: SuiteSpec['methods'] = [
   { id: 'scratch' },
   { id: 'linear-probe' },
   { id: 'fine-tune' },
   { id: 'joint' },
+  {
+    id: 'joint',
+    label: 'joint-scratch',
+    options: {
+      fromPretrained: false,
+      lr: 1e-3,
+      backboneLrMultiplier: 1,
+      epochs: FROM_SCRATCH_EPOCHS,
+    },
+  },
   { id: 'merlin' },
   // The paper's other variant: the representation learned from scratch on the
   // target meta-objective plus the source loss.
   {
     id: 'merlin',
     label: 'merlin+source',
-    options: { fromPretrained: false, sourceWeight: 1, backboneLrMultiplier: 1 },
+    options: {
+      fromPretrained: false,
+      sourceWeight: 1,
+      backboneLrMultiplier: 1,
+      lr: 1e-3,
+      epochs: FROM_SCRATCH_EPOCHS,
+    },
   },
+  // As the authors' ImageNet code: pretrained network, source loss + 3 × meta loss.
+  { id: 'merlin', label: 'merlin-pre+source', options: { sourceWeight: 1 / 3 } },
 ];
 
 /**
