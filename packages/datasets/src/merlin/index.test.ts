@@ -9,6 +9,7 @@ describe('merlinTasks', () => {
       'mnist04-to-mnist59-shortcut',
       'fashion-to-fashion-coarse-shortcut',
       'merlin-quadratic',
+      'merlin-toy',
       'spam-easy-to-hard',
     ]);
     // they are part of the built-in list, each once
