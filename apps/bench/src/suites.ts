@@ -191,21 +191,29 @@ const l2twwOptim = {
  * each; the baselines of the paper beside it. λ per (source, target) layer
  * pair is recorded in each trial's metrics.
  */
+const L2TWW_EPOCHS = 100;
+
 const l2tww: SuiteSpec = {
   id: 'l2t-ww',
   description:
     'L2T-ww vs scratch, feature matching (one pair / all pairs), attention transfer and LwF: CNN source pre-trained on Fashion-MNIST, CNN target trained from scratch on 5 garment categories, 10 labels each.',
   backbone: 'cnn',
-  seeds: 3,
+  seeds: 5,
   tasks: [{ id: 'fashion-to-fashion-coarse', options: { labelsPerClass: 10 } }],
+  // 100 epochs (one step each: 50 target examples, batch 64): at the methods'
+  // default 30, seed-to-seed spread swamped every difference.
   methods: [
-    { id: 'scratch', options: l2twwOptim },
-    { id: 'feature-matching', label: 'fm-single', options: { pairs: 'single' } },
-    { id: 'feature-matching', label: 'fm-all', options: { pairs: 'all' } },
-    { id: 'attention-transfer' },
-    { id: 'lwf' },
+    { id: 'scratch', options: { ...l2twwOptim, epochs: L2TWW_EPOCHS } },
+    {
+      id: 'feature-matching',
+      label: 'fm-single',
+      options: { pairs: 'single', epochs: L2TWW_EPOCHS },
+    },
+    { id: 'feature-matching', label: 'fm-all', options: { pairs: 'all', epochs: L2TWW_EPOCHS } },
+    { id: 'attention-transfer', options: { epochs: L2TWW_EPOCHS } },
+    { id: 'lwf', options: { epochs: L2TWW_EPOCHS } },
     // meta lr raised from the paper's 1e-4: with ~50 target examples there are too few steps for the meta-nets to move otherwise
-    { id: 'l2t-ww', options: { metaLr: 0.01 } },
+    { id: 'l2t-ww', options: { metaLr: 0.01, epochs: L2TWW_EPOCHS } },
   ],
   pretrain: { epochs: 3, maxExamples: 10_000 },
 };
@@ -226,24 +234,28 @@ const l2twwResnet: SuiteSpec = {
   seeds: 3,
   tasks: [{ id: 'fashion-to-fashion-coarse', options: { labelsPerClass: 10 } }],
   methods: [
-    { id: 'scratch', backbone: 'cnn', options: { ...l2twwOptim, epochs: 100 } },
+    { id: 'scratch', backbone: 'cnn', options: { ...l2twwOptim, epochs: L2TWW_EPOCHS } },
     {
       id: 'feature-matching',
       label: 'fm-single',
-      options: { pairs: 'single', targetBackbone: 'cnn', epochs: 100 },
+      options: { pairs: 'single', targetBackbone: 'cnn', epochs: L2TWW_EPOCHS },
     },
     {
       id: 'feature-matching',
       label: 'fm-all',
-      options: { pairs: 'all', targetBackbone: 'cnn', epochs: 100 },
+      options: { pairs: 'all', targetBackbone: 'cnn', epochs: L2TWW_EPOCHS },
     },
     // AT pairs maps of equal resolution one to one: 28×28 and 14×14.
     {
       id: 'attention-transfer',
-      options: { targetBackbone: 'cnn', sourceTaps: ['block1_1', 'block2_1'], epochs: 100 },
+      options: {
+        targetBackbone: 'cnn',
+        sourceTaps: ['block1_1', 'block2_1'],
+        epochs: L2TWW_EPOCHS,
+      },
     },
-    { id: 'lwf', options: { epochs: 100 } },
-    { id: 'l2t-ww', options: { metaLr: 0.01, targetBackbone: 'cnn', epochs: 100 } },
+    { id: 'lwf', options: { epochs: L2TWW_EPOCHS } },
+    { id: 'l2t-ww', options: { metaLr: 0.01, targetBackbone: 'cnn', epochs: L2TWW_EPOCHS } },
   ],
   pretrain: { epochs: 3, maxExamples: 10_000 },
 };
