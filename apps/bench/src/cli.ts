@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createBackboneRegistry } from '@transferlab/models';
 import { formatRankTable, runModelSelection } from './model-selection.js';
 import { runOnnxBackbone } from './onnx-backbone.js';
 import { onnxCheck } from './onnx-check.js';
@@ -18,7 +19,8 @@ const USAGE = `transferlab benchmark
   pnpm bench list                                   suites, methods, tasks, backbones
   pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
-  pnpm bench speed [--backend NAME] [--seconds S]   training steps/s of each backbone on each backend
+  pnpm bench speed [--backend NAME] [--backbone ID] [--seconds S]
+                                            training steps/s of each backbone on each backend
   pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
 `;
 
@@ -55,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       metric: { type: 'string' },
       seconds: { type: 'string' },
+      backbone: { type: 'string' },
       all: { type: 'boolean' },
       'input-shape': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -159,9 +162,11 @@ async function main(argv: string[]): Promise<number> {
       const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
       if (!(seconds > 0))
         throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
+      if (values.backbone !== undefined) createBackboneRegistry().get(values.backbone);
       const { results, unavailable } = await measureSpeed({
         seconds,
         ...(values.backend ? { backends: [values.backend] } : {}),
+        ...(values.backbone ? { backbones: [values.backbone] } : {}),
       });
       process.stdout.write(
         '| backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|\n',
