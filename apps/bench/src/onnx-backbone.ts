@@ -14,7 +14,6 @@ import { type Dataset, subset, toTensors } from '@transferlab/datasets';
 import { accuracy } from '@transferlab/evaluation';
 import { fineTune } from '@transferlab/methods';
 import {
-  type Backbone,
   createOnnxRuntimeExtractor,
   exportBackboneToOnnx,
   importOnnx,
@@ -233,8 +232,7 @@ export async function runOnnxBackbone(
         task,
         method: fineTune,
         config: ftConfig,
-        // An imported ONNX model has the runner-facing part of a Backbone (apply, init, featureDim, taps).
-        backbone: imported.backbone as unknown as Backbone,
+        backbone: imported.backbone,
         seed,
         pretrained: imported.params,
         onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
@@ -354,7 +352,7 @@ export async function runOnnxBackbone(
               task: rgbTask,
               method: fineTune,
               config: fineTune.validate({ ...mft.options, freezeBatchNorm }),
-              backbone: mobilenet.backbone as unknown as Backbone,
+              backbone: mobilenet.backbone,
               seed,
               pretrained: mobilenet.params,
               onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),

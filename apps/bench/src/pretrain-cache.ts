@@ -33,7 +33,7 @@ export async function loadOrPretrain(args: {
       JSON.stringify({
         ...args.sourceKey,
         seed: args.seed,
-        backbone: args.backbone.spec,
+        backbone: args.backbone.spec ?? args.backbone.name,
         config: args.config,
       }),
     )
@@ -68,7 +68,7 @@ export async function loadOrPretrain(args: {
       {
         ...args.sourceKey,
         seed: args.seed,
-        backbone: args.backbone.spec.name,
+        backbone: args.backbone.name,
         sourceTrainAcc: out.sourceTrainAcc,
       },
     );

@@ -43,8 +43,17 @@ export interface ApplyOptions {
   training?: boolean;
 }
 
+/**
+ * What methods and the runner need from a network: shapes, fresh weights and
+ * a differentiable forward pass. Built-in backbones (`createBackbone`) also
+ * carry their `spec` (a `SpecBackbone`); imported ONNX models satisfy this
+ * interface as they are.
+ */
 export interface Backbone {
-  readonly spec: BackboneSpec;
+  /** Architecture name, e.g. "cnn-16-32-128" or an ONNX graph's name. */
+  readonly name: string;
+  /** The layer description, for backbones built from LayerSpecs (export, L2T-ww targets). */
+  readonly spec?: BackboneSpec;
   readonly inputShape: readonly number[];
   /** Shape of one example's features. */
   readonly featureShape: readonly number[];
@@ -64,12 +73,27 @@ export interface Backbone {
   apply(params: Params, x: tf.Tensor, opts?: ApplyOptions): BackboneOutput;
 }
 
+/** A backbone built from LayerSpecs: exportable to ONNX, usable as an L2T-ww target. */
+export interface SpecBackbone extends Backbone {
+  readonly spec: BackboneSpec;
+}
+
+/** The backbone's LayerSpec description, or a clear error naming what needs one. */
+export function requireSpec(backbone: Backbone, purpose: string): BackboneSpec {
+  if (!backbone.spec) {
+    throw new Error(
+      `${purpose} needs a backbone built from LayerSpecs; "${backbone.name}" has no layer description (an imported ONNX model?)`,
+    );
+  }
+  return backbone.spec;
+}
+
 function fanIn(shape: readonly number[]): number {
   // dense [in, out]; conv [kh, kw, cin, cout]
   return shape.slice(0, -1).reduce((a, b) => a * b, 1);
 }
 
-export function createBackbone(spec: BackboneSpec): Backbone {
+export function createBackbone(spec: BackboneSpec): SpecBackbone {
   const names = new Set<string>();
   const tapShapes: Record<string, number[]> = {};
   const paramShapes: Record<string, number[]> = {};
@@ -91,6 +115,7 @@ export function createBackbone(spec: BackboneSpec): Backbone {
   const inputSize = spec.inputShape.reduce((a, b) => a * b, 1);
 
   return {
+    name: spec.name,
     spec,
     inputShape: spec.inputShape,
     featureShape,

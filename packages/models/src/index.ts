@@ -6,7 +6,9 @@ export {
   cnnSpec,
   createBackbone,
   mlpSpec,
+  requireSpec,
   resnetSpec,
+  type SpecBackbone,
 } from './backbone.js';
 export { decodeParams, encodeParams, loadParams, saveParams } from './checkpoint.js';
 export { type LinearHead, linearHead } from './head.js';

@@ -1,10 +1,10 @@
 import { createRegistry, type Registry } from '@transferlab/core';
-import { type Backbone, cnnSpec, createBackbone, mlpSpec, resnetSpec } from './backbone.js';
+import { cnnSpec, createBackbone, mlpSpec, resnetSpec, type SpecBackbone } from './backbone.js';
 
 export interface BackboneFactory {
   readonly id: string;
   readonly description: string;
-  create(inputShape: readonly number[]): Backbone;
+  create(inputShape: readonly number[]): SpecBackbone;
 }
 
 export const builtinBackbones: readonly BackboneFactory[] = [

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
-import { attr, type Backbone, importOnnx, OnnxGraphBuilder } from '@transferlab/models';
+import { attr, importOnnx, OnnxGraphBuilder } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { linearProbe } from '../linear-probe/index.js';
 import { fineTune } from './index.js';
@@ -34,8 +34,7 @@ function importBnBackbone() {
   g.op('Flatten', [g.op('GlobalAveragePool', [r])], { axis: attr.int(1) }, 'features');
   g.output('features', ['N', 4]);
   const imported = importOnnx(g.toBytes({ opset: 13 }), { source: 'bn-backbone.onnx' });
-  // OnnxBackbone has no LayerSpec; fine-tuning needs none.
-  return { backbone: imported.backbone as unknown as Backbone, params: imported.params };
+  return { backbone: imported.backbone, params: imported.params };
 }
 
 function batch(n: number) {

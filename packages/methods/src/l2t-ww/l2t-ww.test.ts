@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
-import { cnnSpec, createBackbone, mlpSpec } from '@transferlab/models';
+import {
+  type Backbone,
+  cnnSpec,
+  createBackbone,
+  exportBackboneToOnnx,
+  importOnnx,
+  mlpSpec,
+} from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scratch } from '../scratch/index.js';
 import type { AnyTransferMethod, Batch, MethodContext } from '../types.js';
@@ -282,5 +289,58 @@ describe('l2t-ww', () => {
     l2tWw.dispose(out.state);
     disposeBatch(b);
     tf.dispose(Object.values(pretrained));
+  });
+});
+
+describe('an imported ONNX model as the source network', () => {
+  it('gives the same training as the native source; needs explicit taps, and cannot be the target', () => {
+    const pretrained = source.init(createRng(100));
+    const bytes = exportBackboneToOnnx(source, pretrained, {
+      outputs: ['features', 'conv1', 'conv2'],
+    });
+    const imported = importOnnx(bytes, { source: 'cnn.onnx', taps: ['conv1', 'conv2'] });
+    const options = l2tWw.validate({
+      targetBackbone: 'cnn',
+      targetChannels: [4, 6],
+      targetDenseUnits: 8,
+      sourceTaps: ['conv1', 'conv2'],
+    });
+    const losses = (backbone: Backbone, weights: Params) => {
+      let state = l2tWw.init({ ...context(options, 0, weights), backbone });
+      const out: number[] = [];
+      for (let step = 0; step < 3; step++) {
+        const b = batch(50 + step);
+        const r = l2tWw.trainStep(state, { target: b, step });
+        state = r.state;
+        out.push(r.loss);
+        disposeBatch(b);
+      }
+      l2tWw.dispose(state);
+      return out;
+    };
+    const native = losses(source, pretrained);
+    const viaOnnx = losses(imported.backbone, imported.params);
+    for (const [i, l] of viaOnnx.entries()) expect(l).toBeCloseTo(native[i] as number, 4);
+    // Default taps come from the layer description, which an import lacks.
+    expect(() =>
+      l2tWw.init({
+        ...context(l2tWw.validate({ targetBackbone: 'cnn' }), 0, imported.params),
+        backbone: imported.backbone,
+      }),
+    ).toThrow(
+      /source backbone "cnn-4-6-8" has no conv or dense layer to tap that can be found without a layer description; name sourceTaps explicitly/,
+    );
+    expect(() =>
+      l2tWw.init({
+        ...context(l2tWw.validate({ sourceTaps: ['conv1'] }), 0, imported.params),
+        backbone: imported.backbone,
+      }),
+    ).toThrow(
+      /targetBackbone 'same' .* needs a backbone built from LayerSpecs; "cnn-4-6-8" has no layer description/,
+    );
+    expect(() => exportBackboneToOnnx(imported.backbone, imported.params)).toThrow(
+      /exportBackboneToOnnx needs a backbone built from LayerSpecs/,
+    );
+    tf.dispose([...Object.values(pretrained), ...Object.values(imported.params)]);
   });
 });

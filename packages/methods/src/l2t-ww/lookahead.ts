@@ -6,7 +6,7 @@ import {
   softmaxCrossEntropy,
   valueAndGrads,
 } from '@transferlab/core';
-import type { Backbone, LinearHead } from '@transferlab/models';
+import type { LinearHead, SpecBackbone } from '@transferlab/models';
 import { metaOutputs, type WhereActivation } from './meta-nets.js';
 import { safeBackboneApply, safeSoftmaxCrossEntropy, stopGradient } from './safe-ops.js';
 import { matchingLoss, type TapPair } from './transfer.js';
@@ -24,7 +24,7 @@ export type MetaGradientMode = 'exact' | 'first-order';
 
 /** Everything the look-ahead needs besides the meta-parameters; none of it is differentiated. */
 export interface LookaheadProblem {
-  readonly target: Backbone;
+  readonly target: SpecBackbone;
   readonly head: LinearHead;
   readonly pairs: readonly TapPair[];
   readonly optimizer: Optimizer;
@@ -47,7 +47,7 @@ export interface LookaheadProblem {
 
 /** Names of the target parameters each look-ahead loss reaches (the others get zero gradients: momentum and weight decay still apply, as in PyTorch). */
 export function lookaheadParamNames(
-  target: Backbone,
+  target: SpecBackbone,
   head: LinearHead,
   pairs: readonly TapPair[],
 ): { matching: string[]; crossEntropy: string[]; deepestTap: string } {

@@ -20,6 +20,8 @@ import {
   type LinearHead,
   linearHead,
   mlpSpec,
+  requireSpec,
+  type SpecBackbone,
 } from '@transferlab/models';
 import { createOptimizer, type OptimConfig, scheduleFactor } from '../shared/classifier.js';
 import { requirePositive } from '../shared/config.js';
@@ -132,12 +134,17 @@ export function resolveTargetBackbone(
   id: string,
   c: FeatureTransferOptions,
   source: Backbone,
-): Backbone {
+): SpecBackbone {
   const input = source.inputShape;
-  let target: Backbone;
+  let target: SpecBackbone;
   switch (c.targetBackbone) {
     case 'same':
-      return source;
+      // The target network is trained through second-order-safe layer ops, which need its layers.
+      requireSpec(
+        source,
+        `method "${id}": targetBackbone 'same' (the target network runs the source's layers)`,
+      );
+      return source as SpecBackbone;
     case 'cnn':
       target = createBackbone(cnnSpec(input, c.targetChannels, c.targetDenseUnits));
       break;
@@ -167,7 +174,7 @@ export function resolveTargetBackbone(
 
 /** Default taps: every conv layer's and residual block's output (after its ReLU), else every dense layer's. */
 export function defaultTaps(backbone: Backbone): string[] {
-  const layers = backbone.spec.layers;
+  const layers = backbone.spec?.layers ?? [];
   const after = (i: number) => {
     const next = layers[i + 1];
     return next?.kind === 'relu' ? next.name : (layers[i]?.name as string);
@@ -188,13 +195,13 @@ export function resolveTaps(
   const taps = names.length > 0 ? [...names] : defaultTaps(backbone);
   if (taps.length === 0) {
     throw new Error(
-      `method "${id}": the ${role} backbone "${backbone.spec.name}" has no conv or dense layer to tap; name ${role}Taps explicitly. Available taps: ${Object.keys(backbone.tapShapes).join(', ')}`,
+      `method "${id}": the ${role} backbone "${backbone.name}" has no conv or dense layer to tap${backbone.spec ? '' : ' that can be found without a layer description'}; name ${role}Taps explicitly. Available taps: ${Object.keys(backbone.tapShapes).join(', ')}`,
     );
   }
   for (const t of taps) {
     if (!(t in backbone.tapShapes)) {
       throw new Error(
-        `method "${id}": the ${role} backbone "${backbone.spec.name}" has no tap "${t}". Available taps: ${Object.keys(backbone.tapShapes).join(', ')}`,
+        `method "${id}": the ${role} backbone "${backbone.name}" has no tap "${t}". Available taps: ${Object.keys(backbone.tapShapes).join(', ')}`,
       );
     }
   }
@@ -378,7 +385,7 @@ export function matchingLoss(args: {
 export interface FeatureTransferState<C extends OptimConfig & FeatureTransferOptions> {
   readonly config: C;
   readonly source: { readonly backbone: Backbone; readonly params: Params };
-  readonly target: Backbone;
+  readonly target: SpecBackbone;
   readonly head: LinearHead;
   readonly pairs: readonly TapPair[];
   readonly optimizer: Optimizer;
@@ -417,7 +424,7 @@ export function initFeatureTransfer<C extends OptimConfig & FeatureTransferOptio
   const missing = Object.keys(sourceBackbone.paramShapes).filter((n) => !ctx.pretrained?.[n]);
   if (missing.length > 0) {
     throw new Error(
-      `method "${id}": the pretrained weights lack ${missing.join(', ')} of the source backbone "${sourceBackbone.spec.name}"`,
+      `method "${id}": the pretrained weights lack ${missing.join(', ')} of the source backbone "${sourceBackbone.name}"`,
     );
   }
   const sourceParams = cloneParams(

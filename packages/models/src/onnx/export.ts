@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
-import type { Backbone } from '../backbone.js';
+import { type Backbone, requireSpec } from '../backbone.js';
 import type { LinearHead } from '../head.js';
 import { type LayerSpec, residualProjects } from '../layers.js';
 import { attr, type OnnxDim, OnnxGraphBuilder } from './builder.js';
@@ -82,7 +82,7 @@ export function exportBackboneToOnnx(
   params: Params,
   opts: ExportOnnxOptions = {},
 ): Uint8Array {
-  const spec = backbone.spec;
+  const spec = requireSpec(backbone, 'exportBackboneToOnnx');
   const opset = opts.opset ?? 13;
   if (!Number.isInteger(opset) || opset < EXPORT_OPSET_RANGE[0] || opset > EXPORT_OPSET_RANGE[1]) {
     throw new Error(
