@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
-import { attr, importOnnx, OnnxGraphBuilder } from '@transferlab/models';
+import { attr, importOnnx, linearHead, OnnxGraphBuilder } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { linearProbe } from '../linear-probe/index.js';
+import { lwf } from '../lwf/index.js';
 import { fineTune } from './index.js';
 
 beforeAll(async () => {
@@ -100,18 +101,22 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
     tf.dispose([b.x, b.y]);
   });
 
-  it('freezeBatchNorm keeps the pretrained statistics; a linear probe never touches them', () => {
+  it('freezeBatchNorm keeps the pretrained statistics; a linear probe and LwF never touch them', () => {
     for (const [method, options] of [
       [fineTune, { freezeBatchNorm: true, backboneLrMultiplier: 0.1 }],
       [linearProbe, {}],
+      [lwf, { backboneLrMultiplier: 0.1 }],
     ] as const) {
       const { backbone, params } = importBnBackbone();
+      // LwF distils a source head (4 features → 3 source classes).
+      const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
       const config = method.validate({ epochs: 1, batchSize: 8, ...options } as never);
       let state = method.init({
         config,
         backbone,
         numClasses: 3,
         pretrained: params,
+        sourceHead,
         rng: createRng(1),
         totalSteps: 10,
       } as never);
@@ -121,9 +126,9 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       expect(values(state.params['bn.mean'])).toEqual([2, -2, 1, 0]);
       expect(values(state.params['bn.var'])).toEqual([5, 0.2, 3, 1].map((v) => Math.fround(v)));
       const moved = values(state.params.W).some((v, i) => v !== values(before.W)[i]);
-      expect(moved).toBe(method === fineTune);
+      expect(moved).toBe(method !== linearProbe);
       method.dispose(state);
-      tf.dispose([b.x, b.y, before.W as tf.Tensor]);
+      tf.dispose([b.x, b.y, before.W as tf.Tensor, ...Object.values(sourceHead)]);
     }
     expect(() => fineTune.validate({ freezeBatchNorm: 'yes' })).toThrow(
       'method "fine-tune": option "freezeBatchNorm" must be a boolean, got "yes"',

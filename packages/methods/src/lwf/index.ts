@@ -163,7 +163,11 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     );
     const heads = new Set([...head.paramNames, ...oldHead.paramNames]);
     const c = ctx.config;
-    const trainable = Object.keys(params).filter((n) => heads.has(n) || c.backboneLrMultiplier > 0);
+    // BatchNormalization statistics of imported backbones stay fixed (inference mode).
+    const statistics = new Set(backbone.nonTrainable ?? []);
+    const trainable = Object.keys(params).filter(
+      (n) => !statistics.has(n) && (heads.has(n) || c.backboneLrMultiplier > 0),
+    );
     const optimizer = createOptimizer(c, (n) => (heads.has(n) ? 1 : c.backboneLrMultiplier));
     return {
       backbone,
