@@ -4,6 +4,7 @@ import { attr, importOnnx, linearHead, OnnxGraphBuilder } from '@transferlab/mod
 import { beforeAll, describe, expect, it } from 'vitest';
 import { linearProbe } from '../linear-probe/index.js';
 import { lwf } from '../lwf/index.js';
+import type { AnyTransferMethod } from '../types.js';
 import { fineTune } from './index.js';
 
 beforeAll(async () => {
@@ -102,15 +103,16 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
   });
 
   it('freezeBatchNorm keeps the pretrained statistics; a linear probe and LwF never touch them', () => {
-    for (const [method, options] of [
+    const cases: [AnyTransferMethod, Record<string, unknown>][] = [
       [fineTune, { freezeBatchNorm: true, backboneLrMultiplier: 0.1 }],
       [linearProbe, {}],
       [lwf, { backboneLrMultiplier: 0.1 }],
-    ] as const) {
+    ];
+    for (const [method, options] of cases) {
       const { backbone, params } = importBnBackbone();
       // LwF distils a source head (4 features → 3 source classes).
       const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
-      const config = method.validate({ epochs: 1, batchSize: 8, ...options } as never);
+      const config = method.validate({ epochs: 1, batchSize: 8, ...options });
       let state = method.init({
         config,
         backbone,
@@ -119,7 +121,7 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
         sourceHead,
         rng: createRng(1),
         totalSteps: 10,
-      } as never);
+      });
       const b = batch(8);
       const before: Params = { W: tf.clone(state.params.W as tf.Tensor) };
       for (let i = 0; i < 3; i++) state = method.trainStep(state, { target: b, step: i }).state;
