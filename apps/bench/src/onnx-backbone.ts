@@ -19,6 +19,7 @@ import {
   importOnnx,
   linearHead,
   loadNsfwMobileNetV2,
+  type NsfwBackbone,
 } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress } from './progress.js';
@@ -316,40 +317,55 @@ export async function runOnnxBackbone(
     // statistics, moving averages carried) vs frozen at the pretrained statistics
     const mft = suite.mobilenetFineTune;
     if (suite.mobilenet && mft && seed < mft.seeds) {
-      for (const freezeBatchNorm of [false, true]) {
-        const method = `mobilenetv2 fine-tune (BN ${freezeBatchNorm ? 'frozen' : 'trained'})`;
-        const started = Date.now();
-        try {
-          const mobilenet = await loadNsfwMobileNetV2();
-          const size = mobilenet.inputShape[0];
-          // In chunks: a whole resized split at once would take hundreds of MB of wasm heap.
-          const rgb = (ds: Dataset): Dataset => {
-            const per = size * size * 3;
-            const x = new Float32Array(ds.y.length * per);
-            for (let start = 0; start < ds.y.length; start += 64) {
-              const idx = Int32Array.from(
-                { length: Math.min(64, ds.y.length - start) },
-                (_, i) => start + i,
-              );
-              x.set(toRgb(subset(ds, idx), size), start * per);
-            }
-            return { ...ds, x, shape: [...mobilenet.inputShape] };
-          };
-          const small = subset(
-            test,
-            Int32Array.from({ length: Math.min(mft.testPoints, test.y.length) }, (_, i) => i),
-          );
-          const rgbTask = {
+      const methods = [false, true].map((freezeBatchNorm) => ({
+        freezeBatchNorm,
+        label: `mobilenetv2 fine-tune (BN ${freezeBatchNorm ? 'frozen' : 'trained'})`,
+      }));
+      // The model and the resized splits are shared by both trials (fine-tune trains a copy).
+      let prepared: { mobilenet: NsfwBackbone; task: typeof task } | undefined;
+      const preparedAt = Date.now();
+      try {
+        const mobilenet = await loadNsfwMobileNetV2();
+        const size = mobilenet.inputShape[0];
+        // In chunks: a whole resized split at once would take hundreds of MB of wasm heap.
+        const rgb = (ds: Dataset): Dataset => {
+          const per = size * size * 3;
+          const x = new Float32Array(ds.y.length * per);
+          for (let start = 0; start < ds.y.length; start += 64) {
+            const idx = Int32Array.from(
+              { length: Math.min(64, ds.y.length - start) },
+              (_, i) => start + i,
+            );
+            x.set(toRgb(subset(ds, idx), size), start * per);
+          }
+          return { ...ds, x, shape: [...mobilenet.inputShape] };
+        };
+        const small = subset(
+          test,
+          Int32Array.from({ length: Math.min(mft.testPoints, test.y.length) }, (_, i) => i),
+        );
+        prepared = {
+          mobilenet,
+          task: {
             ...task,
             target: {
               train: rgb(task.target.train),
               val: rgb(task.target.val),
               test: rgb(small),
             },
-          };
+          },
+        };
+      } catch (err) {
+        for (const m of methods)
+          log.add(failedRecord({ ...base, method: m.label }, err, preparedAt));
+      }
+      if (prepared) {
+        const { mobilenet } = prepared;
+        for (const { freezeBatchNorm, label } of methods) {
+          const started = Date.now();
           try {
             const out = runTrial({
-              task: rgbTask,
+              task: prepared.task,
               method: fineTune,
               config: fineTune.validate({ ...mft.options, freezeBatchNorm }),
               backbone: mobilenet.backbone,
@@ -359,18 +375,17 @@ export async function runOnnxBackbone(
             });
             log.add({
               ...base,
-              method,
+              method: label,
               status: 'ok',
               metrics: out.metrics,
               durationMs: Date.now() - started,
               curve: out.curve,
             });
-          } finally {
-            disposeParams(mobilenet.params);
+          } catch (err) {
+            log.add(failedRecord({ ...base, method: label }, err, started));
           }
-        } catch (err) {
-          log.add(failedRecord({ ...base, method }, err, started));
         }
+        disposeParams(mobilenet.params);
       }
     }
   }

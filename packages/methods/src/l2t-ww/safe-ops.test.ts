@@ -6,7 +6,7 @@ import {
   softmaxCrossEntropy,
   valueAndGrads,
 } from '@transferlab/core';
-import { type BackboneSpec, createBackbone } from '@transferlab/models';
+import { type Backbone, type BackboneSpec, createBackbone } from '@transferlab/models';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   matMulFast,
@@ -67,6 +67,24 @@ function secondOrderError(f: (p: Params) => tf.Scalar, params: Params, eps = 1e-
   const fd = (at(eps) - at(-eps)) / (2 * eps);
   tf.dispose([...Object.values(v), ...Object.values(e)]);
   return Math.abs(analytic - fd) / Math.max(1e-6, Math.abs(fd));
+}
+
+/** First-order gradients of Σ features² through safeBackboneApply equal the backbone's own (≤ 1e-4). */
+function expectSameGradients(
+  spec: BackboneSpec,
+  backbone: Backbone,
+  params: Params,
+  x: tf.Tensor,
+): void {
+  const ga = valueAndGrads(
+    (p) => tf.sum(tf.square(safeBackboneApply(spec, p, x).features)),
+    params,
+  ).grads;
+  const gb = valueAndGrads((p) => tf.sum(tf.square(backbone.apply(p, x).features)), params).grads;
+  for (const n of Object.keys(params)) {
+    const d = tf.max(tf.abs(tf.sub(ga[n] as tf.Tensor, gb[n] as tf.Tensor))).dataSync()[0];
+    expect(d, n).toBeLessThan(1e-4);
+  }
 }
 
 const report: string[] = [];
@@ -194,18 +212,7 @@ describe.each(['wasm', 'cpu'] as const)('second-order-safe ops on %s', (backend)
           .dataSync()[0];
         expect(d, t).toBeLessThan(1e-5);
       }
-      const ga = valueAndGrads(
-        (p) => tf.sum(tf.square(safeBackboneApply(spec, p, x).features)),
-        params,
-      ).grads;
-      const gb = valueAndGrads(
-        (p) => tf.sum(tf.square(backbone.apply(p, x).features)),
-        params,
-      ).grads;
-      for (const n of Object.keys(params)) {
-        const d = tf.max(tf.abs(tf.sub(ga[n] as tf.Tensor, gb[n] as tf.Tensor))).dataSync()[0];
-        expect(d, n).toBeLessThan(1e-4);
-      }
+      expectSameGradients(spec, backbone, params, x);
       const stopped = safeBackboneApply(spec, params, x, { taps: ['c1'], stopAfter: 'c1' });
       expect(stopped.features.shape).toEqual([3, 9, 9, 3]);
       expect(() => safeBackboneApply(spec, params, x, { taps: ['fc'], stopAfter: 'c1' })).toThrow(
@@ -244,18 +251,7 @@ describe.each(['wasm', 'cpu'] as const)('second-order-safe ops on %s', (backend)
       expect(a.taps.res1?.shape).toEqual([4, 4, 4, 3]);
       const d = tf.max(tf.abs(tf.sub(a.features, b.features))).dataSync()[0];
       expect(d).toBeLessThan(1e-5);
-      const ga = valueAndGrads(
-        (p) => tf.sum(tf.square(safeBackboneApply(spec, p, x).features)),
-        params,
-      ).grads;
-      const gb = valueAndGrads(
-        (p) => tf.sum(tf.square(backbone.apply(p, x).features)),
-        params,
-      ).grads;
-      for (const n of Object.keys(params)) {
-        const dg = tf.max(tf.abs(tf.sub(ga[n] as tf.Tensor, gb[n] as tf.Tensor))).dataSync()[0];
-        expect(dg, n).toBeLessThan(1e-4);
-      }
+      expectSameGradients(spec, backbone, params, x);
     });
     // Hundreds of ReLUs: a finite-difference step of 1e-3 crosses kinks and
     // the difference quotient jumps; at 1e-4 none is crossed here.
