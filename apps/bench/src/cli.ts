@@ -8,7 +8,7 @@ import { onnxCheck } from './onnx-check.js';
 import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
 import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
-import { measureSpeed } from './speed.js';
+import { formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
 import { formatChmmTable, runChmmSuite } from './theory-chmm/index.js';
 import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
@@ -21,6 +21,8 @@ const USAGE = `transferlab benchmark
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
   pnpm bench speed [--backend NAME] [--backbone ID] [--seconds S]
                                             training steps/s of each backbone on each backend
+  pnpm bench step-cost [--backbone ID] [--backend NAME] [--seconds S]
+                                            one training step of each method, as a multiple of fine-tuning's
   pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
 `;
 
@@ -181,9 +183,22 @@ async function main(argv: string[]): Promise<number> {
       for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
       return 0;
     }
+    case 'step-cost': {
+      const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
+      if (!(seconds > 0))
+        throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
+      const results = await measureStepCost({
+        backbone: values.backbone ?? 'mlp',
+        seconds,
+        ...(values.backend ? { backend: values.backend } : {}),
+      });
+      process.stdout.write(formatStepCost(results));
+      for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
+      return 0;
+    }
     default:
       throw new Error(
-        `Unknown command "${command}". Valid commands: list, run, report, speed, onnx-check\n\n${USAGE}`,
+        `Unknown command "${command}". Valid commands: list, run, report, speed, step-cost, onnx-check\n\n${USAGE}`,
       );
   }
 }

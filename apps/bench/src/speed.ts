@@ -10,6 +10,7 @@ import {
   softmaxCrossEntropy,
   trainStep,
 } from '@transferlab/core';
+import { createMethodRegistry } from '@transferlab/methods';
 import { createBackboneRegistry, linearHead } from '@transferlab/models';
 
 export interface SpeedResult {
@@ -89,4 +90,167 @@ export async function measureSpeed(opts: {
     }
   }
   return { results, unavailable };
+}
+
+/** One method configuration whose training-step cost is measured. */
+export interface StepCostEntry {
+  readonly label: string;
+  readonly method: string;
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What `pnpm bench step-cost` measures by default: every built-in method
+ * with its default options, plus MeRLin's variants (ridge head, source loss,
+ * inner gradient steps instead of the closed form). Fine-tuning comes first:
+ * it is the reference the others are divided by.
+ */
+export function defaultStepCostEntries(methodIds: readonly string[]): StepCostEntry[] {
+  const entries: StepCostEntry[] = [{ label: 'fine-tune', method: 'fine-tune' }];
+  for (const id of methodIds) if (id !== 'fine-tune') entries.push({ label: id, method: id });
+  entries.push(
+    { label: 'merlin head=ridge', method: 'merlin', options: { head: 'ridge' } },
+    { label: 'merlin sourceWeight=1', method: 'merlin', options: { sourceWeight: 1 } },
+    { label: 'merlin innerSteps=5', method: 'merlin', options: { innerSteps: 5 } },
+  );
+  return entries;
+}
+
+export interface StepCostResult {
+  label: string;
+  method: string;
+  backbone: string;
+  backend: string;
+  batchSize: number;
+  steps: number;
+  stepsPerSecond: number;
+  /** Seconds per step ÷ fine-tuning's seconds per step on the same batch. */
+  costVsFineTune?: number;
+  /** Why the method could not be measured (e.g. it needs a layer-spec backbone). */
+  error?: string;
+}
+
+/**
+ * Wall-clock cost of one `trainStep` of each method on the same batch: a
+ * random 28×28 target batch (10 classes) and, for methods that want one, a
+ * source batch of the same size; "pretrained" weights are a random
+ * initialisation (the cost of a step does not depend on the values). A
+ * warm-up, then steps for about `seconds`. A method that fails to
+ * initialise or step is reported with its error and the rest go on.
+ */
+export async function measureStepCost(opts: {
+  backbone: string;
+  entries?: readonly StepCostEntry[];
+  backend?: string;
+  batchSize?: number;
+  seconds?: number;
+}): Promise<StepCostResult[]> {
+  const backend = (await initBackend(opts.backend ? { backend: opts.backend } : {})).name;
+  const batchSize = opts.batchSize ?? 64;
+  const seconds = opts.seconds ?? 3;
+  const numClasses = 10;
+  const methods = createMethodRegistry();
+  const entries = opts.entries ?? defaultStepCostEntries(methods.ids);
+  const backbone = createBackboneRegistry().get(opts.backbone).create([28, 28, 1]);
+  const rng = createRng(0);
+  const pretrained = backbone.init(rng.derive('pretrained'));
+  const sourceHead = linearHead(backbone.featureDim, numClasses, 'source_head').init(
+    rng.derive('source-head'),
+  );
+  const batch = (name: string) => {
+    const r = rng.derive(name);
+    return {
+      x: tf.tensor(r.normalArray(batchSize * 784), [batchSize, 28, 28, 1]),
+      // Every class present in both halves of MeRLin's split.
+      y: tf.tensor1d(
+        Int32Array.from({ length: batchSize }, (_, i) => i % numClasses),
+        'int32',
+      ),
+    };
+  };
+  const target = batch('target');
+  const source = batch('source');
+  const results: StepCostResult[] = [];
+  try {
+    for (const entry of entries) {
+      const base = {
+        label: entry.label,
+        method: entry.method,
+        backbone: backbone.name,
+        backend,
+        batchSize,
+      };
+      let state: unknown;
+      let method: ReturnType<typeof methods.get> | undefined;
+      try {
+        method = methods.get(entry.method);
+        const config = method.validate({ ...entry.options, batchSize });
+        state = method.init({
+          config,
+          backbone,
+          numClasses,
+          pretrained,
+          sourceHead,
+          sourceNumClasses: numClasses,
+          rng: rng.derive(`init:${entry.label}`),
+          totalSteps: 1_000_000,
+        });
+        let step = 0;
+        const run = () => {
+          const m = method as NonNullable<typeof method>;
+          const out = m.trainStep(state, {
+            target,
+            ...(m.needs.sourceBatches ? { source } : {}),
+            step,
+          });
+          state = out.state;
+          step++;
+        };
+        // Warm-up (kernel compilation, first allocations, the JIT): 3 steps and
+        // a quarter of the budget, so the first method measured is not penalised.
+        const warmStart = performance.now();
+        for (let w = 0; w < 3 || performance.now() - warmStart < seconds * 250; w++) run();
+        let steps = 0;
+        const started = performance.now();
+        while (performance.now() - started < seconds * 1000 || steps < 1) {
+          run();
+          steps++;
+        }
+        results.push({
+          ...base,
+          steps,
+          stepsPerSecond: steps / ((performance.now() - started) / 1000),
+        });
+      } catch (err) {
+        results.push({ ...base, steps: 0, stepsPerSecond: 0, error: (err as Error).message });
+      } finally {
+        if (method && state !== undefined) method.dispose(state);
+      }
+    }
+  } finally {
+    disposeParams(pretrained);
+    disposeParams(sourceHead);
+    tf.dispose([target.x, target.y, source.x, source.y]);
+  }
+  // The reference: the first fine-tune entry (the default list puts it first, without options).
+  const reference = results.find((r) => r.method === 'fine-tune' && !r.error);
+  if (reference)
+    for (const r of results)
+      if (!r.error) r.costVsFineTune = reference.stepsPerSecond / r.stepsPerSecond;
+  return results;
+}
+
+export function formatStepCost(results: readonly StepCostResult[]): string {
+  const lines = [
+    '| method | backbone | backend | batch | steps/s | cost × fine-tune |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const r of results) {
+    lines.push(
+      r.error
+        ? `| ${r.label} | ${r.backbone} | ${r.backend} | ${r.batchSize} | — | not measured: ${r.error.split('\n')[0]} |`
+        : `| ${r.label} | ${r.backbone} | ${r.backend} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.costVsFineTune === undefined ? '—' : r.costVsFineTune.toFixed(2)} |`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
