@@ -3,8 +3,11 @@ import type { Params, Rng } from '@transferlab/core';
 import {
   applyLayer,
   hasParams,
+  initialValue,
+  isStatisticParam,
   type LayerSpec,
   layerParamShapes,
+  type NormContext,
   outputShape,
   weightInitGain,
 } from './layers.js';
@@ -23,8 +26,9 @@ export interface BackboneOutput {
   /** Requested intermediate activations, by layer name. */
   taps: Record<string, tf.Tensor>;
   /**
-   * Training mode only, for backbones with normalisation statistics (imported
-   * BatchNormalization): the running statistics updated with this batch,
+   * Training mode only, for backbones with normalisation statistics
+   * (batchNorm layers, imported BatchNormalization): the running statistics
+   * updated with this batch,
    * keyed like the parameters. Nothing is changed in place: a trainer writes
    * them into its parameters after the step.
    */
@@ -37,8 +41,8 @@ export interface ApplyOptions {
   /**
    * Training mode (PyTorch's `model.train()`): normalisation layers use the
    * batch's statistics and report updated running statistics. Default false:
-   * inference with the stored statistics. Built-in backbones have no
-   * normalisation, so the flag changes nothing for them.
+   * inference with the stored statistics. Backbones without normalisation
+   * layers ignore the flag.
    */
   training?: boolean;
 }
@@ -64,11 +68,12 @@ export interface Backbone {
   readonly paramShapes: Readonly<Record<string, readonly number[]>>;
   /**
    * Parameters that gradients must not train: normalisation running
-   * statistics (imported BatchNormalization), updated through `statistics`
-   * in training mode instead. Absent or empty for the built-in backbones.
+   * statistics (batchNorm layers, imported BatchNormalization), updated
+   * through `statistics` in training mode instead. Empty or absent when the
+   * network has no normalisation.
    */
   readonly nonTrainable?: readonly string[];
-  /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise (see `weightInitGain`), zero biases. */
+  /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise (see `weightInitGain`), zero biases; normalisation γ = 1, β = 0, running mean 0 and variance 1. */
   init(rng: Rng): Params;
   apply(params: Params, x: tf.Tensor, opts?: ApplyOptions): BackboneOutput;
 }
@@ -113,6 +118,7 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
   if (spec.layers.length === 0) throw new Error(`backbone "${spec.name}": no layers`);
   const featureShape = shape;
   const inputSize = spec.inputShape.reduce((a, b) => a * b, 1);
+  const nonTrainable = Object.keys(paramShapes).filter(isStatisticParam);
 
   return {
     name: spec.name,
@@ -122,13 +128,17 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
     featureDim: featureShape.reduce((a, b) => a * b, 1),
     tapShapes,
     paramShapes,
+    nonTrainable,
     init(rng) {
       const params: Record<string, tf.Tensor> = {};
       for (const layer of spec.layers) {
         for (const [name, s] of Object.entries(layerParamShapes(layer, inputShapeOf(layer.name)))) {
           const size = s.reduce((a, b) => a * b, 1);
-          if (name.endsWith('.bias')) {
+          const kind = initialValue(name);
+          if (kind === 'zeros') {
             params[name] = tf.zeros(s);
+          } else if (kind === 'ones') {
+            params[name] = tf.ones(s);
           } else {
             const gain = weightInitGain(layer, name, reluAfter.has(layer.name));
             params[name] = tf.tensor(
@@ -159,13 +169,15 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
           ? x
           : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
       const taps: Record<string, tf.Tensor> = {};
+      const norm: NormContext | undefined =
+        opts.training && nonTrainable.length > 0 ? { training: true, statistics: {} } : undefined;
       let dataInput = true;
       for (const layer of spec.layers) {
-        h = applyLayer(layer, params, h, undefined, dataInput);
+        h = applyLayer(layer, params, h, undefined, dataInput, norm);
         if (hasParams(layer)) dataInput = false;
         if (wanted.has(layer.name)) taps[layer.name] = h;
       }
-      return { features: h, taps };
+      return norm ? { features: h, taps, statistics: norm.statistics } : { features: h, taps };
     },
   };
 
@@ -226,32 +238,39 @@ export function cnnSpec(
 }
 
 /**
- * A ResNet-style CNN (He et al. 2016's CIFAR layout, without batch
- * normalisation): a 3×3 conv stem + ReLU, then one stage of residual basic
- * blocks per entry of `stages` (the first block of every stage but the first
- * halves the resolution), then global average pooling.
+ * A ResNet-style CNN (He et al. 2016's CIFAR layout): a 3×3 conv stem + ReLU,
+ * then one stage of residual basic blocks per entry of `stages` (the first
+ * block of every stage but the first halves the resolution), then global
+ * average pooling. `batchNorm` puts batch normalisation after every
+ * convolution, as the paper's ResNets (stem: conv → stem_bn → relu, tapped
+ * as `stem` after the ReLU); without it the network has no normalisation.
  * Taps: stem, block1_1, …, block<stage>_<i>, pool.
  */
 export function resnetSpec(
   inputShape: readonly number[],
   stages: readonly number[] = [16, 32, 64],
   blocksPerStage = 1,
+  opts: { batchNorm?: boolean } = {},
 ): BackboneSpec {
   if (inputShape.length !== 3)
     throw new Error(`resnetSpec: input must be [H, W, C], got [${inputShape}]`);
   if (stages.length === 0) throw new Error('resnetSpec: at least one stage');
   if (!(Number.isInteger(blocksPerStage) && blocksPerStage >= 1))
     throw new Error(`resnetSpec: blocksPerStage must be an integer ≥ 1, got ${blocksPerStage}`);
-  const layers: LayerSpec[] = [
-    {
-      kind: 'conv2d',
-      name: 'stem',
-      filters: stages[0] as number,
-      kernelSize: 3,
-      padding: 'same',
-      activation: 'relu',
-    },
-  ];
+  const batchNorm = opts.batchNorm ?? false;
+  const stem = {
+    kind: 'conv2d',
+    filters: stages[0] as number,
+    kernelSize: 3,
+    padding: 'same',
+  } as const;
+  const layers: LayerSpec[] = batchNorm
+    ? [
+        { ...stem, name: 'stem_conv' },
+        { kind: 'batchNorm', name: 'stem_bn' },
+        { kind: 'relu', name: 'stem' },
+      ]
+    : [{ ...stem, name: 'stem', activation: 'relu' }];
   stages.forEach((filters, stage) => {
     for (let b = 0; b < blocksPerStage; b++) {
       layers.push({
@@ -259,12 +278,13 @@ export function resnetSpec(
         name: `block${stage + 1}_${b + 1}`,
         filters,
         stride: stage > 0 && b === 0 ? 2 : 1,
+        ...(batchNorm ? { batchNorm: true } : {}),
       });
     }
   });
   layers.push({ kind: 'globalAvgPool', name: 'pool' });
   return {
-    name: `resnet-${stages.join('-')}${blocksPerStage > 1 ? `x${blocksPerStage}` : ''}`,
+    name: `resnet${batchNorm ? '-bn' : ''}-${stages.join('-')}${blocksPerStage > 1 ? `x${blocksPerStage}` : ''}`,
     inputShape,
     layers,
   };

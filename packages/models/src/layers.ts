@@ -23,19 +23,52 @@ export type LayerSpec =
   | { kind: 'maxPool'; name: string; size: number; stride?: number }
   | { kind: 'globalAvgPool'; name: string }
   | { kind: 'relu'; name: string }
+  | ({
+      /**
+       * Batch normalisation over the last (channel) axis (Ioffe & Szegedy
+       * 2015): y = γ·(x − μ)/√(σ² + ε) + β. Inference uses the running
+       * statistics; training mode (`apply(…, { training: true })`) the batch's
+       * mean and biased variance, and reports the running averages updated as
+       * PyTorch does. Parameters `<name>.gamma`, `<name>.beta` (trained) and
+       * `<name>.running_mean`, `<name>.running_var` (not trained).
+       */
+      kind: 'batchNorm';
+      name: string;
+    } & BatchNormOptions)
   | {
       /**
-       * A ResNet basic block without normalisation:
+       * A ResNet basic block:
        * relu(conv3×3(relu(conv3×3(x, stride))) + shortcut(x)), 'same' padding;
        * the shortcut is x itself, or a 1×1 convolution with the block's stride
        * when the shape changes (ResNet's projection shortcut). Parameters
        * `<name>.conv1.*`, `<name>.conv2.*` and, when projecting, `<name>.proj.*`.
+       * With `batchNorm`, each convolution is followed by batch normalisation
+       * as in He et al. 2016 (`<name>.bn1.*`, `<name>.bn2.*`, `<name>.proj_bn.*`);
+       * the convolutions keep their biases (redundant with β, harmless).
        */
       kind: 'residual';
       name: string;
       filters: number;
       stride?: number;
+      batchNorm?: boolean;
     };
+
+export interface BatchNormOptions {
+  /** PyTorch's convention: running = (1 − momentum)·running + momentum·batch. Default 0.1. */
+  momentum?: number;
+  /** Added to the variance. Default 1e-5. */
+  epsilon?: number;
+}
+
+/**
+ * Where a forward pass runs normalisation layers. Training mode normalises
+ * with batch statistics and writes each layer's updated running statistics
+ * into `statistics` (keyed like the parameters); nothing changes in place.
+ */
+export interface NormContext {
+  readonly training: boolean;
+  readonly statistics: Record<string, tf.Tensor>;
+}
 
 /** Whether a residual block needs the 1×1 projection shortcut for this input shape. */
 export function residualProjects(
@@ -87,6 +120,8 @@ export function outputShape(layer: LayerSpec, input: readonly number[]): number[
     }
     case 'relu':
       return [...input];
+    case 'batchNorm':
+      return [...input];
     case 'residual': {
       if (input.length !== 3)
         throw new Error(`layer "${layer.name}": residual needs [H, W, C] input, got [${input}]`);
@@ -133,11 +168,54 @@ export function layerParamShapes(
         ...(residualProjects(layer, input)
           ? { [`${L}.proj.weight`]: [1, 1, cin, f], [`${L}.proj.bias`]: [f] }
           : {}),
+        ...(layer.batchNorm
+          ? {
+              ...batchNormShapes(`${L}.bn1`, f),
+              ...batchNormShapes(`${L}.bn2`, f),
+              ...(residualProjects(layer, input) ? batchNormShapes(`${L}.proj_bn`, f) : {}),
+            }
+          : {}),
       };
+    }
+    case 'batchNorm': {
+      if (input.length === 0)
+        throw new Error(`layer "${layer.name}": batchNorm needs at least a channel axis`);
+      return batchNormShapes(layer.name, input[input.length - 1] as number);
     }
     default:
       return {};
   }
+}
+
+const STATISTIC_SUFFIXES = ['.running_mean', '.running_var'] as const;
+
+function batchNormShapes(prefix: string, channels: number): Record<string, number[]> {
+  return {
+    [`${prefix}.gamma`]: [channels],
+    [`${prefix}.beta`]: [channels],
+    [`${prefix}.running_mean`]: [channels],
+    [`${prefix}.running_var`]: [channels],
+  };
+}
+
+/** Normalisation running statistics: parameters that gradients must not train. */
+export function isStatisticParam(paramName: string): boolean {
+  return STATISTIC_SUFFIXES.some((suffix) => paramName.endsWith(suffix));
+}
+
+/**
+ * How a fresh parameter starts: weights random (see `weightInitGain`),
+ * biases, β and running means at zero, γ and running variances at one.
+ */
+export function initialValue(paramName: string): 'random' | 'zeros' | 'ones' {
+  if (paramName.endsWith('.gamma') || paramName.endsWith('.running_var')) return 'ones';
+  if (
+    paramName.endsWith('.bias') ||
+    paramName.endsWith('.beta') ||
+    paramName.endsWith('.running_mean')
+  )
+    return 'zeros';
+  return 'random';
 }
 
 /**
@@ -193,7 +271,53 @@ function param(params: Readonly<Record<string, tf.Tensor>>, name: string): tf.Te
 
 /** Whether a layer has weights (the first such layer reads the data itself). */
 export function hasParams(layer: LayerSpec): boolean {
-  return layer.kind === 'dense' || layer.kind === 'conv2d' || layer.kind === 'residual';
+  return (
+    layer.kind === 'dense' ||
+    layer.kind === 'conv2d' ||
+    layer.kind === 'residual' ||
+    layer.kind === 'batchNorm'
+  );
+}
+
+/**
+ * Batch normalisation of x over all axes but the last. In training mode the
+ * batch statistics normalise (gradients flow through them) and the updated
+ * running statistics go to `norm.statistics`: mean·m + (1 − m)·running, and
+ * the unbiased batch variance likewise (PyTorch's convention). They are not
+ * part of any loss, so no gradient reaches them.
+ */
+function batchNormalize(
+  x: tf.Tensor,
+  params: Readonly<Record<string, tf.Tensor>>,
+  prefix: string,
+  opts: BatchNormOptions,
+  norm: NormContext | undefined,
+): tf.Tensor {
+  const epsilon = opts.epsilon ?? 1e-5;
+  const gamma = param(params, `${prefix}.gamma`);
+  const beta = param(params, `${prefix}.beta`);
+  const runningMean = param(params, `${prefix}.running_mean`);
+  const runningVar = param(params, `${prefix}.running_var`);
+  if (!norm?.training) {
+    return tf.add(
+      tf.mul(tf.mul(tf.sub(x, runningMean), tf.rsqrt(tf.add(runningVar, epsilon))), gamma),
+      beta,
+    );
+  }
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const count = x.size / (x.shape[x.shape.length - 1] as number);
+  if (count < 2)
+    throw new Error(
+      `batch normalisation "${prefix}" in training mode needs more than one value per channel, got a batch of shape [${x.shape}]`,
+    );
+  const { mean, variance } = tf.moments(x, axes);
+  const m = opts.momentum ?? 0.1;
+  norm.statistics[`${prefix}.running_mean`] = tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m));
+  norm.statistics[`${prefix}.running_var`] = tf.add(
+    tf.mul(runningVar, 1 - m),
+    tf.mul(variance, (m * count) / (count - 1)),
+  );
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
 }
 
 /**
@@ -206,6 +330,7 @@ export function applyLayer(
   x: tf.Tensor,
   ops: LayerOps = tfjsLayerOps,
   dataInput = false,
+  norm?: NormContext,
 ): tf.Tensor {
   const conv = (input: tf.Tensor, prefix: string, stride: number, padding: 'same' | 'valid') =>
     tf.add(
@@ -240,16 +365,19 @@ export function applyLayer(
       return tf.mean(x, [1, 2]);
     case 'relu':
       return tf.relu(x);
+    case 'batchNorm':
+      return batchNormalize(x, params, layer.name, layer, norm);
     case 'residual': {
+      const L = layer.name;
       const s = layer.stride ?? 1;
-      const branch = conv(
-        tf.relu(conv(x, `${layer.name}.conv1`, s, 'same')),
-        `${layer.name}.conv2`,
-        1,
-        'same',
+      const bn = (v: tf.Tensor, prefix: string) =>
+        layer.batchNorm ? batchNormalize(v, params, prefix, {}, norm) : v;
+      const branch = bn(
+        conv(tf.relu(bn(conv(x, `${L}.conv1`, s, 'same'), `${L}.bn1`)), `${L}.conv2`, 1, 'same'),
+        `${L}.bn2`,
       );
       const shortcut = residualProjects(layer, x.shape.slice(1))
-        ? conv(x, `${layer.name}.proj`, s, 'same')
+        ? bn(conv(x, `${L}.proj`, s, 'same'), `${L}.proj_bn`)
         : x;
       return tf.relu(tf.add(branch, shortcut));
     }

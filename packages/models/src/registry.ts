@@ -26,6 +26,13 @@ export const builtinBackbones: readonly BackboneFactory[] = [
     create: (inputShape) => createBackbone(resnetSpec(inputShape, [16, 32, 64], 1)),
   },
   {
+    id: 'resnet-bn',
+    description:
+      'The resnet backbone with batch normalisation after every convolution (He et al. 2016): stem conv → BN → ReLU, blocks conv → BN → ReLU → conv → BN (+ projection → BN); taps stem, block1_1, block2_1, block3_1, pool',
+    create: (inputShape) =>
+      createBackbone(resnetSpec(inputShape, [16, 32, 64], 1, { batchNorm: true })),
+  },
+  {
     id: 'quadratic',
     description:
       "Two-layer net's first layer with quadratic activation (t²), 32 units: MeRLin's theory setting; tap q1",

@@ -1,9 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
-import { attr, importOnnx, linearHead, OnnxGraphBuilder } from '@transferlab/models';
+import {
+  attr,
+  createBackbone,
+  importOnnx,
+  linearHead,
+  OnnxGraphBuilder,
+} from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { linearProbe } from '../linear-probe/index.js';
 import { lwf } from '../lwf/index.js';
+import { scratch } from '../scratch/index.js';
 import type { AnyTransferMethod } from '../types.js';
 import { fineTune } from './index.js';
 
@@ -100,6 +107,59 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       expect(Math.abs(v - (batchMean[i] as number))).toBeLessThan(0.1);
     fineTune.dispose(state);
     tf.dispose([b.x, b.y]);
+  });
+
+  it('a network with a native batchNorm layer trains the same way (scratch): statistics from the batch, γ from the optimizer', () => {
+    const backbone = createBackbone({
+      name: 'conv-bn',
+      inputShape: [6, 6, 1],
+      layers: [
+        { kind: 'conv2d', name: 'c', filters: 4, kernelSize: 3 },
+        { kind: 'batchNorm', name: 'bn' },
+        { kind: 'relu', name: 'r' },
+        { kind: 'globalAvgPool', name: 'gap' },
+      ],
+    });
+    const b = batch(8);
+    const x = tf.reshape(b.x, [8, 6, 6, 1]);
+    const config = scratch.validate({ epochs: 1, batchSize: 8 });
+    let state = scratch.init({
+      config,
+      backbone,
+      numClasses: 3,
+      rng: createRng(2),
+      totalSteps: 10,
+    });
+    expect(state.trainable).toContain('bn.gamma');
+    expect(state.trainable).not.toContain('bn.running_mean');
+    expect(state.trainable).not.toContain('bn.running_var');
+    const expected = tf.tidy(() => {
+      const c = backbone.apply(state.params, x, { taps: ['c'] }).taps.c as tf.Tensor;
+      const { mean, variance } = tf.moments(c, [0, 1, 2]);
+      const n = 8 * 36;
+      // PyTorch's momentum 0.1 from the initial statistics (0 and 1), unbiased variance.
+      return {
+        mean: values(tf.mul(mean, 0.1)),
+        variance: values(tf.add(0.9, tf.mul(variance, (0.1 * n) / (n - 1)))),
+      };
+    });
+    const gammaBefore = values(state.params['bn.gamma']);
+    state = scratch.trainStep(state, { target: { x, y: b.y }, step: 0 }).state;
+    for (const [i, v] of values(state.params['bn.running_mean']).entries())
+      expect(v).toBeCloseTo(expected.mean[i] as number, 5);
+    for (const [i, v] of values(state.params['bn.running_var']).entries())
+      expect(v).toBeCloseTo(expected.variance[i] as number, 4);
+    expect(values(state.params['bn.gamma'])).not.toEqual(gammaBefore);
+    let step = 1;
+    const growth = measureTensorGrowth(
+      () => {
+        state = scratch.trainStep(state, { target: { x, y: b.y }, step: step++ }).state;
+      },
+      { warmup: 2, steps: 5 },
+    );
+    expect(growth.grew).toBe(false);
+    scratch.dispose(state);
+    tf.dispose([b.x, b.y, x]);
   });
 
   it('freezeBatchNorm keeps the pretrained statistics; a linear probe and LwF never touch them', () => {

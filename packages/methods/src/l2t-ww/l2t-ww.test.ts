@@ -7,6 +7,7 @@ import {
   exportBackboneToOnnx,
   importOnnx,
   mlpSpec,
+  resnetSpec,
 } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scratch } from '../scratch/index.js';
@@ -131,6 +132,9 @@ describe('l2t-ww', () => {
     expect(init({ pairs: 'conv1:nope' })).toThrow(/target backbone .* has no tap "nope"/);
     expect(init({ targetBackbone: 'resnet9000' })).toThrow(
       /unknown targetBackbone "resnet9000". Valid: same, cnn, mlp, spec/,
+    );
+    expect(init({ targetBackbone: 'resnet-bn' })).toThrow(
+      /the target network "resnet-bn-16-32-64" has batch normalisation \(stem_bn.running_mean, stem_bn.running_var, …\).*use a target without batchNorm layers/,
     );
     const mlpSource = createBackbone(mlpSpec([8, 8, 1], [16]));
     const mlpWeights = mlpSource.init(createRng(1));
@@ -342,5 +346,34 @@ describe('an imported ONNX model as the source network', () => {
       /exportBackboneToOnnx needs a backbone built from LayerSpecs/,
     );
     tf.dispose([...Object.values(pretrained), ...Object.values(imported.params)]);
+  });
+});
+
+describe('l2t-ww with a batch-normalised ResNet source', () => {
+  it('taps each stage after its normalisation and ReLU, runs the source in inference mode and trains a plain target', () => {
+    const resnet = createBackbone(resnetSpec([8, 8, 1], [4, 6], 1, { batchNorm: true }));
+    const pretrained: Record<string, tf.Tensor> = { ...resnet.init(createRng(3)) };
+    // Pretrained-looking statistics: inference mode must use them.
+    pretrained['stem_bn.running_var']?.dispose();
+    pretrained['stem_bn.running_var'] = tf.fill([4], 4);
+    const config = l2tWw.validate({
+      targetBackbone: 'cnn',
+      targetChannels: [3, 5],
+      targetDenseUnits: 6,
+      pairs: 'all',
+    });
+    let state = l2tWw.init({ ...context(config, 0, pretrained), backbone: resnet });
+    expect([...new Set(state.pairs.map((p) => p.source))]).toEqual([
+      'stem',
+      'block1_1',
+      'block2_1',
+    ]);
+    const b = batch(5);
+    const out = l2tWw.trainStep(state, { target: b, step: 0 });
+    state = out.state;
+    expect(Number.isFinite(out.loss)).toBe(true);
+    l2tWw.dispose(state);
+    disposeBatch(b);
+    for (const t of Object.values(pretrained)) t.dispose();
   });
 });

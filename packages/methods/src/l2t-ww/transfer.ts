@@ -144,7 +144,8 @@ export function resolveTargetBackbone(
         source,
         `method "${id}": targetBackbone 'same' (the target network runs the source's layers)`,
       );
-      return source as SpecBackbone;
+      target = source as SpecBackbone;
+      break;
     case 'cnn':
       target = createBackbone(cnnSpec(input, c.targetChannels, c.targetDenseUnits));
       break;
@@ -164,6 +165,13 @@ export function resolveTargetBackbone(
       target = registry.get(c.targetBackbone).create(input);
     }
   }
+  if ((target.nonTrainable ?? []).length > 0) {
+    // The target trains through look-ahead steps in inference mode: its
+    // running statistics would never follow the data.
+    throw new Error(
+      `method "${id}": the target network "${target.name}" has batch normalisation (${(target.nonTrainable ?? []).slice(0, 2).join(', ')}, …), which feature-transfer training does not support; use a target without batchNorm layers (the source may have them: it runs in inference mode)`,
+    );
+  }
   if (size(target.inputShape) !== size(input)) {
     throw new Error(
       `method "${id}": the target backbone takes inputs of shape [${target.inputShape}], the source [${input}]: they must hold the same number of values`,
@@ -172,12 +180,13 @@ export function resolveTargetBackbone(
   return target;
 }
 
-/** Default taps: every conv layer's and residual block's output (after its ReLU), else every dense layer's. */
+/** Default taps: every conv layer's and residual block's output (after its batch normalisation and ReLU), else every dense layer's. */
 export function defaultTaps(backbone: Backbone): string[] {
   const layers = backbone.spec?.layers ?? [];
   const after = (i: number) => {
-    const next = layers[i + 1];
-    return next?.kind === 'relu' ? next.name : (layers[i]?.name as string);
+    let j = i;
+    while (layers[j + 1]?.kind === 'relu' || layers[j + 1]?.kind === 'batchNorm') j++;
+    return layers[j]?.name as string;
   };
   const convs = layers.flatMap((l, i) =>
     l.kind === 'conv2d' || l.kind === 'residual' ? [after(i)] : [],

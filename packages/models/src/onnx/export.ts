@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
 import { type Backbone, requireSpec } from '../backbone.js';
 import type { LinearHead } from '../head.js';
-import { type LayerSpec, residualProjects } from '../layers.js';
+import { type BatchNormOptions, type LayerSpec, residualProjects } from '../layers.js';
 import { attr, type OnnxDim, OnnxGraphBuilder } from './builder.js';
 
 export interface ExportOnnxOptions {
@@ -226,6 +226,28 @@ export function exportBackboneToOnnx(
     return v;
   }
 
+  /**
+   * A BatchNormalization node (inference form, the running statistics as
+   * initializers) reading `<prefix>.gamma/.beta/.running_mean/.running_var`.
+   * ONNX's momentum is the weight of the old running value: 1 − PyTorch's.
+   */
+  function batchNorm(v: Val, prefix: string, o: BatchNormOptions, out: string): Val {
+    const c = v.shape[v.shape.length - 1] as number;
+    const input = (suffix: string) =>
+      addWeight(`${prefix}.${suffix}`, tensorValues(params, `${prefix}.${suffix}`, [c]));
+    const name = g.op(
+      'BatchNormalization',
+      [v.name, input('gamma'), input('beta'), input('running_mean'), input('running_var')],
+      {
+        epsilon: attr.float(o.epsilon ?? 1e-5),
+        momentum: attr.float(1 - (o.momentum ?? 0.1)),
+      },
+      out,
+      `${prefix.replaceAll('.', '/')}/BatchNormalization`,
+    );
+    return { ...v, name };
+  }
+
   /** A Conv node (NCHW in and out) reading the weights `<prefix>.weight` / `.bias`. */
   function conv(
     v: Val,
@@ -316,8 +338,9 @@ export function exportBackboneToOnnx(
           padding: 'same',
           out: `${L}:conv1`,
         });
-        const r1 = g.op('Relu', [c1.name], {}, `${L}:relu1`, `${L}/conv1/Relu`);
-        const c2 = conv({ ...c1, name: r1 }, c1.shape, {
+        const n1 = layer.batchNorm ? batchNorm(c1, `${L}.bn1`, {}, `${L}:bn1`) : c1;
+        const r1 = g.op('Relu', [n1.name], {}, `${L}:relu1`, `${L}/conv1/Relu`);
+        const c2raw = conv({ ...c1, name: r1 }, c1.shape, {
           prefix: `${L}.conv2`,
           filters: f,
           kernel: 3,
@@ -325,7 +348,8 @@ export function exportBackboneToOnnx(
           padding: 'same',
           out: `${L}:conv2`,
         });
-        const shortcut = residualProjects(layer, shape)
+        const c2 = layer.batchNorm ? batchNorm(c2raw, `${L}.bn2`, {}, `${L}:bn2`) : c2raw;
+        const projected = residualProjects(layer, shape)
           ? conv(v, shape, {
               prefix: `${L}.proj`,
               filters: f,
@@ -334,9 +358,19 @@ export function exportBackboneToOnnx(
               padding: 'same',
               out: `${L}:proj`,
             })
-          : v;
+          : undefined;
+        const shortcut = !projected
+          ? v
+          : layer.batchNorm
+            ? batchNorm(projected, `${L}.proj_bn`, {}, `${L}:proj_bn`)
+            : projected;
         const sum = g.op('Add', [c2.name, shortcut.name], {}, `${L}:sum`, `${L}/Add`);
         return relu({ ...c2, name: sum }, L);
+      }
+      case 'batchNorm': {
+        // Channel axis 1 in ONNX: NCHW for spatial values, [N, C] as it is.
+        const v = shape.length === 3 ? asNchw(x, xKey) : asTf(x, xKey);
+        return batchNorm(v, L, layer, v.layout === 'tf' ? L : `${L}:nchw`);
       }
       case 'maxPool': {
         const v = asNchw(x, xKey);

@@ -87,6 +87,19 @@ const spatialSpec: BackboneSpec = {
   ],
 };
 
+/** Batch normalisation on flat features (ONNX channel axis 1 = the feature axis). */
+const denseBnSpec: BackboneSpec = {
+  name: 'dense-bn',
+  inputShape: [6],
+  layers: [
+    { kind: 'flatten', name: 'flatten' },
+    { kind: 'dense', name: 'fc1', units: 8 },
+    { kind: 'batchNorm', name: 'bn1', momentum: 0.2, epsilon: 1e-3 },
+    { kind: 'relu', name: 'r1' },
+    { kind: 'dense', name: 'fc2', units: 4 },
+  ],
+};
+
 const cases: Case[] = [
   {
     id: 'mlp',
@@ -104,6 +117,12 @@ const cases: Case[] = [
     backbone: registry.get('resnet').create([13, 13, 2]),
     taps: ['stem', 'block1_1', 'block2_1', 'block3_1'],
   },
+  {
+    id: 'resnet-bn',
+    backbone: registry.get('resnet-bn').create([13, 13, 2]),
+    taps: ['stem', 'block1_1', 'block2_1', 'block3_1'],
+  },
+  { id: 'dense-bn', backbone: createBackbone(denseBnSpec), taps: ['bn1', 'r1'] },
   { id: 'strided', backbone: createBackbone(stridedSpec), taps: ['c1', 'c2', 'r2', 'p2', 'gap'] },
   { id: 'spatial', backbone: createBackbone(spatialSpec), taps: ['c1'] },
 ];
@@ -115,13 +134,19 @@ describe.each(cases)('export → import round trip: $id', ({ id, backbone, taps 
   let bytes: Uint8Array;
   beforeAll(() => {
     params = backbone.init(createRng(11));
-    // Non-zero biases, so a bias mix-up cannot hide.
+    // Non-zero biases and non-trivial normalisation statistics, so a mix-up cannot hide.
+    const noise = (k: string, v: tf.Tensor, scale: number) =>
+      tf.tensor(createRng(k.length).normalArray(v.size, scale), v.shape);
     params = Object.fromEntries(
       Object.entries(params).map(([k, v]) => [
         k,
-        k.endsWith('.bias')
-          ? tf.add(v, tf.tensor(createRng(k.length).normalArray(v.size, 0.1), v.shape))
-          : v,
+        k.endsWith('.bias') || k.endsWith('.beta') || k.endsWith('.running_mean')
+          ? tf.add(v, noise(k, v, 0.1))
+          : k.endsWith('.gamma')
+            ? tf.add(v, noise(k, v, 0.2))
+            : k.endsWith('.running_var')
+              ? tf.add(v, tf.abs(noise(k, v, 0.5)))
+              : v,
       ]),
     );
     const size = backbone.inputShape.reduce((a, b) => a * b, 1);
@@ -151,6 +176,34 @@ describe.each(cases)('export → import round trip: $id', ({ id, backbone, taps 
     });
     disposeParams(ip);
   });
+
+  it.runIf(backbone.nonTrainable?.length)(
+    'batch normalisation round-trips in training mode too: batch statistics, the same running averages',
+    () => {
+      const { backbone: imported, params: ip } = importOnnx(bytes, { source: `${id}.onnx` });
+      expect([...(imported.nonTrainable ?? [])].sort()).toEqual(
+        [...(backbone.nonTrainable ?? [])].sort(),
+      );
+      tf.tidy(() => {
+        const want = backbone.apply(params, x, { training: true });
+        const got = imported.apply(ip, x, { training: true });
+        const inference = backbone.apply(params, x);
+        // Training mode really differs from inference here…
+        expect(maxAbsDiff(values(want.features), values(inference.features))).toBeGreaterThan(1e-2);
+        // …and the import reproduces it, including ONNX momentum = 1 − PyTorch momentum.
+        expect(maxAbsDiff(values(got.features), values(want.features))).toBeLessThanOrEqual(1e-4);
+        const names = Object.keys(want.statistics ?? {}).sort();
+        expect(names).toEqual([...(backbone.nonTrainable ?? [])].sort());
+        for (const name of names) {
+          expect(
+            maxAbsDiff(values(got.statistics?.[name]), values(want.statistics?.[name])),
+            name,
+          ).toBeLessThanOrEqual(1e-5);
+        }
+      });
+      disposeParams(ip);
+    },
+  );
 
   it('onnxruntime agrees with the import on the same file (≤ 1e-4 relative)', async () => {
     const { backbone: imported, params: ip } = importOnnx(bytes, { source: `${id}.onnx` });
