@@ -261,6 +261,20 @@ const l2twwResnet: SuiteSpec = {
 };
 
 /**
+ * The cross-architecture suite with the source normalised as the paper's
+ * ResNets are (batch normalisation after every convolution): the
+ * unnormalised ResNet's deep maps are large (mean square up to ~50 against
+ * ~0.25 in the target), which is what made uniform matching collapse there.
+ */
+const l2twwResnetBn: SuiteSpec = {
+  ...l2twwResnet,
+  id: 'l2t-ww-resnet-bn',
+  description:
+    'l2t-ww-resnet with a batch-normalised ResNet source (BN after every convolution, as in the paper); the same CNN target, methods and seeds.',
+  backbone: 'resnet-bn',
+};
+
+/**
  * Which source model should one fine-tune? Five sources (MNIST digits and
  * Fashion-MNIST classes, fully and briefly pre-trained) scored by LEEP, NCE,
  * LogME and H-score on each target's labelled training set, against the
@@ -383,6 +397,7 @@ export const builtinSuites: readonly Suite[] = [
   merlinText,
   l2tww,
   l2twwResnet,
+  l2twwResnetBn,
   modelSelection,
   theoryLinear,
   ttaBoundSuite,
