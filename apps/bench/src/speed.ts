@@ -1,16 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  adam,
-  BACKENDS,
-  createRng,
-  disposeOptimizerState,
-  disposeParams,
-  initBackend,
-  mergeParams,
-  softmaxCrossEntropy,
-  trainStep,
-} from '@transferlab/core';
-import { createMethodRegistry } from '@transferlab/methods';
+import { BACKENDS, createRng, disposeParams, initBackend } from '@transferlab/core';
+import { createMethodRegistry, scratch } from '@transferlab/methods';
 import { createBackboneRegistry, linearHead } from '@transferlab/models';
 
 export interface SpeedResult {
@@ -24,8 +14,8 @@ export interface SpeedResult {
 
 /**
  * Training throughput: full steps (forward, backward, Adam update) of a
- * backbone + linear head on random 28×28 inputs, after a warm-up, for about
- * `seconds` per (backend, backbone).
+ * backbone + linear head — the `scratch` method's step — on random 28×28
+ * inputs, after a warm-up, for about `seconds` per (backend, backbone).
  */
 export async function measureSpeed(opts: {
   backends?: readonly string[];
@@ -47,46 +37,44 @@ export async function measureSpeed(opts: {
     }
     for (const id of opts.backbones ?? registry.ids) {
       const backbone = registry.get(id).create([28, 28, 1]);
-      const head = linearHead(backbone.featureDim, 10);
       const rng = createRng(0);
-      let params = mergeParams(backbone.init(rng), head.init(rng));
-      const optimizer = adam({ lr: 1e-3 });
-      let state = optimizer.init(params);
+      // The `scratch` method's step: backbone + linear head, Adam, cross-entropy;
+      // normalisation layers in training mode, their statistics not trained.
+      const config = scratch.validate({ batchSize });
+      let state = scratch.init({ config, backbone, numClasses: 10, rng, totalSteps: 1_000_000 });
       const x = tf.tensor(rng.normalArray(batchSize * 784), [batchSize, 28, 28, 1]);
       const y = tf.tensor1d(
         Int32Array.from({ length: batchSize }, () => rng.int(10)),
         'int32',
       );
+      let stepIndex = 0;
       const step = () => {
-        ({ params, state } = trainStep({
-          params,
-          state,
-          optimizer,
-          loss: (p) => softmaxCrossEntropy(head.apply(p, backbone.apply(p, x).features), y),
-        }));
+        state = scratch.trainStep(state, { target: { x, y }, step: stepIndex++ }).state;
       };
-      // One warm-up step and at least one timed step: a ResNet step on the
-      // plain-JS cpu backend takes minutes.
-      step();
-      let steps = 0;
-      const started = performance.now();
-      while (performance.now() - started < seconds * 1000 || steps < 1) {
+      try {
+        // One warm-up step and at least one timed step: a ResNet step on the
+        // plain-JS cpu backend takes minutes.
         step();
-        steps++;
+        let steps = 0;
+        const started = performance.now();
+        while (performance.now() - started < seconds * 1000 || steps < 1) {
+          step();
+          steps++;
+        }
+        const elapsed = (performance.now() - started) / 1000;
+        results.push({
+          backend,
+          backbone: backbone.name,
+          batchSize,
+          steps,
+          stepsPerSecond: steps / elapsed,
+          examplesPerSecond: (steps * batchSize) / elapsed,
+        });
+      } finally {
+        scratch.dispose(state);
+        x.dispose();
+        y.dispose();
       }
-      const elapsed = (performance.now() - started) / 1000;
-      results.push({
-        backend,
-        backbone: backbone.spec.name,
-        batchSize,
-        steps,
-        stepsPerSecond: steps / elapsed,
-        examplesPerSecond: (steps * batchSize) / elapsed,
-      });
-      disposeParams(params);
-      disposeOptimizerState(state);
-      x.dispose();
-      y.dispose();
     }
   }
   return { results, unavailable };

@@ -111,8 +111,10 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
     Object.assign(paramShapes, layerParamShapes(layer, shape));
     shape = outputShape(layer, shape);
     tapShapes[layer.name] = shape;
-    const next = spec.layers[i + 1];
-    if (('activation' in layer && layer.activation === 'relu') || next?.kind === 'relu')
+    // A ReLU right after the layer, or after its batch normalisation (He init).
+    let j = i + 1;
+    while (spec.layers[j]?.kind === 'batchNorm') j++;
+    if (('activation' in layer && layer.activation === 'relu') || spec.layers[j]?.kind === 'relu')
       reluAfter.add(layer.name);
   });
   if (spec.layers.length === 0) throw new Error(`backbone "${spec.name}": no layers`);
@@ -258,19 +260,18 @@ export function resnetSpec(
   if (!(Number.isInteger(blocksPerStage) && blocksPerStage >= 1))
     throw new Error(`resnetSpec: blocksPerStage must be an integer ≥ 1, got ${blocksPerStage}`);
   const batchNorm = opts.batchNorm ?? false;
-  const stem = {
+  const stem = (name: string, activation?: 'relu'): LayerSpec => ({
     kind: 'conv2d',
+    name,
     filters: stages[0] as number,
     kernelSize: 3,
     padding: 'same',
-  } as const;
+    ...(activation ? { activation } : {}),
+  });
+  // Key order as before batch norm existed: the pretrain cache hashes the spec's JSON.
   const layers: LayerSpec[] = batchNorm
-    ? [
-        { ...stem, name: 'stem_conv' },
-        { kind: 'batchNorm', name: 'stem_bn' },
-        { kind: 'relu', name: 'stem' },
-      ]
-    : [{ ...stem, name: 'stem', activation: 'relu' }];
+    ? [stem('stem_conv'), { kind: 'batchNorm', name: 'stem_bn' }, { kind: 'relu', name: 'stem' }]
+    : [stem('stem', 'relu')];
   stages.forEach((filters, stage) => {
     for (let b = 0; b < blocksPerStage; b++) {
       layers.push({

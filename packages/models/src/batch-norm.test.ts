@@ -48,6 +48,7 @@ describe('batchNorm layer', () => {
           (beta[c] as number);
         expect(got[i]?.[c]).toBeCloseTo(want, 4);
       }
+    tf.dispose(out.features);
     disposeParams(p);
   });
 
@@ -79,7 +80,24 @@ describe('batchNorm layer', () => {
     }
     // Nothing changed in place.
     expect(p['bn.running_mean']?.arraySync()).toEqual(oldMean);
+    tf.dispose([out.features, ...Object.values(out.statistics ?? {})]);
     disposeParams(p);
+  });
+
+  it('bad layouts and options are refused when the backbone is built', () => {
+    const build =
+      (layer: Record<string, unknown>, inputShape = [3]) =>
+      () =>
+        createBackbone({
+          name: 'bad',
+          inputShape,
+          layers: [{ kind: 'batchNorm', name: 'bn', ...layer } as never],
+        });
+    expect(build({}, [4, 3])).toThrow(
+      'layer "bn": batchNorm needs features [C] or maps [H, W, C], got [4,3]',
+    );
+    expect(build({ momentum: 1.5 })).toThrow('batchNorm momentum must be in [0, 1], got 1.5');
+    expect(build({ epsilon: -1e-5 })).toThrow('batchNorm epsilon must be > 0, got -0.00001');
   });
 
   it('a batch of one in training mode is refused with the reason', () => {
@@ -155,6 +173,10 @@ describe('batchNorm layer', () => {
       expect.arrayContaining(['stem', 'block1_1', 'block2_1', 'block3_1', 'pool']),
     );
     const p = backbone.init(createRng(0));
+    // He initialisation for the stem convolution: a ReLU follows its normalisation.
+    const w = Array.from(p['stem_conv.weight']?.dataSync() ?? []);
+    const variance = w.reduce((a, v) => a + v * v, 0) / w.length;
+    expect(Math.abs(variance / (2 / 9) - 1)).toBeLessThan(0.35);
     expect(Array.from(p['block1_1.bn2.gamma']?.dataSync() ?? [])).toEqual(new Array(16).fill(1));
     expect(Array.from(p['stem_bn.running_var']?.dataSync() ?? [])).toEqual(new Array(16).fill(1));
     expect(Array.from(p['stem_bn.running_mean']?.dataSync() ?? [])).toEqual(new Array(16).fill(0));
@@ -164,6 +186,7 @@ describe('batchNorm layer', () => {
     expect(Object.keys(out.statistics ?? {}).sort()).toEqual(
       [...(backbone.nonTrainable ?? [])].sort(),
     );
+    tf.dispose([x, out.features, ...Object.values(out.statistics ?? {})]);
     disposeParams(p);
   });
 });

@@ -120,8 +120,20 @@ export function outputShape(layer: LayerSpec, input: readonly number[]): number[
     }
     case 'relu':
       return [...input];
-    case 'batchNorm':
+    case 'batchNorm': {
+      // Features [C] or maps [H, W, C]: the layouts ONNX's channel axis 1 maps onto.
+      if (input.length !== 1 && input.length !== 3)
+        throw new Error(
+          `layer "${layer.name}": batchNorm needs features [C] or maps [H, W, C], got [${input}]`,
+        );
+      const m = layer.momentum ?? 0.1;
+      if (!(m >= 0 && m <= 1))
+        throw new Error(`layer "${layer.name}": batchNorm momentum must be in [0, 1], got ${m}`);
+      const eps = layer.epsilon ?? 1e-5;
+      if (!(eps > 0 && Number.isFinite(eps)))
+        throw new Error(`layer "${layer.name}": batchNorm epsilon must be > 0, got ${eps}`);
       return [...input];
+    }
     case 'residual': {
       if (input.length !== 3)
         throw new Error(`layer "${layer.name}": residual needs [H, W, C] input, got [${input}]`);
@@ -222,7 +234,8 @@ export function initialValue(paramName: string): 'random' | 'zeros' | 'ones' {
  * Initialisation gain of a weight (variance = gain / fan-in): 2 (He) where a
  * ReLU follows, 1 (LeCun) otherwise. In a residual block conv1 feeds a ReLU;
  * conv2 and the projection feed the sum, and gain 1 keeps the sum's variance
- * from doubling block after block (there is no normalisation to reset it).
+ * from doubling block after block (without normalisation nothing resets it;
+ * with it the gain is immaterial). "Followed by ReLU" looks past batchNorm.
  */
 export function weightInitGain(
   layer: LayerSpec,

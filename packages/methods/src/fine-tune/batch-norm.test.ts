@@ -8,8 +8,10 @@ import {
   OnnxGraphBuilder,
 } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { joint } from '../joint/index.js';
 import { linearProbe } from '../linear-probe/index.js';
 import { lwf } from '../lwf/index.js';
+import { merlin } from '../merlin/index.js';
 import { scratch } from '../scratch/index.js';
 import type { AnyTransferMethod } from '../types.js';
 import { fineTune } from './index.js';
@@ -162,11 +164,87 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
     tf.dispose([b.x, b.y, x]);
   });
 
-  it('freezeBatchNorm keeps the pretrained statistics; a linear probe and LwF never touch them', () => {
+  it('LwF, joint and MeRLin also train with batch statistics, chained pass to pass within a step; no leaks', () => {
+    const sourceBatch = batch(8);
+    const targetBatch = batch(8);
+    // Conv-output batch means per channel at the given weights.
+    const convMean = (p: Params, x: tf.Tensor) =>
+      tf.tidy(() => {
+        const { backbone } = importBnBackbone();
+        const c = backbone.apply(p, x, { taps: ['c'] }).taps.c as tf.Tensor;
+        return values(tf.moments(c, [0, 2, 3]).mean);
+      });
+    const m0 = [2, -2, 1, 0];
+    const cases: [AnyTransferMethod, Record<string, unknown>, (p: Params) => number[]][] = [
+      // One pass on the target batch: 0.9·m0 + 0.1·μ_target (ONNX momentum 0.9).
+      [
+        lwf,
+        {},
+        (p) => convMean(p, targetBatch.x).map((mu, i) => 0.9 * (m0[i] as number) + 0.1 * mu),
+      ],
+      // Joint: the source pass, then the target pass, chained.
+      [
+        joint,
+        {},
+        (p) => {
+          const src = convMean(p, sourceBatch.x);
+          const tgt = convMean(p, targetBatch.x);
+          return tgt.map(
+            (mu, i) => 0.9 * (0.9 * (m0[i] as number) + 0.1 * (src[i] as number)) + 0.1 * mu,
+          );
+        },
+      ],
+      // MeRLin without the source loss: one pass over both halves.
+      [
+        merlin,
+        {},
+        (p) => convMean(p, targetBatch.x).map((mu, i) => 0.9 * (m0[i] as number) + 0.1 * mu),
+      ],
+    ];
+    for (const [method, options, expectedMean] of cases) {
+      const { backbone, params } = importBnBackbone();
+      const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
+      const config = method.validate({
+        epochs: 1,
+        batchSize: 8,
+        backboneLrMultiplier: 0.1,
+        ...options,
+      });
+      let state = method.init({
+        config,
+        backbone,
+        numClasses: 3,
+        pretrained: params,
+        sourceHead,
+        sourceNumClasses: 3,
+        rng: createRng(1),
+        totalSteps: 10,
+      });
+      const input = (step: number) => ({ target: targetBatch, source: sourceBatch, step });
+      const want = expectedMean(method.predictParams(state));
+      state = method.trainStep(state, input(0)).state;
+      const got = values(method.predictParams(state)['bn.mean']);
+      for (const [i, v] of got.entries()) expect(v, method.id).toBeCloseTo(want[i] as number, 4);
+      let step = 1;
+      const growth = measureTensorGrowth(
+        () => {
+          state = method.trainStep(state, input(step++)).state;
+        },
+        { warmup: 2, steps: 4 },
+      );
+      expect(growth.grew, method.id).toBe(false);
+      method.dispose(state);
+      tf.dispose(Object.values(sourceHead));
+    }
+    tf.dispose([sourceBatch.x, sourceBatch.y, targetBatch.x, targetBatch.y]);
+  });
+
+  it('freezeBatchNorm keeps the pretrained statistics; a linear probe or a frozen backbone never touches them', () => {
     const cases: [AnyTransferMethod, Record<string, unknown>][] = [
       [fineTune, { freezeBatchNorm: true, backboneLrMultiplier: 0.1 }],
       [linearProbe, {}],
-      [lwf, { backboneLrMultiplier: 0.1 }],
+      [lwf, { backboneLrMultiplier: 0 }],
+      [joint, { backboneLrMultiplier: 0 }],
     ];
     for (const [method, options] of cases) {
       const { backbone, params } = importBnBackbone();
@@ -179,16 +257,19 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
         numClasses: 3,
         pretrained: params,
         sourceHead,
+        sourceNumClasses: 3,
         rng: createRng(1),
         totalSteps: 10,
       });
       const b = batch(8);
-      const before: Params = { W: tf.clone(state.params.W as tf.Tensor) };
-      for (let i = 0; i < 3; i++) state = method.trainStep(state, { target: b, step: i }).state;
-      expect(values(state.params['bn.mean'])).toEqual([2, -2, 1, 0]);
-      expect(values(state.params['bn.var'])).toEqual([5, 0.2, 3, 1].map((v) => Math.fround(v)));
-      const moved = values(state.params.W).some((v, i) => v !== values(before.W)[i]);
-      expect(moved).toBe(method !== linearProbe);
+      const before: Params = { W: tf.clone(method.predictParams(state).W as tf.Tensor) };
+      for (let i = 0; i < 3; i++)
+        state = method.trainStep(state, { target: b, source: b, step: i }).state;
+      const p = method.predictParams(state);
+      expect(values(p['bn.mean'])).toEqual([2, -2, 1, 0]);
+      expect(values(p['bn.var'])).toEqual([5, 0.2, 3, 1].map((v) => Math.fround(v)));
+      const moved = values(p.W).some((v, i) => v !== values(before.W)[i]);
+      expect(moved).toBe(method === fineTune);
       method.dispose(state);
       tf.dispose([b.x, b.y, before.W as tf.Tensor, ...Object.values(sourceHead)]);
     }

@@ -91,12 +91,12 @@ export const joint: TransferMethod<JointConfig, MultiHeadState<JointConfig>> = {
       );
     }
     const alpha = state.config.targetWeight;
-    return multiHeadStep(state, input.step, (p) => {
+    return multiHeadStep(state, input.step, (p, norm) => {
       const src = softmaxCrossEntropy(
-        headLogits(state, p, SOURCE_HEAD, features(state, p, source.x)),
+        headLogits(state, p, SOURCE_HEAD, features(state, p, source.x, norm)),
         source.y,
       );
-      const tgt = softmaxCrossEntropy(targetLogits(state, p, target.x), target.y);
+      const tgt = softmaxCrossEntropy(targetLogits(state, p, target.x, norm), target.y);
       return tf.add(src, tf.mul(tgt, alpha)) as tf.Scalar;
     });
   },

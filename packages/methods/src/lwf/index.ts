@@ -11,6 +11,7 @@ import {
   trainStep,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
+import { normSession, trainsBatchNorm } from '../shared/batch-norm.js';
 import {
   createOptimizer,
   type OptimConfig,
@@ -49,6 +50,8 @@ export interface LwfState {
   readonly optimizer: Optimizer;
   readonly trainable: readonly string[];
   readonly totalSteps: number;
+  /** The student's normalisation runs in training mode (the backbone trains and has statistics). */
+  readonly trainBatchNorm: boolean;
   /** Frozen copy of the original network (backbone + source head): the "recorded" old-task responses. */
   readonly original: Params;
   /** Shared backbone + new head `head.*` + old head `source_head.*`, all trained. */
@@ -163,7 +166,6 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     );
     const heads = new Set([...head.paramNames, ...oldHead.paramNames]);
     const c = ctx.config;
-    // BatchNormalization statistics of imported backbones stay fixed (inference mode).
     const statistics = new Set(backbone.nonTrainable ?? []);
     const trainable = Object.keys(params).filter(
       (n) => !statistics.has(n) && (heads.has(n) || c.backboneLrMultiplier > 0),
@@ -177,6 +179,7 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
       optimizer,
       trainable,
       totalSteps: ctx.totalSteps,
+      trainBatchNorm: trainsBatchNorm(backbone, c.backboneLrMultiplier),
       original: cloneParams(mergeParams(pretrainedBackbone, srcHead)),
       params,
       optState: optimizer.init(
@@ -190,6 +193,9 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     const teacher = tf.tidy(() =>
       state.oldHead.apply(state.original, state.backbone.apply(state.original, x).features),
     );
+    // The student's normalisation trains like fine-tuning's; the teacher (the
+    // original network) answers in inference mode.
+    const norm = normSession(state.backbone, state.trainBatchNorm);
     try {
       const result = trainStep({
         params: state.params,
@@ -198,7 +204,7 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
         trainable: state.trainable,
         lrFactor: scheduleFactor(c, input.step, state.totalSteps),
         loss: (p) => {
-          const feats = state.backbone.apply(p, x).features;
+          const feats = norm.apply(p, x).features;
           const ce = softmaxCrossEntropy(state.head.apply(p, feats), y);
           // Kept when λ_o = 0 (as a zero term) so the old head still has a gradient.
           const old = distillationLoss(state.oldHead.apply(p, feats), teacher, c.temperature);
@@ -206,9 +212,12 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
         },
       });
       return {
-        state: { ...state, params: result.params, optState: result.state },
+        state: { ...state, params: norm.commit(result.params), optState: result.state },
         loss: result.loss,
       };
+    } catch (err) {
+      norm.dispose();
+      throw err;
     } finally {
       teacher.dispose();
     }

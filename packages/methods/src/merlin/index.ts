@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Params, type Rng, softmaxCrossEntropy } from '@transferlab/core';
+import type { NormSession } from '../shared/batch-norm.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
 import {
   mergeConfig,
@@ -205,8 +206,8 @@ export const merlin: TransferMethod<MerlinConfig, MerlinState> = {
     }
     const batch = prepareBatch(state, input.target, input.step);
     try {
-      const out = multiHeadStep(model, input.step, (p) => {
-        const terms = lossTerms(state, p, batch, source);
+      const out = multiHeadStep(model, input.step, (p, norm) => {
+        const terms = lossTerms(state, p, batch, source, norm);
         let loss: tf.Tensor = terms.evalHead;
         if (terms.meta) loss = tf.add(loss, terms.meta);
         if (terms.source) loss = tf.add(loss, tf.mul(terms.source, c.sourceWeight));
@@ -272,10 +273,13 @@ export function lossTerms(
   params: Params,
   batch: PreparedBatch,
   source?: Batch,
+  norm?: NormSession,
 ): { evalHead: tf.Scalar; meta?: tf.Scalar; source?: tf.Scalar } {
   const { model } = state;
   const c = model.config;
-  const feats = features(model, params, batch.x);
+  // One forward pass for both halves: with normalisation in training mode
+  // they share the batch's statistics, as in the reference implementation.
+  const feats = features(model, params, batch.x, norm);
   const evalHead = softmaxCrossEntropy(
     headLogits(model, params, TARGET_HEAD, detach(feats)),
     batch.y,
@@ -292,7 +296,7 @@ export function lossTerms(
     : undefined;
   const src = source
     ? softmaxCrossEntropy(
-        headLogits(model, params, SOURCE_HEAD, features(model, params, source.x)),
+        headLogits(model, params, SOURCE_HEAD, features(model, params, source.x, norm)),
         source.y,
       )
     : undefined;

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import {
   adam,
   cloneParams,
@@ -16,6 +16,7 @@ import {
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import type { Batch, LoopConfig, TransferMethod } from '../types.js';
+import { normSession, trainsBatchNorm } from './batch-norm.js';
 import { mergeConfig, requireNonNegative, requireOneOf, requirePositive } from './config.js';
 
 /** Options shared by every method that trains a backbone + linear head with a first-order optimizer. */
@@ -101,7 +102,7 @@ export function initClassifier(args: {
     optimizer,
     trainable,
     totalSteps: args.totalSteps,
-    trainBatchNorm: args.backboneLrMultiplier > 0 && statistics.size > 0 && !args.freezeBatchNorm,
+    trainBatchNorm: trainsBatchNorm(args.backbone, args.backboneLrMultiplier, args.freezeBatchNorm),
     params,
     optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
   };
@@ -116,17 +117,7 @@ export function classifierStep(
   batch: Batch,
   step: number,
 ): { state: ClassifierState; loss: number } {
-  let statistics: Params | undefined;
-  const loss = (p: Params) => {
-    if (!state.trainBatchNorm) {
-      return softmaxCrossEntropy(classifierLogits(state, p, batch.x), batch.y);
-    }
-    const out = state.backbone.apply(p, batch.x, { training: true });
-    // Kept past trainStep's tidy: they become the next step's statistics.
-    statistics = out.statistics;
-    for (const t of Object.values(statistics ?? {})) tf.keep(t);
-    return softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
-  };
+  const norm = normSession(state.backbone, state.trainBatchNorm);
   let result: ReturnType<typeof trainStep>;
   try {
     result = trainStep({
@@ -135,17 +126,14 @@ export function classifierStep(
       optimizer: state.optimizer,
       trainable: state.trainable,
       lrFactor: scheduleFactor(state.config, step, state.totalSteps),
-      loss,
+      loss: (p) =>
+        softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
     });
   } catch (err) {
-    disposeParams(statistics);
+    norm.dispose();
     throw err;
   }
-  let params = result.params;
-  if (statistics) {
-    for (const name of Object.keys(statistics)) params[name]?.dispose();
-    params = { ...params, ...statistics };
-  }
+  const params = norm.commit(result.params);
   return { state: { ...state, params, optState: result.state }, loss: result.loss };
 }
 

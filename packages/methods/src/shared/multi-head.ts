@@ -12,6 +12,7 @@ import {
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import type { MethodContext } from '../types.js';
+import { type NormSession, normSession, trainsBatchNorm } from './batch-norm.js';
 import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.js';
 
 /**
@@ -28,6 +29,8 @@ export interface MultiHeadState<C extends OptimConfig = OptimConfig> {
   readonly optimizer: Optimizer;
   readonly trainable: readonly string[];
   readonly totalSteps: number;
+  /** Steps run the backbone's normalisation in training mode and carry its running statistics. */
+  readonly trainBatchNorm: boolean;
   params: Params;
   optState: OptimizerState;
 }
@@ -41,7 +44,9 @@ export const SOURCE_HEAD = 'source_head';
  * `rng.derive(prefix)` — so the target head starts exactly where
  * `initClassifier`'s does for the same rng. Heads train at the full learning
  * rate, the backbone at `backboneLrMultiplier` × it (0 freezes it and skips
- * its gradients).
+ * its gradients). Normalisation statistics are never trained by the
+ * optimizer; when the backbone trains, steps run its normalisation in
+ * training mode (see `normSession`), as fine-tuning does.
  */
 export function initMultiHead<C extends OptimConfig>(args: {
   backbone: Backbone;
@@ -61,7 +66,6 @@ export function initMultiHead<C extends OptimConfig>(args: {
   }
   const params = mergeParams(args.backboneParams, ...headParams);
   const headNames = new Set(Object.values(heads).flatMap((h) => h.paramNames));
-  // BatchNormalization statistics of imported backbones stay fixed here (inference mode).
   const statistics = new Set(args.backbone.nonTrainable ?? []);
   const trainable = Object.keys(params).filter(
     (n) => !statistics.has(n) && (headNames.has(n) || args.backboneLrMultiplier > 0),
@@ -76,14 +80,23 @@ export function initMultiHead<C extends OptimConfig>(args: {
     optimizer,
     trainable,
     totalSteps: args.totalSteps,
+    trainBatchNorm: trainsBatchNorm(args.backbone, args.backboneLrMultiplier),
     params,
     optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
   };
 }
 
-/** Backbone features flattened to [N, featureDim]. */
-export function features(state: MultiHeadState, params: Params, x: tf.Tensor): tf.Tensor2D {
-  const f = state.backbone.apply(params, x).features;
+/**
+ * Backbone features flattened to [N, featureDim]; inside a step pass the
+ * step's `norm` session so normalisation runs in training mode.
+ */
+export function features(
+  state: MultiHeadState,
+  params: Params,
+  x: tf.Tensor,
+  norm?: NormSession,
+): tf.Tensor2D {
+  const f = (norm ? norm.apply(params, x) : state.backbone.apply(params, x)).features;
   return (f.rank === 2 ? f : tf.reshape(f, [f.shape[0] as number, -1])) as tf.Tensor2D;
 }
 
@@ -103,25 +116,42 @@ export function headLogits(
 }
 
 /** Target logits from the `head` head: what `predict` returns. */
-export function targetLogits(state: MultiHeadState, params: Params, x: tf.Tensor): tf.Tensor {
-  return headLogits(state, params, TARGET_HEAD, features(state, params, x));
+export function targetLogits(
+  state: MultiHeadState,
+  params: Params,
+  x: tf.Tensor,
+  norm?: NormSession,
+): tf.Tensor {
+  return headLogits(state, params, TARGET_HEAD, features(state, params, x, norm));
 }
 
-/** One optimizer step on `loss` (core's `trainStep`: tidy, update, disposal of replaced tensors). */
+/**
+ * One optimizer step on `loss` (core's `trainStep`: tidy, update, disposal of
+ * replaced tensors). The loss gets the step's normalisation session: pass it
+ * to `features` / `targetLogits` for every forward pass of the step.
+ */
 export function multiHeadStep<C extends OptimConfig>(
   state: MultiHeadState<C>,
   step: number,
-  loss: (params: Params) => tf.Scalar,
+  loss: (params: Params, norm: NormSession) => tf.Scalar,
 ): { state: MultiHeadState<C>; loss: number } {
-  const result = trainStep({
-    params: state.params,
-    state: state.optState,
-    optimizer: state.optimizer,
-    trainable: state.trainable,
-    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
-    loss,
-  });
-  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
+  const norm = normSession(state.backbone, state.trainBatchNorm);
+  let result: ReturnType<typeof trainStep>;
+  try {
+    result = trainStep({
+      params: state.params,
+      state: state.optState,
+      optimizer: state.optimizer,
+      trainable: state.trainable,
+      lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+      loss: (p) => loss(p, norm),
+    });
+  } catch (err) {
+    norm.dispose();
+    throw err;
+  }
+  const params = norm.commit(result.params);
+  return { state: { ...state, params, optState: result.state }, loss: result.loss };
 }
 
 export function disposeMultiHead(state: MultiHeadState): void {

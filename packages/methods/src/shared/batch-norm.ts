@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Params } from '@transferlab/core';
+import type { ApplyOptions, Backbone, BackboneOutput } from '@transferlab/models';
+
+/**
+ * The forward passes of one training step, with normalisation in training
+ * mode when `training` (PyTorch's `model.train()`): each pass normalises with
+ * its batch's statistics and the running statistics are chained from pass to
+ * pass (a step with a source and a target batch updates them twice, as two
+ * forward calls in PyTorch would). Inside the optimizer's loss closure call
+ * `apply`; after the step `commit` writes the final statistics into the new
+ * parameters. Without training mode (or without statistics) `apply` is the
+ * backbone's inference pass and `commit` returns the parameters unchanged.
+ */
+export interface NormSession {
+  apply(params: Params, x: tf.Tensor, opts?: Omit<ApplyOptions, 'training'>): BackboneOutput;
+  /** The parameters with the step's running statistics in place (replaced tensors disposed). */
+  commit(params: Params): Params;
+  /** Frees the statistics kept so far (after a failed step). */
+  dispose(): void;
+}
+
+export function normSession(backbone: Backbone, training: boolean): NormSession {
+  let latest: Params | undefined;
+  const kept: tf.Tensor[] = [];
+  return {
+    apply(params, x, opts = {}) {
+      if (!training) return backbone.apply(params, x, opts);
+      const out = backbone.apply(latest ? { ...params, ...latest } : params, x, {
+        ...opts,
+        training: true,
+      });
+      if (out.statistics) {
+        // Kept past the optimizer's tidy: they become the next pass's (and step's) statistics.
+        for (const t of Object.values(out.statistics)) kept.push(tf.keep(t));
+        latest = out.statistics;
+      }
+      return out;
+    },
+    commit(params) {
+      if (!latest) return params;
+      const final = latest;
+      const finalSet = new Set(Object.values(final));
+      for (const t of kept) if (!finalSet.has(t)) t.dispose();
+      kept.length = 0;
+      latest = undefined;
+      for (const name of Object.keys(final)) params[name]?.dispose();
+      return { ...params, ...final };
+    },
+    dispose() {
+      for (const t of kept) t.dispose();
+      kept.length = 0;
+      latest = undefined;
+    },
+  };
+}
+
+/** Whether a trained backbone's normalisation runs in training mode: it trains and has statistics. */
+export function trainsBatchNorm(
+  backbone: Backbone,
+  backboneLrMultiplier: number,
+  freezeBatchNorm = false,
+): boolean {
+  return backboneLrMultiplier > 0 && (backbone.nonTrainable ?? []).length > 0 && !freezeBatchNorm;
+}
