@@ -84,7 +84,9 @@ function minBatchSize(valFraction: number, numClasses: number): number {
  * reported loss is their sum.
  *
  * A batch with a single example (a dataset's last, ragged batch) cannot be
- * split: it trains the evaluation (and source) head only.
+ * split: it trains the evaluation (and source) head only — unless the
+ * backbone has batch normalisation over flat features, which (as in PyTorch)
+ * refuses a batch of one in training mode.
  *
  * Defaults follow the closest public implementation (same lab:
  * AnanyaKumar/transfer_learning, merlin.py), which is MeRLin on the target

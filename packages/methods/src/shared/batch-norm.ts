@@ -22,9 +22,11 @@ export interface NormSession {
 
 export function normSession(backbone: Backbone, training: boolean): NormSession {
   let latest: Params | undefined;
+  let passes = 0;
   const kept: tf.Tensor[] = [];
   return {
     apply(params, x, opts = {}) {
+      passes++;
       if (!training) return backbone.apply(params, x, opts);
       const out = backbone.apply(latest ? { ...params, ...latest } : params, x, {
         ...opts,
@@ -38,6 +40,12 @@ export function normSession(backbone: Backbone, training: boolean): NormSession 
       return out;
     },
     commit(params) {
+      if (training && passes === 0) {
+        // A loss that ran the backbone itself: its normalisation silently stayed in inference mode.
+        throw new Error(
+          `normSession: no forward pass of "${backbone.name}" went through this step's session; pass the step's norm session to features() / targetLogits() (or call its apply)`,
+        );
+      }
       if (!latest) return params;
       const final = latest;
       const finalSet = new Set(Object.values(final));
