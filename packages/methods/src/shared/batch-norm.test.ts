@@ -39,9 +39,8 @@ describe('normSession', () => {
     const [ma, mb] = [mean(a), mean(b)];
     const committed = norm.commit({ ...params });
     // running = 0.5·(0.5·0 + 0.5·μ_a) + 0.5·μ_b
-    Array.from(committed['bn.running_mean']?.dataSync() ?? []).forEach((v, i) =>
-      expect(v).toBeCloseTo(0.25 * (ma[i] as number) + 0.5 * (mb[i] as number), 5),
-    );
+    for (const [i, v] of Array.from(committed['bn.running_mean']?.dataSync() ?? []).entries())
+      expect(v).toBeCloseTo(0.25 * (ma[i] as number) + 0.5 * (mb[i] as number), 5);
     // The first pass's statistics and the replaced initial ones are freed: the committed pair took their place.
     expect(tf.memory().numTensors).toBe(before);
     disposeParams(committed);
