@@ -11,6 +11,7 @@ import {
   softmaxCrossEntropy,
   valueAndGrads,
 } from '@transferlab/core';
+import { normSession } from '../shared/batch-norm.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
 import {
   mergeConfig,
@@ -237,31 +238,41 @@ export const l2tWw: TransferMethod<L2tWwConfig, L2tWwState> = {
     ];
     let real: Update | undefined;
     let meta: Update | undefined;
+    // A batch-normalised target trains in training mode; its running
+    // statistics come from this real step's forward pass, never from the optimizer.
+    const norm = normSession(state.target, (state.target.nonTrainable ?? []).length > 0);
     try {
       const stats = pairStatistics(state, frozen);
       // (1) The real step on CE + matching; the meta-nets' outputs are constants here.
       let loss = Number.NaN;
       tf.tidy(() => {
-        const { value, grads } = valueAndGrads((p) => {
-          const out = state.target.apply(p, x, { taps: targetTapNames });
-          const ce = softmaxCrossEntropy(state.head.apply(p, out.features), y);
-          const match = matchingLoss({
-            pairs: state.pairs,
-            params: p,
-            targetTaps: out.taps,
-            sourceMaps: src.sourceMaps,
-            weights: frozen.weights,
-            lambdas: frozen.lambdas,
-            beta: c.beta,
-          });
-          return tf.add(ce, match) as tf.Scalar;
-        }, state.params);
+        const { value, grads } = valueAndGrads(
+          (p) => {
+            const out = norm.apply(p, x, { taps: targetTapNames });
+            const ce = softmaxCrossEntropy(state.head.apply(p, out.features), y);
+            const match = matchingLoss({
+              pairs: state.pairs,
+              params: p,
+              targetTaps: out.taps,
+              sourceMaps: src.sourceMaps,
+              weights: frozen.weights,
+              lambdas: frozen.lambdas,
+              beta: c.beta,
+            });
+            return tf.add(ce, match) as tf.Scalar;
+          },
+          state.params,
+          state.trainable,
+        );
         loss = value.dataSync()[0] as number;
         if (Number.isFinite(loss)) {
           real = keepUpdate(state.optimizer.update(state.params, grads, state.optState, lrFactor));
         }
       });
       if (!real) throw new DivergenceError(input.step, loss);
+      const statistics = norm.takeStatistics();
+      // Installed like updated weights: the commit below frees the replaced ones.
+      if (statistics) real = { ...real, params: { ...real.params, ...statistics } };
       const afterReal: Update = real;
 
       // (2)–(4) The meta-step from the weights after the real step; the
@@ -321,6 +332,7 @@ export const l2tWw: TransferMethod<L2tWwConfig, L2tWwState> = {
       };
       return { state: next, loss };
     } catch (err) {
+      norm.dispose();
       // Leave the old state intact (the runner disposes it): free the new tensors only.
       const failed = real as Update | undefined;
       if (failed) {

@@ -6,6 +6,7 @@ import {
   createBackbone,
   exportBackboneToOnnx,
   importOnnx,
+  linearHead,
   mlpSpec,
   resnetSpec,
 } from '@transferlab/models';
@@ -13,6 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { scratch } from '../scratch/index.js';
 import type { AnyTransferMethod, Batch, MethodContext } from '../types.js';
 import { type L2tWwConfig, type L2tWwState, l2tWw, l2twwMetrics, l2twwSummary } from './index.js';
+import { lookaheadParamNames } from './lookahead.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -132,9 +134,6 @@ describe('l2t-ww', () => {
     expect(init({ pairs: 'conv1:nope' })).toThrow(/target backbone .* has no tap "nope"/);
     expect(init({ targetBackbone: 'resnet9000' })).toThrow(
       /unknown targetBackbone "resnet9000". Valid: same, cnn, mlp, spec/,
-    );
-    expect(init({ targetBackbone: 'resnet-bn' })).toThrow(
-      /the target network "resnet-bn-16-32-64" has batch normalisation \(stem_bn.running_mean, stem_bn.running_var, …\).*use a target without batchNorm layers/,
     );
     const mlpSource = createBackbone(mlpSpec([8, 8, 1], [16]));
     const mlpWeights = mlpSource.init(createRng(1));
@@ -375,5 +374,78 @@ describe('l2t-ww with a batch-normalised ResNet source', () => {
     l2tWw.dispose(state);
     disposeBatch(b);
     for (const t of Object.values(pretrained)) t.dispose();
+  });
+});
+
+describe('l2t-ww with a batch-normalised target', () => {
+  it('trains it in training mode: statistics from the real step, γ and β through the look-ahead; no leaks', () => {
+    const targetSpec = {
+      name: 'cnn-bn',
+      inputShape: [8, 8, 1],
+      layers: [
+        { kind: 'conv2d', name: 'c1', filters: 4, kernelSize: 3 },
+        { kind: 'batchNorm', name: 'bn1' },
+        { kind: 'relu', name: 'r1' },
+        { kind: 'maxPool', name: 'p1', size: 2 },
+        { kind: 'flatten', name: 'flat' },
+        { kind: 'dense', name: 'fc', units: 6, activation: 'relu' },
+      ],
+    } as const;
+    const pretrained = source.init(createRng(1));
+    const config = l2tWw.validate({ targetBackbone: 'spec', targetSpec, metaLr: 0.05 });
+    let state = l2tWw.init(context(config, 0, pretrained));
+    expect(state.pairs.map((p) => p.target)).toContain('r1');
+    expect(state.trainable).toContain('bn1.gamma');
+    expect(state.trainable).not.toContain('bn1.running_mean');
+    // The look-ahead reaches the normalisation's γ/β (they own a layer before the deepest tap), never its statistics.
+    const names = lookaheadParamNames(state.target, state.head, state.pairs);
+    expect(names.matching).toContain('bn1.gamma');
+    expect(names.matching).not.toContain('bn1.running_var');
+    const b = batch(3);
+    const expectedMean = tf.tidy(() => {
+      const c = state.target.apply(state.params, b.x, { taps: ['c1'] }).taps.c1 as tf.Tensor;
+      return Array.from(tf.mul(tf.moments(c, [0, 1, 2]).mean, 0.1).dataSync());
+    });
+    const metaBefore = values(state.meta);
+    state = l2tWw.trainStep(state, { target: b, step: 0 }).state;
+    for (const [i, v] of Array.from(state.params['bn1.running_mean']?.dataSync() ?? []).entries())
+      expect(v).toBeCloseTo(expectedMean[i] as number, 5);
+    expect(values(state.meta)).not.toEqual(metaBefore);
+    let step = 1;
+    const growth = measureTensorGrowth(
+      () => {
+        state = l2tWw.trainStep(state, { target: b, step: step++ }).state;
+      },
+      { warmup: 1, steps: 3 },
+    );
+    expect(growth.grew).toBe(false);
+    l2tWw.dispose(state);
+    disposeBatch(b);
+    for (const t of Object.values(pretrained)) t.dispose();
+  });
+
+  it('the look-ahead reaches the parameters inside residual blocks (owned by the block, not by a layer of their prefix)', () => {
+    const target = createBackbone(resnetSpec([8, 8, 1], [4, 6], 1, { batchNorm: true }));
+    const head = linearHead(target.featureDim, 3, 'head');
+    const pair = {
+      index: 0,
+      source: 'conv1',
+      target: 'block1_1',
+      sourceShape: [8, 8, 4],
+      targetShape: [8, 8, 4],
+    } as const;
+    const names = lookaheadParamNames(target, head, [pair]);
+    expect(names.deepestTap).toBe('block1_1');
+    expect(names.matching).toEqual(
+      expect.arrayContaining([
+        'stem_conv.weight',
+        'stem_bn.gamma',
+        'block1_1.conv1.weight',
+        'block1_1.bn2.beta',
+      ]),
+    );
+    expect(names.matching).not.toContain('block2_1.conv1.weight');
+    expect(names.matching.some((n) => n.includes('running'))).toBe(false);
+    expect(names.crossEntropy).toContain('block2_1.proj_bn.gamma');
   });
 });

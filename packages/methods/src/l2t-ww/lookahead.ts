@@ -3,10 +3,16 @@ import {
   type Optimizer,
   type OptimizerState,
   type Params,
+  pickParams,
   softmaxCrossEntropy,
   valueAndGrads,
 } from '@transferlab/core';
-import type { LinearHead, SpecBackbone } from '@transferlab/models';
+import {
+  type LinearHead,
+  layerParamShapes,
+  outputShape,
+  type SpecBackbone,
+} from '@transferlab/models';
 import { metaOutputs, type WhereActivation } from './meta-nets.js';
 import { safeBackboneApply, safeSoftmaxCrossEntropy, stopGradient } from './safe-ops.js';
 import { matchingLoss, type TapPair } from './transfer.js';
@@ -57,12 +63,18 @@ export function lookaheadParamNames(
   layers.forEach((l, i) => {
     if (tapped.has(l.name)) deepest = i;
   });
+  // Which layer owns each parameter (a residual block owns `<block>.conv1.weight`, …).
+  const owner = new Map<string, number>();
+  let shape: number[] = [...target.spec.inputShape];
+  layers.forEach((layer, i) => {
+    for (const n of Object.keys(layerParamShapes(layer, shape))) owner.set(n, i);
+    shape = outputShape(layer, shape);
+  });
+  const statistics = new Set(target.nonTrainable ?? []);
   const paramsOf = (upTo: number) =>
-    Object.keys(target.paramShapes).filter((n) => {
-      const layer = n.slice(0, n.lastIndexOf('.'));
-      const i = layers.findIndex((l) => l.name === layer);
-      return i >= 0 && i <= upTo;
-    });
+    Object.keys(target.paramShapes).filter(
+      (n) => !statistics.has(n) && (owner.get(n) ?? Number.POSITIVE_INFINITY) <= upTo,
+    );
   const connectors = pairs.flatMap((p) => [
     `connector.${p.index}.weight`,
     `connector.${p.index}.bias`,
@@ -107,7 +119,13 @@ export function lookaheadLoss(meta: Params, problem: LookaheadProblem): tf.Scala
   const names = lookaheadParamNames(target, head, pairs);
   const { weights, lambdas } = metaOutputs(meta, pairs, problem.pooled, problem.activation);
   const targetTaps = [...new Set(pairs.map((p) => p.target))];
-  let params = problem.params;
+  // A batch-normalised target runs in training mode (batch moments), as in the
+  // real step; its running statistics are constants the look-ahead never updates.
+  const statistics = new Set(target.nonTrainable ?? []);
+  const training = statistics.size > 0;
+  const constants = pickParams(problem.params, (n) => statistics.has(n));
+  const full = (q: Params): Params => (training ? { ...q, ...constants } : q);
+  let params = training ? pickParams(problem.params, (n) => !statistics.has(n)) : problem.params;
   let state = problem.optState;
   for (let t = 0; t < problem.steps; t++) {
     const grads = lookaheadGrads(
@@ -115,9 +133,10 @@ export function lookaheadLoss(meta: Params, problem: LookaheadProblem): tf.Scala
         matchingLoss({
           pairs,
           params: q,
-          targetTaps: safeBackboneApply(target.spec, q, x, {
+          targetTaps: safeBackboneApply(target.spec, full(q), x, {
             taps: targetTaps,
             stopAfter: names.deepestTap,
+            training,
           }).taps,
           sourceMaps: problem.sourceMaps,
           weights,
@@ -131,14 +150,21 @@ export function lookaheadLoss(meta: Params, problem: LookaheadProblem): tf.Scala
     ({ params, state } = optimizer.update(params, grads, state, problem.lrFactor));
   }
   const ceGrads = lookaheadGrads(
-    (q) => safeSoftmaxCrossEntropy(head.apply(q, safeBackboneApply(target.spec, q, x).features), y),
+    (q) =>
+      safeSoftmaxCrossEntropy(
+        head.apply(q, safeBackboneApply(target.spec, full(q), x, { training }).features),
+        y,
+      ),
     params,
     names.crossEntropy,
     problem.mode,
   );
   ({ params } = optimizer.update(params, ceGrads, state, problem.lrFactor));
   // Differentiated once (in θ), so the ordinary ops are fine here.
-  return softmaxCrossEntropy(head.apply(params, target.apply(params, x).features), y);
+  return softmaxCrossEntropy(
+    head.apply(params, target.apply(full(params), x, { training }).features),
+    y,
+  );
 }
 
 /** The meta-objective's value and its gradient in every meta-parameter. */

@@ -41,6 +41,17 @@ const SMOOTH: BackboneSpec = {
     { kind: 'globalAvgPool', name: 'gap' },
   ],
 };
+/** SMOOTH with batch normalisation after the first conv: training mode (batch moments) inside the look-ahead. */
+const SMOOTH_BN: BackboneSpec = {
+  name: 'smooth-bn-target',
+  inputShape: [6, 6, 1],
+  layers: [
+    { kind: 'conv2d', name: 'c1', filters: 3, kernelSize: 3, activation: 'linear' },
+    { kind: 'batchNorm', name: 'bn1' },
+    { kind: 'conv2d', name: 'c2', filters: 4, kernelSize: 3, stride: 2, activation: 'linear' },
+    { kind: 'globalAvgPool', name: 'gap' },
+  ],
+};
 const KINKED: BackboneSpec = {
   name: 'kinked-target',
   inputShape: [6, 6, 1],
@@ -80,8 +91,8 @@ function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINK
     lr,
     beta: 1,
     metaGradient: mode,
-    // Smooth: softplus; else relu6, with λ kept in its linear range.
-    whereActivation: target === SMOOTH ? 'softplus' : 'relu6',
+    // Smooth targets: softplus; else relu6, with λ kept in its linear range.
+    whereActivation: target === KINKED ? 'relu6' : 'softplus',
     whereBiasInit: 2,
   });
   let state = l2tWw.init({
@@ -183,6 +194,7 @@ describe.each(['wasm', 'cpu'] as const)('L2T-ww meta-gradient on %s', (backend) 
 
   it.each([
     ['smooth', SMOOTH, 1e-1, true, 1e-3],
+    ['smooth, batch-normalised', SMOOTH_BN, 1e-1, true, 1e-3],
     ['ReLU + max-pool', KINKED, 1e-3, false, 2e-2],
   ] as const)(
     'exact mode matches finite differences (%s target)',

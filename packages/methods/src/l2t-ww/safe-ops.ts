@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
-import { applyLayer, type BackboneSpec, hasParams, type LayerOps } from '@transferlab/models';
+import {
+  applyLayer,
+  type BackboneSpec,
+  hasParams,
+  type LayerOps,
+  type NormContext,
+} from '@transferlab/models';
 
 /**
  * Second-order-safe building blocks for L2T-ww's look-ahead steps.
@@ -324,8 +330,15 @@ export function safeBackboneApply(
   spec: BackboneSpec,
   params: Params,
   x: tf.Tensor,
-  opts: { taps?: readonly string[]; stopAfter?: string } = {},
+  opts: { taps?: readonly string[]; stopAfter?: string; training?: boolean } = {},
 ): { features: tf.Tensor; taps: Record<string, tf.Tensor> } {
+  // Batch normalisation in training mode normalises with batch moments (mean,
+  // square, rsqrt: ops whose gradients read their inputs, so second order is
+  // safe); the running statistics it computes are not needed here and die
+  // with the caller's tidy.
+  const norm: NormContext | undefined = opts.training
+    ? { training: true, statistics: {} }
+    : undefined;
   const wanted = new Set(opts.taps ?? []);
   let h =
     x.shape.length === spec.inputShape.length + 1
@@ -335,7 +348,7 @@ export function safeBackboneApply(
   // Layers before the first parametrised one only reshape the data.
   let dataInput = true;
   for (const layer of spec.layers) {
-    h = applyLayer(layer, params, h, safeLayerOps, dataInput);
+    h = applyLayer(layer, params, h, safeLayerOps, dataInput, norm);
     if (hasParams(layer)) dataInput = false;
     if (wanted.has(layer.name)) taps[layer.name] = h;
     if (layer.name === opts.stopAfter) break;

@@ -7,6 +7,7 @@ import {
   type Optimizer,
   type OptimizerState,
   type Params,
+  pickParams,
   type Rng,
   softmaxCrossEntropy,
   trainStep,
@@ -23,6 +24,7 @@ import {
   requireSpec,
   type SpecBackbone,
 } from '@transferlab/models';
+import { normSession } from '../shared/batch-norm.js';
 import { createOptimizer, type OptimConfig, scheduleFactor } from '../shared/classifier.js';
 import { requirePositive } from '../shared/config.js';
 import type { MethodContext } from '../types.js';
@@ -164,13 +166,6 @@ export function resolveTargetBackbone(
       }
       target = registry.get(c.targetBackbone).create(input);
     }
-  }
-  if ((target.nonTrainable ?? []).length > 0) {
-    // The target trains through look-ahead steps in inference mode: its
-    // running statistics would never follow the data.
-    throw new Error(
-      `method "${id}": the target network "${target.name}" has batch normalisation (${(target.nonTrainable ?? []).slice(0, 2).join(', ')}, …), which feature-transfer training does not support; use a target without batchNorm layers (the source may have them: it runs in inference mode)`,
-    );
   }
   if (size(target.inputShape) !== size(input)) {
     throw new Error(
@@ -448,7 +443,9 @@ export function initFeatureTransfer<C extends OptimConfig & FeatureTransferOptio
     opts.connectors ? initConnectors(pairs, ctx.rng.derive('connectors')) : {},
   );
   const optimizer = createOptimizer(c);
-  const trainable = Object.keys(params);
+  // Normalisation statistics follow the batches (training mode), never the optimizer.
+  const statistics = new Set(target.nonTrainable ?? []);
+  const trainable = Object.keys(params).filter((n) => !statistics.has(n));
   return {
     config: c,
     source: { backbone: sourceBackbone, params: sourceParams },
@@ -459,7 +456,7 @@ export function initFeatureTransfer<C extends OptimConfig & FeatureTransferOptio
     trainable,
     totalSteps: ctx.totalSteps,
     params,
-    optState: optimizer.init(params),
+    optState: optimizer.init(pickParams(params, (n) => !statistics.has(n))),
   };
 }
 
@@ -495,6 +492,8 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
   ) => tf.Scalar,
 ): { state: FeatureTransferState<C>; loss: number } {
   const src = tf.tidy(() => sourceTaps(state.source, state.pairs, batch.x));
+  // The target trains from scratch: its normalisation (if any) in training mode.
+  const norm = normSession(state.target, (state.target.nonTrainable ?? []).length > 0);
   try {
     const targetTapNames = [...new Set(state.pairs.map((p) => p.target))];
     const result = trainStep({
@@ -504,15 +503,18 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
       trainable: state.trainable,
       lrFactor: featureTransferLrFactor(state, step),
       loss: (p) => {
-        const out = state.target.apply(p, batch.x, { taps: targetTapNames });
+        const out = norm.apply(p, batch.x, { taps: targetTapNames });
         const ce = softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
         return tf.add(ce, transferLoss(p, out.taps, src)) as tf.Scalar;
       },
     });
     return {
-      state: { ...state, params: result.params, optState: result.state },
+      state: { ...state, params: norm.commit(result.params), optState: result.state },
       loss: result.loss,
     };
+  } catch (err) {
+    norm.dispose();
+    throw err;
   } finally {
     tf.dispose(Object.values(src));
   }

@@ -16,6 +16,12 @@ export interface NormSession {
   apply(params: Params, x: tf.Tensor, opts?: Omit<ApplyOptions, 'training'>): BackboneOutput;
   /** The parameters with the step's running statistics in place (replaced tensors disposed). */
   commit(params: Params): Params;
+  /**
+   * The step's final running statistics (undefined without training mode),
+   * for a caller that installs them and frees the replaced ones itself; the
+   * intermediate ones are freed.
+   */
+  takeStatistics(): Params | undefined;
   /** Frees the statistics kept so far (after a failed step). */
   dispose(): void;
 }
@@ -39,19 +45,23 @@ export function normSession(backbone: Backbone, training: boolean): NormSession 
       }
       return out;
     },
-    commit(params) {
+    takeStatistics() {
       if (training && passes === 0) {
         // A loss that ran the backbone itself: its normalisation silently stayed in inference mode.
         throw new Error(
           `normSession: no forward pass of "${backbone.name}" went through this step's session; pass the step's norm session to features() / targetLogits() (or call its apply)`,
         );
       }
-      if (!latest) return params;
       const final = latest;
-      const finalSet = new Set(Object.values(final));
+      const finalSet = new Set(Object.values(final ?? {}));
       for (const t of kept) if (!finalSet.has(t)) t.dispose();
       kept.length = 0;
       latest = undefined;
+      return final;
+    },
+    commit(params) {
+      const final = this.takeStatistics();
+      if (!final) return params;
       for (const name of Object.keys(final)) params[name]?.dispose();
       return { ...params, ...final };
     },
