@@ -171,15 +171,16 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
           ? x
           : tf.reshape(x, [x.shape[0] as number, ...spec.inputShape]);
       const taps: Record<string, tf.Tensor> = {};
+      const statistics: Record<string, tf.Tensor> = {};
       const norm: NormContext | undefined =
-        opts.training && nonTrainable.length > 0 ? { training: true, statistics: {} } : undefined;
+        opts.training && nonTrainable.length > 0 ? { training: true, statistics } : undefined;
       let dataInput = true;
       for (const layer of spec.layers) {
         h = applyLayer(layer, params, h, undefined, dataInput, norm);
         if (hasParams(layer)) dataInput = false;
         if (wanted.has(layer.name)) taps[layer.name] = h;
       }
-      return norm ? { features: h, taps, statistics: norm.statistics } : { features: h, taps };
+      return norm ? { features: h, taps, statistics } : { features: h, taps };
     },
   };
 

@@ -67,7 +67,8 @@ export interface BatchNormOptions {
  */
 export interface NormContext {
   readonly training: boolean;
-  readonly statistics: Record<string, tf.Tensor>;
+  /** Receives the updated running statistics; leave out when a pass does not need them (L2T-ww's look-ahead). */
+  readonly statistics?: Record<string, tf.Tensor>;
 }
 
 /** Whether a residual block needs the 1×1 projection shortcut for this input shape. */
@@ -324,12 +325,14 @@ function batchNormalize(
       `batch normalisation "${prefix}" in training mode needs more than one value per channel, got a batch of shape [${x.shape}]`,
     );
   const { mean, variance } = tf.moments(x, axes);
-  const m = opts.momentum ?? 0.1;
-  norm.statistics[`${prefix}.running_mean`] = tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m));
-  norm.statistics[`${prefix}.running_var`] = tf.add(
-    tf.mul(runningVar, 1 - m),
-    tf.mul(variance, (m * count) / (count - 1)),
-  );
+  if (norm.statistics) {
+    const m = opts.momentum ?? 0.1;
+    norm.statistics[`${prefix}.running_mean`] = tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m));
+    norm.statistics[`${prefix}.running_var`] = tf.add(
+      tf.mul(runningVar, 1 - m),
+      tf.mul(variance, (m * count) / (count - 1)),
+    );
+  }
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
 }
 

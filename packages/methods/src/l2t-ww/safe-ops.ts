@@ -334,11 +334,8 @@ export function safeBackboneApply(
 ): { features: tf.Tensor; taps: Record<string, tf.Tensor> } {
   // Batch normalisation in training mode normalises with batch moments (mean,
   // square, rsqrt: ops whose gradients read their inputs, so second order is
-  // safe); the running statistics it computes are not needed here and die
-  // with the caller's tidy.
-  const norm: NormContext | undefined = opts.training
-    ? { training: true, statistics: {} }
-    : undefined;
+  // safe); running statistics are not needed here and not computed.
+  const norm: NormContext | undefined = opts.training ? { training: true } : undefined;
   const wanted = new Set(opts.taps ?? []);
   let h =
     x.shape.length === spec.inputShape.length + 1
