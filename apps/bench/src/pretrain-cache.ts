@@ -12,6 +12,14 @@ import {
 } from './runner.js';
 
 /**
+ * Part of every cache key. Bump it when what a pre-training produces changes
+ * in a way the other key fields cannot see — the initialisation or the step
+ * itself (2: batch normalisation trained in training mode, He initialisation
+ * looking past batchNorm layers).
+ */
+export const PRETRAIN_CACHE_VERSION = 2;
+
+/**
  * Source pre-training, cached on disk under `cacheDir` by a hash of
  * everything that determines the weights (source identity and options,
  * seed, architecture, pre-training config), so a re-run or another suite on
@@ -31,6 +39,7 @@ export async function loadOrPretrain(args: {
   const key = createHash('sha256')
     .update(
       JSON.stringify({
+        version: PRETRAIN_CACHE_VERSION,
         ...args.sourceKey,
         seed: args.seed,
         backbone: args.backbone.spec ?? args.backbone.name,
