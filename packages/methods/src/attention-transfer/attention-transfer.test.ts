@@ -139,3 +139,45 @@ describe('attention-transfer', () => {
     tf.dispose([b.x, b.y, ...Object.values(pretrained)]);
   });
 });
+
+describe('attention-transfer with a batch-normalised target', () => {
+  it('trains it with batch statistics (running averages follow the batches, the optimizer never sees them); no leaks', () => {
+    const targetSpec = {
+      name: 'cnn-bn',
+      inputShape: [8, 8, 1],
+      layers: [
+        { kind: 'conv2d', name: 'c1', filters: 4, kernelSize: 3 },
+        { kind: 'batchNorm', name: 'bn1' },
+        { kind: 'relu', name: 'r1' },
+        { kind: 'maxPool', name: 'p1', size: 2 },
+        { kind: 'conv2d', name: 'c2', filters: 6, kernelSize: 3, activation: 'relu' },
+        { kind: 'flatten', name: 'flat' },
+      ],
+    } as const;
+    const pretrained = source.init(createRng(1));
+    const config = attentionTransfer.validate({ targetBackbone: 'spec', targetSpec });
+    let state = attentionTransfer.init(context(config, pretrained));
+    expect(state.pairs.map((p) => p.target)).toEqual(['r1', 'c2']);
+    expect(state.trainable).not.toContain('bn1.running_var');
+    const b = batch(4);
+    const expected = tf.tidy(() => {
+      const c = state.target.apply(state.params, b.x, { taps: ['c1'] }).taps.c1 as tf.Tensor;
+      const { variance } = tf.moments(c, [0, 1, 2]);
+      const n = 12 * 64;
+      return Array.from(tf.add(0.9, tf.mul(variance, (0.1 * n) / (n - 1))).dataSync());
+    });
+    state = attentionTransfer.trainStep(state, { target: b, step: 0 }).state;
+    for (const [i, v] of Array.from(state.params['bn1.running_var']?.dataSync() ?? []).entries())
+      expect(v).toBeCloseTo(expected[i] as number, 4);
+    let step = 1;
+    const growth = measureTensorGrowth(
+      () => {
+        state = attentionTransfer.trainStep(state, { target: b, step: step++ }).state;
+      },
+      { warmup: 2, steps: 4 },
+    );
+    expect(growth.grew).toBe(false);
+    attentionTransfer.dispose(state);
+    tf.dispose([b.x, b.y, ...Object.values(pretrained)]);
+  });
+});
