@@ -19,8 +19,9 @@ const USAGE = `transferlab benchmark
   pnpm bench list                                   suites, methods, tasks, backbones
   pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
-  pnpm bench speed [--backend NAME] [--backbone ID] [--seconds S]
-                                            training steps/s of each backbone on each backend
+  pnpm bench speed [--backend NAME|onnxruntime] [--backbone ID] [--seconds S]
+                                            training steps/s of each backbone on each backend,
+                                            and of the compiled ONNX step (onnxruntime) where it applies
   pnpm bench step-cost [--backbone ID] [--backend NAME] [--seconds S]
                                             one training step of each method, as a multiple of fine-tuning's
   pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
@@ -165,9 +166,15 @@ async function main(argv: string[]): Promise<number> {
       if (!(seconds > 0))
         throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
       if (values.backbone !== undefined) createBackboneRegistry().get(values.backbone);
+      // --backend onnxruntime times only the compiled ONNX step; a tfjs backend only that backend.
       const { results, unavailable } = await measureSpeed({
         seconds,
-        ...(values.backend ? { backends: [values.backend] } : {}),
+        ...(values.backend
+          ? {
+              backends: values.backend === 'onnxruntime' ? [] : [values.backend],
+              onnxruntime: values.backend === 'onnxruntime',
+            }
+          : {}),
         ...(values.backbone ? { backbones: [values.backbone] } : {}),
       });
       process.stdout.write(

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { formatStepCost, measureStepCost } from './speed.js';
+import { formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 
 describe('measureStepCost', () => {
   it('times each method on the same batch relative to fine-tuning, reports failures and frees everything', async () => {
@@ -42,5 +42,20 @@ describe('measureStepCost', () => {
     const table = formatStepCost(results);
     expect(table).toContain('| merlin | mlp-256-128 | wasm | 64 |');
     expect(table).toMatch(/\| typo .*not measured: Unknown method "merln"/);
+  });
+});
+
+describe('measureSpeed', () => {
+  it('times the compiled ONNX step for the backbones it compiles, and only those', async () => {
+    const { results, unavailable } = await measureSpeed({
+      backends: [],
+      backbones: ['mlp', 'cnn'],
+      seconds: 0.2,
+    });
+    expect(unavailable).toEqual([]);
+    expect(results.map((r) => [r.backend, r.backbone])).toEqual([['onnxruntime', 'mlp-256-128']]);
+    const [r] = results;
+    expect(r?.steps).toBeGreaterThanOrEqual(1);
+    expect(r?.examplesPerSecond).toBeCloseTo((r?.stepsPerSecond ?? 0) * 64, 6);
   });
 });

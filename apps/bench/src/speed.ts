@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKENDS, createRng, disposeParams, initBackend } from '@transferlab/core';
+import { BACKENDS, createRng, disposeParams, initBackend, mergeParams } from '@transferlab/core';
 import { createMethodRegistry, scratch } from '@transferlab/methods';
-import { createBackboneRegistry, linearHead } from '@transferlab/models';
+import {
+  buildTrainStepGraph,
+  compileTrainStep,
+  createBackboneRegistry,
+  linearHead,
+  type OnnxTrainer,
+} from '@transferlab/models';
 
 export interface SpeedResult {
   backend: string;
@@ -22,6 +28,8 @@ export async function measureSpeed(opts: {
   backbones?: readonly string[];
   batchSize?: number;
   seconds?: number;
+  /** Also time the compiled ONNX training step (onnxruntime, SGD) where it applies. Default true. */
+  onnxruntime?: boolean;
 }): Promise<{ results: SpeedResult[]; unavailable: { backend: string; error: string }[] }> {
   const batchSize = opts.batchSize ?? 64;
   const seconds = opts.seconds ?? 3;
@@ -74,6 +82,49 @@ export async function measureSpeed(opts: {
         scratch.dispose(state);
         x.dispose();
         y.dispose();
+      }
+    }
+  }
+  // The compiled path: the whole SGD step as one ONNX graph in onnxruntime,
+  // for the backbones it can compile (flatten + dense).
+  if (opts.onnxruntime ?? true) {
+    for (const id of opts.backbones ?? registry.ids) {
+      const backbone = registry.get(id).create([28, 28, 1]);
+      const head = linearHead(backbone.featureDim, 10);
+      try {
+        buildTrainStepGraph(backbone, head);
+      } catch {
+        continue; // not compilable: conv, residual or normalisation layers
+      }
+      const rng = createRng(0);
+      const params = mergeParams(backbone.init(rng), head.init(rng));
+      let trainer: OnnxTrainer | undefined;
+      try {
+        trainer = await compileTrainStep(backbone, head, params, { momentum: 0.9 });
+        const x = Float32Array.from(rng.normalArray(batchSize * 784));
+        const y = Int32Array.from({ length: batchSize }, () => rng.int(10));
+        await trainer.step(x, y, batchSize, 0.01);
+        let steps = 0;
+        const started = performance.now();
+        while (performance.now() - started < seconds * 1000 || steps < 1) {
+          await trainer.step(x, y, batchSize, 0.01);
+          steps++;
+        }
+        const elapsed = (performance.now() - started) / 1000;
+        results.push({
+          backend: 'onnxruntime',
+          backbone: backbone.name,
+          batchSize,
+          steps,
+          stepsPerSecond: steps / elapsed,
+          examplesPerSecond: (steps * batchSize) / elapsed,
+        });
+      } catch (err) {
+        unavailable.push({ backend: 'onnxruntime', error: (err as Error).message });
+        break;
+      } finally {
+        await trainer?.dispose();
+        disposeParams(params);
       }
     }
   }
