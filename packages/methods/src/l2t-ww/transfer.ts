@@ -10,7 +10,6 @@ import {
   pickParams,
   type Rng,
   softmaxCrossEntropy,
-  trainStep,
 } from '@transferlab/core';
 import {
   type Backbone,
@@ -24,7 +23,7 @@ import {
   requireSpec,
   type SpecBackbone,
 } from '@transferlab/models';
-import { normSession } from '../shared/batch-norm.js';
+import { normalizedTrainStep } from '../shared/batch-norm.js';
 import { createOptimizer, type OptimConfig, scheduleFactor } from '../shared/classifier.js';
 import { requirePositive } from '../shared/config.js';
 import type { MethodContext } from '../types.js';
@@ -492,29 +491,27 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
   ) => tf.Scalar,
 ): { state: FeatureTransferState<C>; loss: number } {
   const src = tf.tidy(() => sourceTaps(state.source, state.pairs, batch.x));
-  // The target trains from scratch: its normalisation (if any) in training mode.
-  const norm = normSession(state.target, (state.target.nonTrainable ?? []).length > 0);
   try {
     const targetTapNames = [...new Set(state.pairs.map((p) => p.target))];
-    const result = trainStep({
+    const result = normalizedTrainStep({
+      backbone: state.target,
+      // The target trains from scratch: its normalisation (if any) in training mode.
+      trainBatchNorm: (state.target.nonTrainable ?? []).length > 0,
       params: state.params,
       state: state.optState,
       optimizer: state.optimizer,
       trainable: state.trainable,
       lrFactor: featureTransferLrFactor(state, step),
-      loss: (p) => {
+      loss: (p, norm) => {
         const out = norm.apply(p, batch.x, { taps: targetTapNames });
         const ce = softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
         return tf.add(ce, transferLoss(p, out.taps, src)) as tf.Scalar;
       },
     });
     return {
-      state: { ...state, params: norm.commit(result.params), optState: result.state },
+      state: { ...state, params: result.params, optState: result.state },
       loss: result.loss,
     };
-  } catch (err) {
-    norm.dispose();
-    throw err;
   } finally {
     tf.dispose(Object.values(src));
   }

@@ -8,10 +8,9 @@ import {
   type OptimizerState,
   type Params,
   softmaxCrossEntropy,
-  trainStep,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
-import { normSession, trainsBatchNorm } from '../shared/batch-norm.js';
+import { normalizedTrainStep, trainsBatchNorm } from '../shared/batch-norm.js';
 import {
   createOptimizer,
   type OptimConfig,
@@ -195,15 +194,16 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     );
     // The student's normalisation trains like fine-tuning's; the teacher (the
     // original network) answers in inference mode.
-    const norm = normSession(state.backbone, state.trainBatchNorm);
     try {
-      const result = trainStep({
+      const result = normalizedTrainStep({
+        backbone: state.backbone,
+        trainBatchNorm: state.trainBatchNorm,
         params: state.params,
         state: state.optState,
         optimizer: state.optimizer,
         trainable: state.trainable,
         lrFactor: scheduleFactor(c, input.step, state.totalSteps),
-        loss: (p) => {
+        loss: (p, norm) => {
           const feats = norm.apply(p, x).features;
           const ce = softmaxCrossEntropy(state.head.apply(p, feats), y);
           // Kept when λ_o = 0 (as a zero term) so the old head still has a gradient.
@@ -212,12 +212,9 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
         },
       });
       return {
-        state: { ...state, params: norm.commit(result.params), optState: result.state },
+        state: { ...state, params: result.params, optState: result.state },
         loss: result.loss,
       };
-    } catch (err) {
-      norm.dispose();
-      throw err;
     } finally {
       teacher.dispose();
     }

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Params } from '@transferlab/core';
+import {
+  type Optimizer,
+  type OptimizerState,
+  type Params,
+  type TrainStepResult,
+  trainStep,
+} from '@transferlab/core';
 import type { ApplyOptions, Backbone, BackboneOutput } from '@transferlab/models';
 
 /**
@@ -80,4 +86,38 @@ export function trainsBatchNorm(
   freezeBatchNorm = false,
 ): boolean {
   return backboneLrMultiplier > 0 && (backbone.nonTrainable ?? []).length > 0 && !freezeBatchNorm;
+}
+
+/**
+ * Core's `trainStep` with the step's forward passes in a `normSession`: the
+ * loss gets the session (run every forward pass of `backbone` through it),
+ * and the new parameters carry the step's running statistics. On failure the
+ * kept statistics are freed and the error rethrown.
+ */
+export function normalizedTrainStep(args: {
+  backbone: Backbone;
+  trainBatchNorm: boolean;
+  params: Params;
+  state: OptimizerState;
+  optimizer: Optimizer;
+  trainable: readonly string[];
+  lrFactor: number;
+  loss: (params: Params, norm: NormSession) => tf.Scalar;
+}): TrainStepResult {
+  const norm = normSession(args.backbone, args.trainBatchNorm);
+  let result: TrainStepResult;
+  try {
+    result = trainStep({
+      params: args.params,
+      state: args.state,
+      optimizer: args.optimizer,
+      trainable: args.trainable,
+      lrFactor: args.lrFactor,
+      loss: (p) => args.loss(p, norm),
+    });
+  } catch (err) {
+    norm.dispose();
+    throw err;
+  }
+  return { ...result, params: norm.commit(result.params) };
 }

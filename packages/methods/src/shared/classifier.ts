@@ -12,11 +12,10 @@ import {
   type Rng,
   sgd,
   softmaxCrossEntropy,
-  trainStep,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import type { Batch, LoopConfig, TransferMethod } from '../types.js';
-import { normSession, trainsBatchNorm } from './batch-norm.js';
+import { normalizedTrainStep, trainsBatchNorm } from './batch-norm.js';
 import { mergeConfig, requireNonNegative, requireOneOf, requirePositive } from './config.js';
 
 /** Options shared by every method that trains a backbone + linear head with a first-order optimizer. */
@@ -117,24 +116,18 @@ export function classifierStep(
   batch: Batch,
   step: number,
 ): { state: ClassifierState; loss: number } {
-  const norm = normSession(state.backbone, state.trainBatchNorm);
-  let result: ReturnType<typeof trainStep>;
-  try {
-    result = trainStep({
-      params: state.params,
-      state: state.optState,
-      optimizer: state.optimizer,
-      trainable: state.trainable,
-      lrFactor: scheduleFactor(state.config, step, state.totalSteps),
-      loss: (p) =>
-        softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
-    });
-  } catch (err) {
-    norm.dispose();
-    throw err;
-  }
-  const params = norm.commit(result.params);
-  return { state: { ...state, params, optState: result.state }, loss: result.loss };
+  const result = normalizedTrainStep({
+    backbone: state.backbone,
+    trainBatchNorm: state.trainBatchNorm,
+    params: state.params,
+    state: state.optState,
+    optimizer: state.optimizer,
+    trainable: state.trainable,
+    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+    loss: (p, norm) =>
+      softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
+  });
+  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
 }
 
 export function disposeClassifier(state: ClassifierState): void {

@@ -8,11 +8,10 @@ import {
   type OptimizerState,
   type Params,
   type Rng,
-  trainStep,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import type { MethodContext } from '../types.js';
-import { type NormSession, normSession, trainsBatchNorm } from './batch-norm.js';
+import { type NormSession, normalizedTrainStep, trainsBatchNorm } from './batch-norm.js';
 import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.js';
 
 /**
@@ -135,23 +134,17 @@ export function multiHeadStep<C extends OptimConfig>(
   step: number,
   loss: (params: Params, norm: NormSession) => tf.Scalar,
 ): { state: MultiHeadState<C>; loss: number } {
-  const norm = normSession(state.backbone, state.trainBatchNorm);
-  let result: ReturnType<typeof trainStep>;
-  try {
-    result = trainStep({
-      params: state.params,
-      state: state.optState,
-      optimizer: state.optimizer,
-      trainable: state.trainable,
-      lrFactor: scheduleFactor(state.config, step, state.totalSteps),
-      loss: (p) => loss(p, norm),
-    });
-  } catch (err) {
-    norm.dispose();
-    throw err;
-  }
-  const params = norm.commit(result.params);
-  return { state: { ...state, params, optState: result.state }, loss: result.loss };
+  const result = normalizedTrainStep({
+    backbone: state.backbone,
+    trainBatchNorm: state.trainBatchNorm,
+    params: state.params,
+    state: state.optState,
+    optimizer: state.optimizer,
+    trainable: state.trainable,
+    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+    loss,
+  });
+  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
 }
 
 export function disposeMultiHead(state: MultiHeadState): void {
