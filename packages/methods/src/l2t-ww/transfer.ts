@@ -493,21 +493,20 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
   const src = tf.tidy(() => sourceTaps(state.source, state.pairs, batch.x));
   try {
     const targetTapNames = [...new Set(state.pairs.map((p) => p.target))];
-    const result = normalizedTrainStep({
-      backbone: state.target,
+    const result = normalizedTrainStep(
       // The target trains from scratch: its normalisation (if any) in training mode.
-      trainBatchNorm: (state.target.nonTrainable ?? []).length > 0,
-      params: state.params,
-      state: state.optState,
-      optimizer: state.optimizer,
-      trainable: state.trainable,
-      lrFactor: featureTransferLrFactor(state, step),
-      loss: (p, norm) => {
+      {
+        ...state,
+        backbone: state.target,
+        trainBatchNorm: (state.target.nonTrainable ?? []).length > 0,
+      },
+      featureTransferLrFactor(state, step),
+      (p, norm) => {
         const out = norm.apply(p, batch.x, { taps: targetTapNames });
         const ce = softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
         return tf.add(ce, transferLoss(p, out.taps, src)) as tf.Scalar;
       },
-    });
+    );
     return {
       state: { ...state, params: result.params, optState: result.state },
       loss: result.loss,

@@ -195,22 +195,17 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     // The student's normalisation trains like fine-tuning's; the teacher (the
     // original network) answers in inference mode.
     try {
-      const result = normalizedTrainStep({
-        backbone: state.backbone,
-        trainBatchNorm: state.trainBatchNorm,
-        params: state.params,
-        state: state.optState,
-        optimizer: state.optimizer,
-        trainable: state.trainable,
-        lrFactor: scheduleFactor(c, input.step, state.totalSteps),
-        loss: (p, norm) => {
+      const result = normalizedTrainStep(
+        state,
+        scheduleFactor(c, input.step, state.totalSteps),
+        (p, norm) => {
           const feats = norm.apply(p, x).features;
           const ce = softmaxCrossEntropy(state.head.apply(p, feats), y);
           // Kept when λ_o = 0 (as a zero term) so the old head still has a gradient.
           const old = distillationLoss(state.oldHead.apply(p, feats), teacher, c.temperature);
           return tf.add(ce, tf.mul(old, c.lambdaOld)) as tf.Scalar;
         },
-      });
+      );
       return {
         state: { ...state, params: result.params, optState: result.state },
         loss: result.loss,

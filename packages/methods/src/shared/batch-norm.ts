@@ -88,32 +88,38 @@ export function trainsBatchNorm(
   return backboneLrMultiplier > 0 && (backbone.nonTrainable ?? []).length > 0 && !freezeBatchNorm;
 }
 
+/** What a trainer keeps between steps: the network, its weights and its optimizer. */
+export interface TrainedModel {
+  readonly backbone: Backbone;
+  /** Run normalisation in training mode (see `trainsBatchNorm`). */
+  readonly trainBatchNorm: boolean;
+  readonly params: Params;
+  readonly optState: OptimizerState;
+  readonly optimizer: Optimizer;
+  readonly trainable: readonly string[];
+}
+
 /**
- * Core's `trainStep` with the step's forward passes in a `normSession`: the
- * loss gets the session (run every forward pass of `backbone` through it),
- * and the new parameters carry the step's running statistics. On failure the
- * kept statistics are freed and the error rethrown.
+ * Core's `trainStep` on `model` with the step's forward passes in a
+ * `normSession`: the loss gets the session (run every forward pass of the
+ * backbone through it), and the new parameters carry the step's running
+ * statistics. On failure the kept statistics are freed and the error rethrown.
  */
-export function normalizedTrainStep(args: {
-  backbone: Backbone;
-  trainBatchNorm: boolean;
-  params: Params;
-  state: OptimizerState;
-  optimizer: Optimizer;
-  trainable: readonly string[];
-  lrFactor: number;
-  loss: (params: Params, norm: NormSession) => tf.Scalar;
-}): TrainStepResult {
-  const norm = normSession(args.backbone, args.trainBatchNorm);
+export function normalizedTrainStep(
+  model: TrainedModel,
+  lrFactor: number,
+  loss: (params: Params, norm: NormSession) => tf.Scalar,
+): TrainStepResult {
+  const norm = normSession(model.backbone, model.trainBatchNorm);
   let result: TrainStepResult;
   try {
     result = trainStep({
-      params: args.params,
-      state: args.state,
-      optimizer: args.optimizer,
-      trainable: args.trainable,
-      lrFactor: args.lrFactor,
-      loss: (p) => args.loss(p, norm),
+      params: model.params,
+      state: model.optState,
+      optimizer: model.optimizer,
+      trainable: model.trainable,
+      lrFactor,
+      loss: (p) => loss(p, norm),
     });
   } catch (err) {
     norm.dispose();

@@ -116,17 +116,11 @@ export function classifierStep(
   batch: Batch,
   step: number,
 ): { state: ClassifierState; loss: number } {
-  const result = normalizedTrainStep({
-    backbone: state.backbone,
-    trainBatchNorm: state.trainBatchNorm,
-    params: state.params,
-    state: state.optState,
-    optimizer: state.optimizer,
-    trainable: state.trainable,
-    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
-    loss: (p, norm) =>
-      softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
-  });
+  const result = normalizedTrainStep(
+    state,
+    scheduleFactor(state.config, step, state.totalSteps),
+    (p, norm) => softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
+  );
   return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
 }
 

@@ -134,16 +134,11 @@ export function multiHeadStep<C extends OptimConfig>(
   step: number,
   loss: (params: Params, norm: NormSession) => tf.Scalar,
 ): { state: MultiHeadState<C>; loss: number } {
-  const result = normalizedTrainStep({
-    backbone: state.backbone,
-    trainBatchNorm: state.trainBatchNorm,
-    params: state.params,
-    state: state.optState,
-    optimizer: state.optimizer,
-    trainable: state.trainable,
-    lrFactor: scheduleFactor(state.config, step, state.totalSteps),
+  const result = normalizedTrainStep(
+    state,
+    scheduleFactor(state.config, step, state.totalSteps),
     loss,
-  });
+  );
   return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
 }
 
