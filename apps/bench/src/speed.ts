@@ -28,7 +28,7 @@ export async function measureSpeed(opts: {
   backbones?: readonly string[];
   batchSize?: number;
   seconds?: number;
-  /** Also time the compiled ONNX training step (onnxruntime, SGD) where it applies. Default true. */
+  /** Also time the compiled ONNX training step (onnxruntime, Adam like the others) where it applies. Default true. */
   onnxruntime?: boolean;
 }): Promise<{ results: SpeedResult[]; unavailable: { backend: string; error: string }[] }> {
   const batchSize = opts.batchSize ?? 64;
@@ -85,9 +85,11 @@ export async function measureSpeed(opts: {
       }
     }
   }
-  // The compiled path: the whole SGD step as one ONNX graph in onnxruntime,
+  // The compiled path: the whole Adam step as one ONNX graph in onnxruntime,
   // for the backbones it can compile (flatten + dense).
   if (opts.onnxruntime ?? true) {
+    // The initial weights are drawn as tfjs tensors: any backend will do.
+    if (results.length === 0) await initBackend();
     for (const id of opts.backbones ?? registry.ids) {
       const backbone = registry.get(id).create([28, 28, 1]);
       const head = linearHead(backbone.featureDim, 10);
@@ -100,7 +102,7 @@ export async function measureSpeed(opts: {
       const params = mergeParams(backbone.init(rng), head.init(rng));
       let trainer: OnnxTrainer | undefined;
       try {
-        trainer = await compileTrainStep(backbone, head, params, { momentum: 0.9 });
+        trainer = await compileTrainStep(backbone, head, params, { optimizer: 'adam' });
         const x = Float32Array.from(rng.normalArray(batchSize * 784));
         const y = Int32Array.from({ length: batchSize }, () => rng.int(10));
         await trainer.step(x, y, batchSize, 0.01);

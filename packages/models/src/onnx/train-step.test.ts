@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  adam,
   createRng,
   disposeParams,
   initBackend,
@@ -42,7 +43,23 @@ const cases: {
   momentum: number;
   weightDecay: number;
   headOnly?: boolean;
+  adam?: { decoupled: boolean };
 }[] = [
+  {
+    id: 'Adam, coupled weight decay',
+    spec: mlpSpec([12], [16, 8]),
+    momentum: 0,
+    weightDecay: 1e-2,
+    adam: { decoupled: false },
+  },
+  {
+    id: 'AdamW (decoupled), head only',
+    spec: mlpSpec([12], [10]),
+    momentum: 0,
+    weightDecay: 5e-2,
+    headOnly: true,
+    adam: { decoupled: true },
+  },
   {
     id: 'relu MLP, momentum + weight decay',
     spec: mlpSpec([3, 4], [16, 8]),
@@ -71,7 +88,7 @@ const cases: {
 describe('ONNX training step (onnxruntime) against tfjs autodiff + core sgd', () => {
   it.each(cases)(
     '$id: the same weights and losses after 6 steps',
-    async ({ id, spec, momentum, weightDecay, headOnly }) => {
+    async ({ id, spec, momentum, weightDecay, headOnly, adam: adamOpts }) => {
       const backbone = createBackbone(spec);
       const head = linearHead(backbone.featureDim, 4);
       const rng = createRng(3);
@@ -91,8 +108,11 @@ describe('ONNX training step (onnxruntime) against tfjs autodiff + core sgd', ()
         momentum,
         weightDecay,
         trainable,
+        ...(adamOpts ? { optimizer: 'adam' as const, decoupled: adamOpts.decoupled } : {}),
       });
-      const optimizer = sgd({ lr: 0.05, momentum, weightDecay });
+      const optimizer = adamOpts
+        ? adam({ lr: 0.05, weightDecay, decoupled: adamOpts.decoupled })
+        : sgd({ lr: 0.05, momentum, weightDecay });
       let params: Params = Object.fromEntries(
         Object.entries(init).map(([n, t]) => [n, tf.clone(t)]),
       );
@@ -150,6 +170,9 @@ describe('ONNX training step (onnxruntime) against tfjs autodiff + core sgd', ()
     expect(() => buildTrainStepGraph(mlp, linearHead(5, 3), { momentum: 1 })).toThrow(
       'momentum must be in [0, 1)',
     );
+    expect(() =>
+      buildTrainStepGraph(mlp, linearHead(5, 3), { optimizer: 'rmsprop' as never }),
+    ).toThrow(`optimizer must be 'sgd' or 'adam', got "rmsprop"`);
     expect(() => buildTrainStepGraph(mlp, linearHead(5, 3), { trainable: ['fc9.weight'] })).toThrow(
       'unknown trainable parameter "fc9.weight" (have: fc1.weight, fc1.bias, head.weight, head.bias)',
     );

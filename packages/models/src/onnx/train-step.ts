@@ -4,17 +4,20 @@
  * closing the gap between tfjs (wasm) and PyTorch on small networks.
  *
  * What it compiles: a backbone of flatten + dense layers (activation relu,
- * square or linear), a linear head, mean softmax cross-entropy, and SGD with
- * momentum and coupled weight decay exactly as core's `sgd` (PyTorch's
- * convention: g += wd·p; v = μ·v + g; p −= lr·v; a velocity starts at zero).
+ * square or linear), a linear head, mean softmax cross-entropy, and the
+ * update of core's `sgd` (momentum, coupled weight decay: PyTorch's
+ * convention g += wd·p; v = μ·v + g; p −= lr·v) or `adam` (bias-corrected,
+ * optionally AdamW), slots starting at zero.
  * The backward pass is written out by hand (reverse-mode through Gemm, the
  * activations and log-softmax); a test checks the weights after several
  * steps against tfjs's autodiff and core's optimizer.
  *
  * Graph interface. Inputs: `x` [N, …inputShape] float32, `y` [N] int64
- * labels, `lr` [] float32 (the step's learning rate, schedule applied), and
- * for every parameter `<name>` its value and `v:<name>` its velocity.
- * Outputs: `loss` [] and, per parameter, `<name>:next` and `v:<name>:next`.
+ * labels, `lr` [] float32 (the step's learning rate, schedule applied),
+ * for Adam `c1`, `c2` [] (the bias corrections 1 − β^t), and for every
+ * parameter `<name>` its value and its optimizer slots (`v:<name>` SGD's
+ * velocity; `m:<name>`, `v:<name>` Adam's moments). Outputs: `loss` [] and,
+ * per parameter and slot, `<name>:next`.
  * Everything stays in ONNX's row-major layout, which for dense layers is
  * tfjs's: a dense weight is [in, out] (Gemm with transB = 0).
  */
@@ -26,10 +29,17 @@ import { DT } from './proto.js';
 import { loadOnnxRuntime } from './runtime.js';
 
 export interface OnnxTrainStepOptions {
+  /** 'sgd' (default) or 'adam', each exactly as core's optimizer of that name. */
+  optimizer?: 'sgd' | 'adam';
   /** SGD momentum μ in [0, 1). Default 0. */
   momentum?: number;
-  /** Coupled L2 weight decay (added to the gradient). Default 0. */
+  /** L2 weight decay: added to the gradient (coupled), or AdamW's decoupled decay with `decoupled`. Default 0. */
   weightDecay?: number;
+  /** Adam's β₁, β₂, ε (defaults 0.9, 0.999, 1e-8) and AdamW's decoupled decay. */
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  decoupled?: boolean;
   /** Only these parameters are updated (the rest pass through unchanged). Default: all. */
   trainable?: readonly string[];
 }
@@ -70,11 +80,19 @@ export function buildTrainStepGraph(
   head: LinearHead,
   opts: OnnxTrainStepOptions = {},
 ): Uint8Array {
+  const adam = opts.optimizer === 'adam';
+  if (opts.optimizer !== undefined && opts.optimizer !== 'sgd' && !adam)
+    throw new Error(`compileTrainStep: optimizer must be 'sgd' or 'adam', got "${opts.optimizer}"`);
   const momentum = opts.momentum ?? 0;
   const wd = opts.weightDecay ?? 0;
   if (!(momentum >= 0 && momentum < 1))
     throw new Error(`compileTrainStep: momentum must be in [0, 1), got ${momentum}`);
   if (!(wd >= 0)) throw new Error(`compileTrainStep: weightDecay must be ≥ 0, got ${wd}`);
+  const b1 = opts.beta1 ?? 0.9;
+  const b2 = opts.beta2 ?? 0.999;
+  const eps = opts.eps ?? 1e-8;
+  // The optimizer's per-parameter slots, fed in and taken out each step.
+  const slotPrefixes = adam ? ['m:', 'v:'] : momentum > 0 ? ['v:'] : [];
   const layers = denseLayers(backbone);
   const featureDim = layers.at(-1)?.units ?? backbone.featureDim;
   if (head.inDim !== featureDim)
@@ -99,9 +117,14 @@ export function buildTrainStepGraph(
   g.input('x', ['N', ...backbone.inputShape]);
   g.input('y', ['N'], DT.INT64);
   g.input('lr', []);
+  if (adam) {
+    // Bias corrections 1 − β^t, computed by the caller from the step count.
+    g.input('c1', []);
+    g.input('c2', []);
+  }
   for (const [n, s] of Object.entries(shapes)) {
     g.input(n, s);
-    if (trainable.has(n) && momentum > 0) g.input(`v:${n}`, s);
+    if (trainable.has(n)) for (const prefix of slotPrefixes) g.input(`${prefix}${n}`, s);
   }
   const i64 = (name: string, values: number[]) => g.int64Initializer(name, values, [values.length]);
   const axis0 = i64('axes:0', [0]);
@@ -188,9 +211,19 @@ export function buildTrainStepGraph(
     dOut = backLinear(l.name, inputs[i] as string, dz, i > 0);
   }
 
-  // SGD: g += wd·p; v = μ·v + g; p −= lr·v (as core's sgd and PyTorch).
-  const wdValue = wd > 0 ? g.initializer('wd', [wd], []) : '';
-  const muValue = momentum > 0 ? g.initializer('momentum', [momentum], []) : '';
+  const scalar = (name: string, value: number) => g.initializer(name, [value], []);
+  const wdValue = wd > 0 ? scalar('wd', wd) : '';
+  const coupled = wd > 0 && !(adam && opts.decoupled);
+  const muValue = !adam && momentum > 0 ? scalar('momentum', momentum) : '';
+  const adamConst = adam
+    ? {
+        b1: scalar('beta1', b1),
+        oneMinusB1: scalar('1-beta1', 1 - b1),
+        b2: scalar('beta2', b2),
+        oneMinusB2: scalar('1-beta2', 1 - b2),
+        eps: scalar('eps', eps),
+      }
+    : undefined;
   for (const [name, s] of Object.entries(shapes)) {
     if (!trainable.has(name)) {
       g.op('Identity', [name], {}, `${name}:next`);
@@ -198,9 +231,33 @@ export function buildTrainStepGraph(
       continue;
     }
     let grad = grads[name] as string;
-    if (wd > 0) grad = g.op('Add', [grad, g.op('Mul', [name, wdValue])]);
+    if (coupled) grad = g.op('Add', [grad, g.op('Mul', [name, wdValue])]);
     let step = grad;
-    if (momentum > 0) {
+    if (adamConst) {
+      // Adam (as core's adam): m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²;
+      // p −= lr·(m/c₁)/(√(v/c₂) + ε); AdamW also p −= lr·wd·p.
+      const c = adamConst;
+      const m = g.op(
+        'Add',
+        [g.op('Mul', [`m:${name}`, c.b1]), g.op('Mul', [grad, c.oneMinusB1])],
+        {},
+        `m:${name}:next`,
+      );
+      const v = g.op(
+        'Add',
+        [g.op('Mul', [`v:${name}`, c.b2]), g.op('Mul', [g.op('Mul', [grad, grad]), c.oneMinusB2])],
+        {},
+        `v:${name}:next`,
+      );
+      g.output(`m:${name}:next`, s);
+      g.output(`v:${name}:next`, s);
+      step = g.op('Div', [
+        g.op('Div', [m, 'c1']),
+        g.op('Add', [g.op('Sqrt', [g.op('Div', [v, 'c2'])]), c.eps]),
+      ]);
+      if (wd > 0 && opts.decoupled) step = g.op('Add', [step, g.op('Mul', [name, wdValue])]);
+    } else if (momentum > 0) {
+      // SGD (as core's sgd and PyTorch): v = μv + g; p −= lr·v.
       step = g.op('Add', [g.op('Mul', [`v:${name}`, muValue]), grad], {}, `v:${name}:next`);
       g.output(`v:${name}:next`, s);
     }
@@ -242,8 +299,9 @@ export async function compileTrainStep(
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
+  const isSlot = (name: string) => name.startsWith('m:') || name.startsWith('v:');
   const names = session.outputNames
-    .filter((o) => o.endsWith(':next') && !o.startsWith('v:'))
+    .filter((o) => o.endsWith(':next') && !isSlot(o))
     .map((o) => o.slice(0, -':next'.length));
   const values: Record<string, Float32Array> = {};
   const dims: Record<string, number[]> = {};
@@ -258,10 +316,14 @@ export async function compileTrainStep(
     values[name] = Float32Array.from(t.dataSync());
     dims[name] = [...t.shape];
   }
-  const velocity: Record<string, Float32Array> = {};
+  // Optimizer slots (`v:<name>` for SGD momentum, `m:` and `v:` for Adam) start at zero.
+  const slots: Record<string, Float32Array> = {};
   for (const input of session.inputNames)
-    if (input.startsWith('v:'))
-      velocity[input] = new Float32Array(values[input.slice(2)]?.length ?? 0);
+    if (isSlot(input)) slots[input] = new Float32Array(values[input.slice(2)]?.length ?? 0);
+  const adam = opts.optimizer === 'adam';
+  const b1 = opts.beta1 ?? 0.9;
+  const b2 = opts.beta2 ?? 0.999;
+  let t = 0;
   const exampleSize = backbone.inputShape.reduce((a, b) => a * b, 1);
   let disposed = false;
   return {
@@ -280,13 +342,20 @@ export async function compileTrainStep(
         ),
         lr: new ort.Tensor('float32', Float32Array.of(lr), []),
       };
+      if (adam) {
+        const step = t + 1;
+        feeds.c1 = new ort.Tensor('float32', Float32Array.of(1 - b1 ** step), []);
+        feeds.c2 = new ort.Tensor('float32', Float32Array.of(1 - b2 ** step), []);
+      }
       for (const name of names)
         feeds[name] = new ort.Tensor('float32', values[name] as Float32Array, dims[name]);
-      for (const [v, data] of Object.entries(velocity))
-        feeds[v] = new ort.Tensor('float32', data, dims[v.slice(2)]);
+      for (const [slot, data] of Object.entries(slots))
+        feeds[slot] = new ort.Tensor('float32', data, dims[slot.slice(2)]);
       const out = await session.run(feeds);
       for (const name of names) values[name] = out[`${name}:next`]?.data as Float32Array;
-      for (const v of Object.keys(velocity)) velocity[v] = out[`${v}:next`]?.data as Float32Array;
+      for (const slot of Object.keys(slots))
+        slots[slot] = out[`${slot}:next`]?.data as Float32Array;
+      t++;
       const loss = out.loss;
       if (!loss) throw new Error('compileTrainStep: onnxruntime returned no loss');
       return (loss.data as Float32Array)[0] as number;
