@@ -9,6 +9,25 @@ import {
   type OnnxTrainer,
 } from '@transferlab/models';
 
+/**
+ * Time `step` for about `seconds` (at least one step) after `warmupSteps`
+ * untimed ones: steps taken and steps per second.
+ */
+async function timeSteps(
+  step: () => unknown,
+  seconds: number,
+  warmupSteps: number,
+): Promise<{ steps: number; stepsPerSecond: number }> {
+  for (let i = 0; i < warmupSteps; i++) await step();
+  let steps = 0;
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000 || steps < 1) {
+    await step();
+    steps++;
+  }
+  return { steps, stepsPerSecond: steps / ((performance.now() - started) / 1000) };
+}
+
 export interface SpeedResult {
   backend: string;
   backbone: string;
@@ -62,21 +81,14 @@ export async function measureSpeed(opts: {
       try {
         // One warm-up step and at least one timed step: a ResNet step on the
         // plain-JS cpu backend takes minutes.
-        step();
-        let steps = 0;
-        const started = performance.now();
-        while (performance.now() - started < seconds * 1000 || steps < 1) {
-          step();
-          steps++;
-        }
-        const elapsed = (performance.now() - started) / 1000;
+        const { steps, stepsPerSecond } = await timeSteps(step, seconds, 1);
         results.push({
           backend,
           backbone: backbone.name,
           batchSize,
           steps,
-          stepsPerSecond: steps / elapsed,
-          examplesPerSecond: (steps * batchSize) / elapsed,
+          stepsPerSecond,
+          examplesPerSecond: stepsPerSecond * batchSize,
         });
       } finally {
         scratch.dispose(state);
@@ -105,21 +117,19 @@ export async function measureSpeed(opts: {
         trainer = await compileTrainStep(backbone, head, params, { optimizer: 'adam' });
         const x = Float32Array.from(rng.normalArray(batchSize * 784));
         const y = Int32Array.from({ length: batchSize }, () => rng.int(10));
-        await trainer.step(x, y, batchSize, 0.01);
-        let steps = 0;
-        const started = performance.now();
-        while (performance.now() - started < seconds * 1000 || steps < 1) {
-          await trainer.step(x, y, batchSize, 0.01);
-          steps++;
-        }
-        const elapsed = (performance.now() - started) / 1000;
+        const onnx = trainer;
+        const { steps, stepsPerSecond } = await timeSteps(
+          () => onnx.step(x, y, batchSize, 0.01),
+          seconds,
+          1,
+        );
         results.push({
           backend: 'onnxruntime',
           backbone: backbone.name,
           batchSize,
           steps,
-          stepsPerSecond: steps / elapsed,
-          examplesPerSecond: (steps * batchSize) / elapsed,
+          stepsPerSecond,
+          examplesPerSecond: stepsPerSecond * batchSize,
         });
       } catch (err) {
         unavailable.push({ backend: 'onnxruntime', error: (err as Error).message });
@@ -251,17 +261,7 @@ export async function measureStepCost(opts: {
         // a quarter of the budget, so the first method measured is not penalised.
         const warmStart = performance.now();
         for (let w = 0; w < 3 || performance.now() - warmStart < seconds * 250; w++) run();
-        let steps = 0;
-        const started = performance.now();
-        while (performance.now() - started < seconds * 1000 || steps < 1) {
-          run();
-          steps++;
-        }
-        results.push({
-          ...base,
-          steps,
-          stepsPerSecond: steps / ((performance.now() - started) / 1000),
-        });
+        results.push({ ...base, ...(await timeSteps(run, seconds, 0)) });
       } catch (err) {
         results.push({ ...base, steps: 0, stepsPerSecond: 0, error: (err as Error).message });
       } finally {
