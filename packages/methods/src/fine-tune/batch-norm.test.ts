@@ -60,6 +60,24 @@ function batch(n: number) {
 
 const values = (t: tf.Tensor | undefined) => Array.from(t?.dataSync() ?? []);
 
+/** `method` initialised on the imported BN backbone (3 target and 3 source classes; LwF distils the source head). */
+function initOnBnBackbone(method: AnyTransferMethod, options: Record<string, unknown>) {
+  const { backbone, params } = importBnBackbone();
+  const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
+  const config = method.validate({ epochs: 1, batchSize: 8, ...options });
+  const state = method.init({
+    config,
+    backbone,
+    numClasses: 3,
+    pretrained: params,
+    sourceHead,
+    sourceNumClasses: 3,
+    rng: createRng(1),
+    totalSteps: 10,
+  });
+  return { state, sourceHead };
+}
+
 describe('fine-tuning a backbone with BatchNormalization', () => {
   it('trains in training mode: running statistics follow the batches, never the optimizer; no leaks', () => {
     const { backbone, params } = importBnBackbone();
@@ -202,24 +220,9 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       ],
     ];
     for (const [method, options, expectedMean] of cases) {
-      const { backbone, params } = importBnBackbone();
-      const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
-      const config = method.validate({
-        epochs: 1,
-        batchSize: 8,
-        backboneLrMultiplier: 0.1,
-        ...options,
-      });
-      let state = method.init({
-        config,
-        backbone,
-        numClasses: 3,
-        pretrained: params,
-        sourceHead,
-        sourceNumClasses: 3,
-        rng: createRng(1),
-        totalSteps: 10,
-      });
+      const init = initOnBnBackbone(method, { backboneLrMultiplier: 0.1, ...options });
+      let state = init.state;
+      const { sourceHead } = init;
       const input = (step: number) => ({ target: targetBatch, source: sourceBatch, step });
       const want = expectedMean(method.predictParams(state));
       state = method.trainStep(state, input(0)).state;
@@ -247,20 +250,9 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       [joint, { backboneLrMultiplier: 0 }],
     ];
     for (const [method, options] of cases) {
-      const { backbone, params } = importBnBackbone();
-      // LwF distils a source head (4 features → 3 source classes).
-      const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
-      const config = method.validate({ epochs: 1, batchSize: 8, ...options });
-      let state = method.init({
-        config,
-        backbone,
-        numClasses: 3,
-        pretrained: params,
-        sourceHead,
-        sourceNumClasses: 3,
-        rng: createRng(1),
-        totalSteps: 10,
-      });
+      const init = initOnBnBackbone(method, options);
+      let state = init.state;
+      const { sourceHead } = init;
       const b = batch(8);
       const before: Params = { W: tf.clone(method.predictParams(state).W as tf.Tensor) };
       for (let i = 0; i < 3; i++)

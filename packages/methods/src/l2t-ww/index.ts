@@ -240,7 +240,7 @@ export const l2tWw: TransferMethod<L2tWwConfig, L2tWwState> = {
     let meta: Update | undefined;
     // A batch-normalised target trains in training mode; its running
     // statistics come from this real step's forward pass, never from the optimizer.
-    const norm = normSession(state.target, (state.target.nonTrainable ?? []).length > 0);
+    const norm = normSession(state.target, state.trainBatchNorm);
     try {
       const stats = pairStatistics(state, frozen);
       // (1) The real step on CE + matching; the meta-nets' outputs are constants here.

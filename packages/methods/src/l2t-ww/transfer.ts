@@ -394,6 +394,8 @@ export interface FeatureTransferState<C extends OptimConfig & FeatureTransferOpt
   readonly optimizer: Optimizer;
   readonly trainable: readonly string[];
   readonly totalSteps: number;
+  /** The target has normalisation statistics: it trains (from scratch) in training mode. */
+  readonly trainBatchNorm: boolean;
   params: Params;
   optState: OptimizerState;
 }
@@ -454,6 +456,7 @@ export function initFeatureTransfer<C extends OptimConfig & FeatureTransferOptio
     optimizer,
     trainable,
     totalSteps: ctx.totalSteps,
+    trainBatchNorm: statistics.size > 0,
     params,
     optState: optimizer.init(pickParams(params, (n) => !statistics.has(n))),
   };
@@ -494,12 +497,7 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
   try {
     const targetTapNames = [...new Set(state.pairs.map((p) => p.target))];
     const result = normalizedTrainStep(
-      // The target trains from scratch: its normalisation (if any) in training mode.
-      {
-        ...state,
-        backbone: state.target,
-        trainBatchNorm: (state.target.nonTrainable ?? []).length > 0,
-      },
+      { ...state, backbone: state.target },
       featureTransferLrFactor(state, step),
       (p, norm) => {
         const out = norm.apply(p, batch.x, { taps: targetTapNames });
