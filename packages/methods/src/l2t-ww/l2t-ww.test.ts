@@ -15,6 +15,7 @@ import { scratch } from '../scratch/index.js';
 import type { AnyTransferMethod, Batch, MethodContext } from '../types.js';
 import { type L2tWwConfig, type L2tWwState, l2tWw, l2twwMetrics, l2twwSummary } from './index.js';
 import { lookaheadParamNames } from './lookahead.js';
+import { sourceInputs } from './transfer.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -368,6 +369,18 @@ describe('l2t-ww with a batch-normalised ResNet source', () => {
       'block2_1',
     ]);
     const b = batch(5);
+    // What the meta-nets see of the source: its inference-mode maps (stored statistics).
+    tf.tidy(() => {
+      const pooled = sourceInputs(state.source, state.pairs, b.x).pooled.stem as tf.Tensor;
+      const mapAt = (training: boolean) =>
+        tf.mean(
+          resnet.apply(pretrained, b.x, { taps: ['stem'], training }).taps.stem as tf.Tensor,
+          [1, 2],
+        );
+      const gap = (t: tf.Tensor) => tf.max(tf.abs(tf.sub(pooled, t))).dataSync()[0] as number;
+      expect(gap(mapAt(false))).toBeLessThan(1e-6);
+      expect(gap(mapAt(true))).toBeGreaterThan(1e-2);
+    });
     const out = l2tWw.trainStep(state, { target: b, step: 0 });
     state = out.state;
     expect(Number.isFinite(out.loss)).toBe(true);
