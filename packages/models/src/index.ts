@@ -28,7 +28,6 @@ export {
   tfjsLayerOps,
   weightInitGain,
 } from './layers.js';
-export { attr, type OnnxAttr, type OnnxDim, OnnxGraphBuilder } from './onnx/builder.js';
 export {
   checkOnnxAgainstRuntime,
   type OnnxCheckOptions,

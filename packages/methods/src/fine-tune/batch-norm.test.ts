@@ -1,12 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
-import {
-  attr,
-  createBackbone,
-  importOnnx,
-  linearHead,
-  OnnxGraphBuilder,
-} from '@transferlab/models';
+import { attr, OnnxGraphBuilder } from '@transferlab/graph';
+import { createBackbone, importOnnx, linearHead } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { joint } from '../joint/index.js';
 import { linearProbe } from '../linear-probe/index.js';

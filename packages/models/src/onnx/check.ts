@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, disposeParams } from '@transferlab/core';
 import { importOnnx } from './import.js';
-import { onnx } from './proto.js';
+import { onnx } from '@transferlab/graph';
 import { createOnnxRuntimeExtractor } from './runtime.js';
 
 export interface OnnxCheckOptions {

@@ -23,7 +23,7 @@ import type { Params } from '@transferlab/core';
 import { type Backbone, requireSpec } from '../backbone.js';
 import type { LinearHead } from '../head.js';
 import { type BatchNormOptions, type LayerSpec, residualProjects } from '../layers.js';
-import { attr, type OnnxDim, OnnxGraphBuilder } from './builder.js';
+import { attr, type OnnxDim, OnnxGraphBuilder } from '@transferlab/graph';
 
 export interface ExportOnnxOptions {
   /** A linear head appended after the features; adds the output "logits". */

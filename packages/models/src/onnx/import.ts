@@ -42,7 +42,7 @@ import {
   toNumber,
   valueInfoDims,
   valueInfoElemType,
-} from './proto.js';
+} from '@transferlab/graph';
 
 export interface ImportOnnxOptions {
   /** Name of the file (or other origin) used in every error message. */

@@ -17,7 +17,7 @@
  * CPU, never tensors — so Flatten-via-Reshape patterns constant-fold.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type DecodedTensor, DT, isFloatType } from './proto.js';
+import { type DecodedTensor, DT, isFloatType } from '@transferlab/graph';
 
 export interface HostValue {
   kind: 'host';

@@ -9,7 +9,7 @@
  * npm, set ONNXRUNTIME_NODE_INSTALL=skip.
  */
 import type * as Ort from 'onnxruntime-node';
-import { decodeModel, realInputs, valueInfoDims } from './proto.js';
+import { decodeModel, loadOnnxRuntime, realInputs, valueInfoDims } from '@transferlab/graph';
 
 export interface OnnxRuntimeExtractorOptions {
   /** Threads for one operator (onnxruntime's intra-op pool). Default 1. */
@@ -35,26 +35,6 @@ export interface OnnxRuntimeExtractor {
    */
   run(x: Float32Array, n: number): Promise<Float32Array>;
   dispose(): Promise<void>;
-}
-
-type OrtModule = typeof Ort;
-
-let ortPromise: Promise<OrtModule> | undefined;
-
-/** Load onnxruntime-node once, with an error that says what to do when it is missing. */
-export function loadOnnxRuntime(): Promise<OrtModule> {
-  ortPromise ??= import('onnxruntime-node').then(
-    // CommonJS module: under Node's ESM loader its exports arrive as `default`.
-    (m) => (m as unknown as { default?: OrtModule }).default ?? m,
-    (err: Error) => {
-      ortPromise = undefined;
-      throw new Error(
-        `onnxruntime-node could not be loaded (${err.message}). Install it ` +
-          '(ONNXRUNTIME_NODE_INSTALL=skip avoids its CUDA download offline).',
-      );
-    },
-  );
-  return ortPromise;
 }
 
 export async function createOnnxRuntimeExtractor(

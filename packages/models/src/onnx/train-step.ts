@@ -24,9 +24,9 @@
 import type { Params } from '@transferlab/core';
 import { requireSpec, type SpecBackbone } from '../backbone.js';
 import type { LinearHead } from '../head.js';
-import { attr, OnnxGraphBuilder } from './builder.js';
-import { DT } from './proto.js';
-import { loadOnnxRuntime } from './runtime.js';
+import { attr, OnnxGraphBuilder } from '@transferlab/graph';
+import { DT } from '@transferlab/graph';
+import { loadOnnxRuntime } from '@transferlab/graph';
 
 export interface OnnxTrainStepOptions {
   /** 'sgd' (default) or 'adam', each exactly as core's optimizer of that name. */

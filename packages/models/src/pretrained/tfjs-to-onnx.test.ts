@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { createRng, disposeParams, initBackend } from '@transferlab/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importOnnx } from '../onnx/import.js';
-import { loadOnnxRuntime } from '../onnx/runtime.js';
+import { loadOnnxRuntime } from '@transferlab/graph';
 import { samePadding } from './onnx-emitter.js';
 import { tfjsToOnnx } from './tfjs-to-onnx.js';
 import {

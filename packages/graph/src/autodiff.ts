@@ -1,0 +1,124 @@
+/**
+ * Reverse-mode automatic differentiation as a graph → graph transformation:
+ * the gradient nodes of `loss` with respect to chosen values are appended to
+ * the same graph, op by op from the rule table (`ops/`). What the rules emit
+ * are ordinary ops with rules of their own, so the result can be
+ * differentiated again (second-order gradients).
+ */
+import type { GraphNode, OnnxGraphBuilder } from './builder.js';
+import { OP_RULES } from './ops/index.js';
+import { DT } from './proto.js';
+
+export interface GradientOptions {
+  /** The gradient fed into `loss` (default: ones shaped like it, i.e. 1 for a scalar loss). */
+  seed?: string;
+  /** Prefix of the names given to the gradients: `<prefix><value>`. Default "grad:". */
+  prefix?: string;
+}
+
+function isFloat(g: OnnxGraphBuilder, name: string): boolean {
+  const t = g.info(name).elemType;
+  return t === DT.FLOAT || t === DT.DOUBLE || t === DT.FLOAT16;
+}
+
+/**
+ * Append ∂loss/∂v for every v in `wrt` to `g`; returns the gradient value
+ * names by `wrt` name. A value the loss does not depend on gets an explicit
+ * zero gradient. Throws, naming the op and the node, when the gradient must
+ * flow through an op that has no rule.
+ */
+export function addGradients(
+  g: OnnxGraphBuilder,
+  loss: string,
+  wrt: readonly string[],
+  opts: GradientOptions = {},
+): Record<string, string> {
+  const prefix = opts.prefix ?? 'grad:';
+  for (const w of wrt) g.info(w);
+  const nodes = g.nodes.slice();
+
+  // Values that depend on a differentiated value (forward from `wrt`) …
+  const dependent = new Set<string>(wrt);
+  for (const n of nodes) {
+    const rule = OP_RULES[n.opType];
+    if (rule?.nonDifferentiable) continue;
+    if (n.inputs.some((i) => dependent.has(i)))
+      for (const o of n.outputs) if (o && isFloat(g, o)) dependent.add(o);
+  }
+  // … and that the loss depends on (backward from `loss`).
+  const needed = new Set<string>([loss]);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i] as GraphNode;
+    if (n.outputs.some((o) => needed.has(o))) for (const inp of n.inputs) needed.add(inp);
+  }
+
+  // Gradient contributions per value, summed when a value feeds several nodes.
+  const contributions = new Map<string, string[]>();
+  const contribute = (value: string, grad: string) => {
+    const list = contributions.get(value);
+    if (list) list.push(grad);
+    else contributions.set(value, [grad]);
+  };
+  const total = (value: string): string | undefined => {
+    const list = contributions.get(value);
+    if (!list || list.length === 0) return undefined;
+    if (list.length === 1) return list[0];
+    const sum = g.op('Sum', list);
+    g.setDims(sum, g.dims(value) ?? []);
+    contributions.set(value, [sum]);
+    return sum;
+  };
+
+  const lossDims = g.dims(loss);
+  const seed =
+    opts.seed ??
+    (lossDims && lossDims.length === 0
+      ? g.scalar(1, 'grad_seed')
+      : g.op('Add', [g.op('Mul', [loss, g.scalar(0, 'zero')]), g.scalar(1, 'one')]));
+  contribute(loss, seed);
+
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i] as GraphNode;
+    if (!node.outputs.some((o) => dependent.has(o) && needed.has(o))) continue;
+    const dOut = node.outputs.map((o) => (dependent.has(o) ? total(o) : undefined));
+    if (dOut.every((d) => d === undefined)) continue;
+    const rule = OP_RULES[node.opType];
+    if (rule?.nonDifferentiable) continue;
+    if (!rule?.grad)
+      throw new Error(
+        `autodiff: no gradient rule for op "${node.opType}" (node "${node.name}"); ` +
+          'the training engine cannot compile this model — run it with --engine tfjs',
+      );
+    const needs = (k: number) => {
+      const inp = node.inputs[k];
+      return !!inp && dependent.has(inp) && isFloat(g, inp);
+    };
+    let grads: (string | undefined)[];
+    try {
+      grads = rule.grad({ g, node, dOut, needs });
+    } catch (err) {
+      throw new Error(
+        `autodiff: ${node.opType} node "${node.name}": ${(err as Error).message}; ` +
+          'the training engine cannot compile this model — run it with --engine tfjs',
+      );
+    }
+    node.inputs.forEach((inp, k) => {
+      const gr = grads[k];
+      if (gr && needs(k)) contribute(inp, gr);
+    });
+  }
+
+  const out: Record<string, string> = {};
+  for (const w of wrt) {
+    const gr = total(w);
+    const name = `${prefix}${w}`;
+    if (gr) {
+      g.op('Identity', [gr], {}, name);
+    } else {
+      // Not reached by the loss: an explicit zero of the value's shape.
+      g.op('Mul', [w, g.scalar(0, 'zero')], {}, name);
+    }
+    out[w] = name;
+  }
+  return out;
+}
