@@ -8,7 +8,17 @@ export {
   type Shape,
   type ValueInfo,
 } from './builder.js';
+export { int64Labels, LABEL_TYPE, softmaxCrossEntropy } from './losses.js';
 export { DIFFERENTIABLE_OPS, type GradContext, OP_RULES, type OpRule } from './ops/index.js';
+export {
+  adamCorrections,
+  appendOptimizer,
+  type GraphOptimizer,
+  OPTIMIZER_INPUTS,
+  optimizerSlots,
+  type UpdatedParam,
+  validateGraphOptimizer,
+} from './optimizers.js';
 export * from './proto.js';
 export {
   createSession,
@@ -19,3 +29,9 @@ export {
   runSession,
   type SessionOptions,
 } from './runtime.js';
+export {
+  buildTrainingGraph,
+  type StepOutput,
+  type TrainingGraphSpec,
+  TrainingSession,
+} from './training.js';
