@@ -35,3 +35,4 @@ export {
   type TrainingGraphSpec,
   TrainingSession,
 } from './training.js';
+export { type BatchNormTrainingOutputs, batchNormTraining } from './batch-norm.js';
