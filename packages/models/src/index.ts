@@ -34,6 +34,11 @@ export {
   type OnnxCheckResult,
   onnxOperatorCounts,
 } from './onnx/check.js';
+export {
+  type EmitBackboneOptions,
+  type EmittedBackbone,
+  emitBackbone,
+} from './onnx/emit.js';
 export { type ExportOnnxOptions, exportBackboneToOnnx } from './onnx/export.js';
 export {
   type ImportedOnnx,

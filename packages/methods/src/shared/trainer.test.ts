@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, initBackend, mergeParams, type Params } from '@transferlab/core';
+import { type Backbone, createBackbone, linearHead, mlpSpec } from '@transferlab/models';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createBatch } from './batch.js';
+import type { LossFn } from './loss-ops.js';
+import type { OptimConfig } from './optim.js';
+import { createNetworkTrainer, type Engine, requireEngine } from './trainer.js';
+
+const config: OptimConfig = {
+  epochs: 1,
+  batchSize: 8,
+  optimizer: 'adam',
+  lr: 1e-2,
+  momentum: 0.9,
+  weightDecay: 1e-3,
+  schedule: 'cosine',
+};
+
+async function train(engine: Engine, backbone: Backbone, steps: number, c = config) {
+  const rng = createRng(3);
+  const head = linearHead(backbone.featureDim, 3);
+  const params: Params = mergeParams(backbone.init(rng.derive('b')), head.init(rng.derive('h')));
+  const loss: LossFn = (ops) =>
+    ops.crossEntropy(ops.linear(ops.features(ops.target.x), head), ops.target.y);
+  const trainer = await createNetworkTrainer({
+    engine,
+    backbone,
+    params,
+    isHead: (n) => head.paramNames.includes(n),
+    config: c,
+    totalSteps: steps,
+    backboneLrMultiplier: 0.5,
+    loss,
+  });
+  const data = createRng(9);
+  const shape = [...backbone.inputShape];
+  const size = shape.reduce((a, b) => a * b, 1);
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    // The last batch is smaller: the engine's batch dimension is symbolic.
+    const n = s === steps - 1 ? 5 : 8;
+    const batch = createBatch(
+      Float32Array.from(data.normalArray(n * size)),
+      Int32Array.from({ length: n }, () => data.int(3)),
+      shape,
+    );
+    losses.push(await trainer.step({ target: batch, step: s }));
+  }
+  const out = Object.fromEntries(
+    Object.entries(trainer.params()).map(([k, v]) => [k, Float32Array.from(v.dataSync())]),
+  );
+  await trainer.dispose();
+  return { params: out, losses };
+}
+
+function maxRelDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
+  let worst = 0;
+  for (const [k, av] of Object.entries(a)) {
+    const bv = b[k] as Float32Array;
+    expect(bv, k).toBeDefined();
+    const scale = Math.max(1e-3, ...Array.from(bv, Math.abs));
+    av.forEach((v, i) => {
+      worst = Math.max(worst, Math.abs(v - (bv[i] as number)) / scale);
+    });
+  }
+  return worst;
+}
+
+describe('network trainer: onnxruntime engine = tfjs', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+
+  it('MLP + head, Adam with decay and a cosine schedule, backbone at half rate', async () => {
+    const backbone = createBackbone(mlpSpec([6, 6, 1], [16, 12]));
+    const a = await train('tfjs', backbone, 6);
+    const b = await train('onnxruntime', backbone, 6);
+    expect(maxRelDiff(b.params, a.params)).toBeLessThan(1e-4);
+    b.losses.forEach((l, i) => {
+      expect(l).toBeCloseTo(a.losses[i] as number, 5);
+    });
+  });
+
+  it('SGD with momentum, batch-normalised dense backbone (statistics carried)', async () => {
+    const backbone = createBackbone({
+      name: 'dense-bn',
+      inputShape: [10],
+      layers: [
+        { kind: 'dense', name: 'fc1', units: 8 },
+        { kind: 'batchNorm', name: 'bn1' },
+        { kind: 'relu', name: 'r1' },
+      ],
+    });
+    const sgd: OptimConfig = { ...config, optimizer: 'sgd', lr: 0.1, schedule: 'constant' };
+    const a = await train('tfjs', backbone, 5, sgd);
+    const b = await train('onnxruntime', backbone, 5, sgd);
+    expect(maxRelDiff(b.params, a.params)).toBeLessThan(1e-4);
+    // The statistics moved away from their start (0 and 1).
+    expect(
+      Math.max(...Array.from(b.params['bn1.running_mean'] as Float32Array, Math.abs)),
+    ).toBeGreaterThan(1e-3);
+  });
+
+  it('an unknown engine lists the valid ones', () => {
+    expect(() => requireEngine('torch')).toThrow(
+      /unknown engine "torch" \(valid: onnxruntime, tfjs\)/,
+    );
+  });
+
+  it('tensors do not grow across engine steps', async () => {
+    const before = tf.memory().numTensors;
+    await train('onnxruntime', createBackbone(mlpSpec([4], [5])), 4);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * A network trainer on either engine, from one description: the backbone,
+ * the weights, which of them train at which rate, the optimizer, and the
+ * method's loss (`LossFn`, written once against `LossOps`).
+ *
+ * - `tfjs`: eager tfjs with core's optimizers (the reference implementation).
+ * - `onnxruntime`: the loss's forward graph, its gradient graph (autodiff)
+ *   and the optimizer's update compiled into one ONNX model; each step is
+ *   one onnxruntime run over typed arrays.
+ *
+ * Both take the same steps: a test per method holds them to the same weights.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeParams, type Params } from '@transferlab/core';
+import {
+  type GraphOptimizer,
+  type HostTensor,
+  int64Labels,
+  LABEL_TYPE,
+  OnnxGraphBuilder,
+  TrainingSession,
+} from '@transferlab/graph';
+import { type Backbone, emitBackbone, requireSpec } from '@transferlab/models';
+import type { StepInput } from '../types.js';
+import type { NormSession } from './batch-norm.js';
+import { graphLossOps, type LossFn, tfjsLossOps } from './loss-ops.js';
+import type { OptimConfig } from './optim.js';
+import {
+  disposeTrainedModel,
+  initTrainedModel,
+  type TrainedModel,
+  trainedModelLrFactor,
+  trainedModelStep,
+} from './trained-model.js';
+
+export const ENGINES = ['onnxruntime', 'tfjs'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+/** A clear error for an engine name that is not one. */
+export function requireEngine(name: string): Engine {
+  if ((ENGINES as readonly string[]).includes(name)) return name as Engine;
+  throw new Error(`unknown engine "${name}" (valid: ${ENGINES.join(', ')})`);
+}
+
+export interface NetworkTrainerSpec<C extends OptimConfig = OptimConfig> {
+  engine: Engine;
+  backbone: Backbone;
+  /** Backbone and head weights (taken over: the trainer owns and disposes them). */
+  params: Params;
+  /** Parameters outside the backbone (heads): they train at the full learning rate. */
+  isHead: (name: string) => boolean;
+  config: C;
+  totalSteps: number;
+  /** The backbone's learning rate relative to the heads'; 0 freezes it. */
+  backboneLrMultiplier: number;
+  /** Keep normalisation in inference mode while the backbone trains. */
+  freezeBatchNorm?: boolean;
+  loss: LossFn;
+  /** The loss reads a source batch (`ops.source`): the method's `needs.sourceBatches`. */
+  sourceBatches?: boolean;
+  /** onnxruntime intra-op threads (default 1). */
+  intraOpNumThreads?: number;
+}
+
+export interface NetworkTrainer {
+  readonly engine: Engine;
+  /** One optimizer step at the schedule's learning rate for `input.step`; the loss before the update. */
+  step(input: StepInput): Promise<number>;
+  /**
+   * The current weights as tfjs tensors, for prediction. Live: owned by the
+   * trainer and valid until the next step (copy what you keep).
+   */
+  params(): Params;
+  dispose(): Promise<void>;
+}
+
+export async function createNetworkTrainer<C extends OptimConfig>(
+  spec: NetworkTrainerSpec<C>,
+): Promise<NetworkTrainer> {
+  const model = initTrainedModel({
+    backbone: spec.backbone,
+    params: spec.params,
+    config: spec.config,
+    totalSteps: spec.totalSteps,
+    isHead: spec.isHead,
+    backboneLrMultiplier: spec.backboneLrMultiplier,
+    ...(spec.freezeBatchNorm !== undefined ? { freezeBatchNorm: spec.freezeBatchNorm } : {}),
+  });
+  if (spec.engine === 'tfjs') return tfjsTrainer(model, spec.loss);
+  try {
+    return await onnxruntimeTrainer(model, spec);
+  } catch (err) {
+    disposeTrainedModel(model);
+    throw err;
+  }
+}
+
+function tfjsTrainer(initial: TrainedModel, loss: LossFn): NetworkTrainer {
+  let model = initial;
+  return {
+    engine: 'tfjs',
+    async step(input) {
+      const batches = {
+        target: { x: input.target.x, y: input.target.y },
+        ...(input.source ? { source: { x: input.source.x, y: input.source.y } } : {}),
+      };
+      const result = trainedModelStep(
+        model,
+        input.step,
+        (p: Params, norm: NormSession) => loss(tfjsLossOps(p, norm, batches)) as tf.Scalar,
+      );
+      model = result.state;
+      return result.loss;
+    },
+    params: () => model.params,
+    async dispose() {
+      disposeTrainedModel(model);
+    },
+  };
+}
+
+/** The optimizer of an `OptimConfig` as a graph fragment (the same update as core's). */
+export function graphOptimizer(c: OptimConfig): GraphOptimizer {
+  return c.optimizer === 'adam'
+    ? { kind: 'adam', weightDecay: c.weightDecay }
+    : { kind: 'sgd', momentum: c.momentum, weightDecay: c.weightDecay };
+}
+
+function hostTensor(t: tf.Tensor): HostTensor {
+  return { data: Float32Array.from(t.dataSync()), dims: [...t.shape] };
+}
+
+async function onnxruntimeTrainer<C extends OptimConfig>(
+  model: TrainedModel<C>,
+  spec: NetworkTrainerSpec<C>,
+): Promise<NetworkTrainer> {
+  const backboneSpec = requireSpec(spec.backbone, 'the onnxruntime engine');
+  const g = new OnnxGraphBuilder(`${spec.backbone.name}-train-step`);
+  const inputShape = spec.backbone.inputShape;
+  const params: Record<string, HostTensor> = {};
+  for (const [name, t] of Object.entries(model.params)) {
+    params[name] = hostTensor(t);
+    g.input(name, t.shape);
+  }
+  const batchInputs = (prefix: string) => ({
+    x: g.input(`${prefix}x`, ['N', ...inputShape]),
+    y: g.input(`${prefix}y`, ['N'], LABEL_TYPE),
+  });
+  const target = batchInputs('');
+  // Source batches get their own batch size symbol: the two batches may differ.
+  const usesSource = spec.sourceBatches ?? false;
+  const source = usesSource
+    ? {
+        x: g.input('source:x', ['M', ...inputShape]),
+        y: g.input('source:y', ['M'], LABEL_TYPE),
+      }
+    : undefined;
+  // Running statistics chain from pass to pass within a step, as in the tfjs path.
+  const statistics: Record<string, string> = {};
+  let passes = 0;
+  const weight = (name: string, _shape: readonly number[], perm?: readonly number[]) => {
+    const latest = statistics[name];
+    if (latest) return latest;
+    return perm ? g.op('Transpose', [name], { perm: { type: 'ints', value: perm } }) : name;
+  };
+  // A conv weight is transposed once per graph, not once per pass.
+  const transposed = new Map<string, string>();
+  const cachedWeight = (name: string, shape: readonly number[], perm?: readonly number[]) => {
+    if (!perm) return weight(name, shape);
+    const hit = transposed.get(name);
+    if (hit) return hit;
+    const t = weight(name, shape, perm);
+    transposed.set(name, t);
+    return t;
+  };
+  const ops = graphLossOps(g, {
+    target,
+    ...(source ? { source } : {}),
+    features: (x) => {
+      const net = emitBackbone(g, backboneSpec, {
+        input: x,
+        weight: cachedWeight,
+        training: model.trainBatchNorm,
+        prefix: `pass${passes++}/`,
+      });
+      Object.assign(statistics, net.statistics);
+      return net.features;
+    },
+    param: (name) => name,
+  });
+  const loss = spec.loss(ops);
+  const trainable = new Set(model.trainable);
+  const multiplier = spec.backboneLrMultiplier;
+  const session = await TrainingSession.create({
+    graph: g,
+    loss,
+    params,
+    trainable: [...trainable].map((name) => ({
+      name,
+      lrScale: spec.isHead(name) ? 1 : multiplier,
+    })),
+    carried: model.trainBatchNorm ? statistics : {},
+    optimizer: graphOptimizer(spec.config),
+    intraOpNumThreads: spec.intraOpNumThreads ?? 1,
+  });
+  // The weights as tfjs tensors for prediction: rebuilt only after steps.
+  let snapshot: Params | undefined;
+  let snapshotStep = -1;
+  disposeTrainedModel(model);
+  return {
+    engine: 'onnxruntime',
+    async step(input) {
+      if (usesSource && !input.source)
+        throw new Error(
+          'onnxruntime engine: this loss reads a source batch, but the step has none',
+        );
+      const feeds: Record<string, HostTensor> = {
+        x: { data: input.target.xData, dims: [input.target.n, ...inputShape] },
+        y: { data: int64Labels(input.target.yData), dims: [input.target.n] },
+      };
+      if (usesSource && input.source) {
+        feeds['source:x'] = { data: input.source.xData, dims: [input.source.n, ...inputShape] };
+        feeds['source:y'] = { data: int64Labels(input.source.yData), dims: [input.source.n] };
+      }
+      const lr = spec.config.lr * trainedModelLrFactor(model, input.step);
+      return (await session.step(feeds, lr)).loss;
+    },
+    params() {
+      if (snapshot && snapshotStep === session.steps) return snapshot;
+      if (snapshot) disposeParams(snapshot);
+      const next: Record<string, tf.Tensor> = {};
+      for (const [name, v] of Object.entries(session.params()))
+        next[name] = tf.tensor(v.data as Float32Array, [...v.dims]);
+      snapshot = next;
+      snapshotStep = session.steps;
+      return snapshot;
+    },
+    async dispose() {
+      if (snapshot) disposeParams(snapshot);
+      snapshot = undefined;
+      await session.dispose();
+    },
+  };
+}
