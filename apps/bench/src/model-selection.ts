@@ -156,7 +156,7 @@ export async function runModelSelection(
             predicted_logme: logME(rows(out.features, out.dim), train.y),
             predicted_hscore: hScore(rows(out.features, out.dim), train.y),
           };
-          const trial = runTrial({
+          const trial = await runTrial({
             task: pair,
             method: fineTune,
             config: ftConfig,

@@ -229,7 +229,7 @@ export async function runOnnxBackbone(
     // (b) fine-tuning the re-imported ONNX backbone in tfjs
     try {
       const started = Date.now();
-      const out = runTrial({
+      const out = await runTrial({
         task,
         method: fineTune,
         config: ftConfig,
@@ -364,7 +364,7 @@ export async function runOnnxBackbone(
         for (const { freezeBatchNorm, label } of methods) {
           const started = Date.now();
           try {
-            const out = runTrial({
+            const out = await runTrial({
               task: prepared.task,
               method: fineTune,
               config: fineTune.validate({ ...mft.options, freezeBatchNorm }),

@@ -62,7 +62,7 @@ export async function loadOrPretrain(args: {
       pretrainMs: Date.now() - started,
     };
   }
-  const out = pretrainSource({
+  const out = await pretrainSource({
     backbone: args.backbone,
     source: args.source,
     seed: args.seed,

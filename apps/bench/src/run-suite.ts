@@ -180,7 +180,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           continue;
         }
         try {
-          const out = runTrial({
+          const out = await runTrial({
             task,
             method,
             config,

@@ -5,8 +5,11 @@ import { accuracy, crossEntropy } from '@transferlab/evaluation';
 import {
   type AnyTransferMethod,
   type Batch,
+  checkSpecificationVersion,
   classifierLogits,
   classifierStep,
+  createBatch,
+  disposeBatch,
   disposeClassifier,
   initClassifier,
   type LoopConfig,
@@ -67,6 +70,16 @@ export function evaluateOn(
   }
 }
 
+/**
+ * The examples at `indices` as a method's batch: their rows gathered into
+ * fresh typed arrays (as `toTensors` gathers them into tensors); tensors
+ * are made only if the method reads `x` / `y`. Free it with `disposeBatch`.
+ */
+export function datasetBatch(ds: Dataset, indices: ArrayLike<number>): Batch {
+  const rows = subset(ds, indices);
+  return createBatch(rows.x, rows.y, rows.shape);
+}
+
 export interface PretrainConfig extends OptimConfig {
   /** Pre-train on at most this many source examples (a seeded random subset). */
   maxExamples: number;
@@ -96,13 +109,13 @@ export interface PretrainedSource {
  * cross-entropy, the same step function as the `scratch` method. Returns the
  * backbone's weights, the source head and the source training accuracy.
  */
-export function pretrainSource(args: {
+export async function pretrainSource(args: {
   backbone: Backbone;
   source: Dataset;
   seed: number;
   config?: PretrainConfig;
   onEpoch?: (e: ProgressEvent) => void;
-}): PretrainedSource {
+}): Promise<PretrainedSource> {
   const config = args.config ?? defaultPretrainConfig;
   const rng = createRng(args.seed).derive('pretrain');
   const n = Math.min(args.source.y.length, config.maxExamples);
@@ -124,12 +137,11 @@ export function pretrainSource(args: {
     const batchRng = rng.derive('batches');
     for (let epoch = 0; epoch < config.epochs; epoch++) {
       for (const idx of batches(source, config.batchSize, batchRng)) {
-        const batch = toTensors(source, idx);
+        const batch = datasetBatch(source, idx);
         try {
           ({ state } = classifierStep(state, batch, step++));
         } finally {
-          batch.x.dispose();
-          batch.y.dispose();
+          disposeBatch(batch);
         }
       }
       args.onEpoch?.({ phase: 'pretrain', epoch: epoch + 1, epochs: config.epochs });
@@ -166,9 +178,10 @@ export interface TrialResult {
  * target-val accuracy, ties broken by val loss (evaluated every epoch, best
  * snapshot kept), then the
  * target test set. The runner owns every tensor it creates and disposes the
- * method's state even when the method throws.
+ * method's state even when the method throws. The method's hooks may be
+ * asynchronous (v2 contract): each is awaited before the next call.
  */
-export function runTrial(args: {
+export async function runTrial(args: {
   task: TaskPair;
   method: AnyTransferMethod;
   config: LoopConfig;
@@ -178,15 +191,16 @@ export function runTrial(args: {
   /** The source head from pre-training (for methods that distil it). */
   sourceHead?: Params;
   onEpoch?: (e: ProgressEvent) => void;
-}): TrialResult {
+}): Promise<TrialResult> {
   const { task, method, config } = args;
+  checkSpecificationVersion(method);
   const target = task.target;
   const rng = createRng(args.seed).derive(`trial:${method.id}`);
   const stepsPerEpoch = Math.ceil(target.train.y.length / config.batchSize);
   if (method.needs.pretrainedBackbone && !args.pretrained) {
     throw new Error(`method "${method.id}" needs a pretrained backbone and none was given`);
   }
-  const state0 = method.init({
+  const state0 = await method.init({
     config,
     backbone: args.backbone,
     numClasses: target.train.numClasses,
@@ -213,12 +227,12 @@ export function runTrial(args: {
       let lossSum = 0;
       let count = 0;
       for (const idx of batches(target.train, config.batchSize, batchRng)) {
-        const targetBatch: Batch = toTensors(target.train, idx);
-        const sourceBatch: Batch | undefined = sourceIter
-          ? toTensors(task.source.train, sourceIter.next().value as Int32Array)
+        const targetBatch = datasetBatch(target.train, idx);
+        const sourceBatch = sourceIter
+          ? datasetBatch(task.source.train, sourceIter.next().value as Int32Array)
           : undefined;
         try {
-          const out = method.trainStep(state, {
+          const out = await method.trainStep(state, {
             target: targetBatch,
             ...(sourceBatch ? { source: sourceBatch } : {}),
             step,
@@ -230,13 +244,11 @@ export function runTrial(args: {
           count++;
           step++;
         } finally {
-          targetBatch.x.dispose();
-          targetBatch.y.dispose();
-          sourceBatch?.x.dispose();
-          sourceBatch?.y.dispose();
+          disposeBatch(targetBatch);
+          disposeBatch(sourceBatch);
         }
       }
-      const live = method.predictParams(state);
+      const live = await method.predictParams(state);
       const val = evaluateOn((x) => method.predict(state, live, x), target.val);
       curve.push({
         epoch,
@@ -271,7 +283,7 @@ export function runTrial(args: {
     };
   } finally {
     disposeParams(best);
-    method.dispose(state);
+    await method.dispose(state);
   }
 }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKENDS, createRng, disposeParams, initBackend, mergeParams } from '@transferlab/core';
-import { createMethodRegistry, scratch } from '@transferlab/methods';
+import { batchFromTensors, createMethodRegistry, scratch } from '@transferlab/methods';
 import {
   buildTrainStepGraph,
   compileTrainStep,
@@ -68,15 +68,22 @@ export async function measureSpeed(opts: {
       // The `scratch` method's step: backbone + linear head, Adam, cross-entropy;
       // normalisation layers in training mode, their statistics not trained.
       const config = scratch.validate({ batchSize });
-      let state = scratch.init({ config, backbone, numClasses: 10, rng, totalSteps: 1_000_000 });
+      let state = await scratch.init({
+        config,
+        backbone,
+        numClasses: 10,
+        rng,
+        totalSteps: 1_000_000,
+      });
       const x = tf.tensor(rng.normalArray(batchSize * 784), [batchSize, 28, 28, 1]);
       const y = tf.tensor1d(
         Int32Array.from({ length: batchSize }, () => rng.int(10)),
         'int32',
       );
       let stepIndex = 0;
-      const step = () => {
-        state = scratch.trainStep(state, { target: { x, y }, step: stepIndex++ }).state;
+      const target = batchFromTensors(x, y);
+      const step = async () => {
+        state = (await scratch.trainStep(state, { target, step: stepIndex++ })).state;
       };
       try {
         // One warm-up step and at least one timed step: a ResNet step on the
@@ -91,7 +98,7 @@ export async function measureSpeed(opts: {
           examplesPerSecond: stepsPerSecond * batchSize,
         });
       } finally {
-        scratch.dispose(state);
+        await scratch.dispose(state);
         x.dispose();
         y.dispose();
       }
@@ -210,14 +217,14 @@ export async function measureStepCost(opts: {
   );
   const batch = (name: string) => {
     const r = rng.derive(name);
-    return {
-      x: tf.tensor(r.normalArray(batchSize * 784), [batchSize, 28, 28, 1]),
+    return batchFromTensors(
+      tf.tensor(r.normalArray(batchSize * 784), [batchSize, 28, 28, 1]),
       // Every class present in both halves of MeRLin's split.
-      y: tf.tensor1d(
+      tf.tensor1d(
         Int32Array.from({ length: batchSize }, (_, i) => i % numClasses),
         'int32',
       ),
-    };
+    );
   };
   const target = batch('target');
   const source = batch('source');
@@ -236,7 +243,7 @@ export async function measureStepCost(opts: {
       try {
         method = methods.get(entry.method);
         const config = method.validate({ ...entry.options, batchSize });
-        state = method.init({
+        state = await method.init({
           config,
           backbone,
           numClasses,
@@ -247,9 +254,9 @@ export async function measureStepCost(opts: {
           totalSteps: 1_000_000,
         });
         let step = 0;
-        const run = () => {
+        const run = async () => {
           const m = method as NonNullable<typeof method>;
-          const out = m.trainStep(state, {
+          const out = await m.trainStep(state, {
             target,
             ...(m.needs.sourceBatches ? { source } : {}),
             step,
@@ -260,12 +267,12 @@ export async function measureStepCost(opts: {
         // Warm-up (kernel compilation, first allocations, the JIT): 3 steps and
         // a quarter of the budget, so the first method measured is not penalised.
         const warmStart = performance.now();
-        for (let w = 0; w < 3 || performance.now() - warmStart < seconds * 250; w++) run();
+        for (let w = 0; w < 3 || performance.now() - warmStart < seconds * 250; w++) await run();
         results.push({ ...base, ...(await timeSteps(run, seconds, 0)) });
       } catch (err) {
         results.push({ ...base, steps: 0, stepsPerSecond: 0, error: (err as Error).message });
       } finally {
-        if (method && state !== undefined) method.dispose(state);
+        if (method && state !== undefined) await method.dispose(state);
       }
     }
   } finally {

@@ -29,20 +29,12 @@ export {
 } from './l2t-ww/lookahead.js';
 export type { WhereActivation } from './l2t-ww/meta-nets.js';
 export {
-  matMulFast,
   safeBackboneApply,
   safeConv2d,
   safeMaxPool,
   safeSoftmaxCrossEntropy,
   stopGradient,
 } from './l2t-ww/safe-ops.js';
-export {
-  defaultTaps,
-  type FeatureTransferOptions,
-  matchingLoss,
-  resolvePairs,
-  type TapPair,
-} from './l2t-ww/transfer.js';
 export { type LinearProbeConfig, linearProbe } from './linear-probe/index.js';
 export {
   distillationLoss,
@@ -61,29 +53,55 @@ export {
 } from './merlin/head-fit.js';
 export { type MerlinConfig, type MerlinState, merlin } from './merlin/index.js';
 export { type BatchSplit, stratifiedSplit } from './merlin/split.js';
-export { builtinMethods, createMethodRegistry } from './registry.js';
+export {
+  builtinMethods,
+  checkSpecificationVersion,
+  createMethodRegistry,
+} from './registry.js';
 export { type ScratchConfig, scratch } from './scratch/index.js';
+export { batchFromTensors, createBatch, disposeBatch } from './shared/batch.js';
 export {
   type ClassifierState,
   classifierLogits,
   classifierStep,
-  createOptimizer,
   disposeClassifier,
   initClassifier,
-  type OptimConfig,
-  scheduleFactor,
   supervisedMethod,
-  validateOptimConfig,
 } from './shared/classifier.js';
 export { mergeConfig, requireNonNegative, requireOneOf, requirePositive } from './shared/config.js';
+export {
+  defaultTaps,
+  type FeatureTransferOptions,
+  type FeatureTransferState,
+  matchingLoss,
+  resolvePairs,
+  type TapPair,
+} from './shared/feature-transfer.js';
+export { matMulFast } from './shared/mat-mul.js';
 export { initMultiHead, type MultiHeadState, multiHeadStep } from './shared/multi-head.js';
-export type {
-  AnyTransferMethod,
-  Batch,
-  LoopConfig,
-  MethodContext,
-  MethodNeeds,
-  PaperReference,
-  StepInput,
-  TransferMethod,
+export {
+  createOptimizer,
+  type OptimConfig,
+  scheduleFactor,
+  validateOptimConfig,
+} from './shared/optim.js';
+export {
+  disposeTrainedModel,
+  initTrainedModel,
+  type TrainedModel,
+  trainedModelLrFactor,
+  trainedModelStep,
+} from './shared/trained-model.js';
+export {
+  type AnyTransferMethod,
+  type Batch,
+  type LoopConfig,
+  type MaybePromise,
+  type MethodContext,
+  type MethodNeeds,
+  type PaperReference,
+  type StepInput,
+  type StepResult,
+  TRANSFER_METHOD_SPECIFICATION_VERSION,
+  type TransferMethod,
 } from './types.js';

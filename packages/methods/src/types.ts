@@ -2,6 +2,18 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { Params, Rng } from '@transferlab/core';
 import type { Backbone } from '@transferlab/models';
 
+/**
+ * The version of the `TransferMethod` contract this package implements. A
+ * method states the version it was written against
+ * (`specificationVersion`); the registry and the runner refuse any other.
+ * v2: `init`, `trainStep`, `predictParams` and `dispose` may return promises;
+ * batches carry typed arrays and create their tensors lazily.
+ */
+export const TRANSFER_METHOD_SPECIFICATION_VERSION: 'v2' = 'v2';
+
+/** A value, or a promise of it: what a method may return from its asynchronous hooks. */
+export type MaybePromise<T> = T | Promise<T>;
+
 /** The part of every method's config that the runner's loop reads. */
 export interface LoopConfig {
   /** Passes over the target training set. */
@@ -40,9 +52,26 @@ export interface MethodContext<C> {
   readonly totalSteps: number;
 }
 
+/**
+ * One minibatch. The examples are typed arrays, so an engine that does not
+ * run on tfjs reads them without paying for tensors; `x` and `y` are the
+ * same values as tfjs tensors, created on first access (a method that never
+ * reads them costs nothing). Build one with `createBatch` or
+ * `batchFromTensors`; free it with `disposeBatch` (shared/batch.ts).
+ */
 export interface Batch {
-  x: tf.Tensor;
-  y: tf.Tensor;
+  /** Number of examples. */
+  readonly n: number;
+  /** Shape of one example. */
+  readonly shape: readonly number[];
+  /** The inputs, row-major [n, ...shape]. Read-only: the tensors may share it. */
+  readonly xData: Float32Array;
+  /** The labels, [n]. Read-only. */
+  readonly yData: Int32Array;
+  /** `xData` as a float32 tensor [n, ...shape]. Owned by the batch: never dispose it. */
+  readonly x: tf.Tensor;
+  /** `yData` as an int32 tensor [n]. Owned by the batch: never dispose it. */
+  readonly y: tf.Tensor;
 }
 
 export interface StepInput {
@@ -53,6 +82,12 @@ export interface StepInput {
   step: number;
 }
 
+/** What `trainStep` returns: the new state (the old one is the method's to reuse or free) and the step's loss. */
+export interface StepResult<S> {
+  state: S;
+  loss: number;
+}
+
 /**
  * A transfer method: the plugin a contributor writes. The runner owns the
  * loop (epochs, batches, seeding, evaluation cadence, best-val selection,
@@ -61,8 +96,16 @@ export interface StepInput {
  *
  * State is explicit and owned by the method: `trainStep` takes ownership of
  * the old state and returns the new one; `dispose` frees it.
+ *
+ * The contract is backend-neutral: `init`, `trainStep`, `predictParams` and
+ * `dispose` may return a promise (an engine such as onnxruntime runs
+ * asynchronously), and the runner awaits them one at a time — never two
+ * calls on one state at once. A tfjs method returns plain values. `predict`
+ * stays synchronous: it runs inside the runner's `tf.tidy`.
  */
 export interface TransferMethod<C extends LoopConfig = LoopConfig, S = unknown> {
+  /** The contract version the method implements: `TRANSFER_METHOD_SPECIFICATION_VERSION`. */
+  readonly specificationVersion: 'v2';
   readonly id: string;
   readonly title: string;
   readonly description: string;
@@ -71,13 +114,14 @@ export interface TransferMethod<C extends LoopConfig = LoopConfig, S = unknown> 
   /** Merge user options over the defaults and check them; throws a clear error on bad values or unknown keys. */
   validate(options?: Readonly<Record<string, unknown>>): C;
   readonly needs: MethodNeeds;
-  init(ctx: MethodContext<C>): S;
-  trainStep(state: S, input: StepInput): { state: S; loss: number };
+  init(ctx: MethodContext<C>): MaybePromise<S>;
+  /** One update on `input`; the batches belong to the caller (do not dispose them or their tensors). */
+  trainStep(state: S, input: StepInput): MaybePromise<StepResult<S>>;
   /** The live weights `predict` uses (not a copy; the runner clones them for best-val selection). */
-  predictParams(state: S): Params;
+  predictParams(state: S): MaybePromise<Params>;
   /** Target logits [N, numClasses] for inputs `x`, using `params` (a snapshot or the live ones). */
   predict(state: S, params: Params, x: tf.Tensor): tf.Tensor;
-  dispose(state: S): void;
+  dispose(state: S): MaybePromise<void>;
   /** Optional numbers about the trained state to record beside the accuracy (e.g. L2T-ww's learned λ per pair). */
   metrics?(state: S): Record<string, number>;
 }

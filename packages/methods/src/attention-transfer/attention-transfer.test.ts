@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
+import { createRng, initBackend, type Params } from '@transferlab/core';
 import { cnnSpec, createBackbone, mlpSpec } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { TapPair } from '../l2t-ww/transfer.js';
+import { batchFromTensors } from '../shared/batch.js';
+import type { TapPair } from '../shared/feature-transfer.js';
+import { measureTensorGrowthAsync } from '../shared/testing.js';
 import type { Batch, MethodContext } from '../types.js';
 import { attentionLoss, attentionMap, attentionTransfer } from './index.js';
 
@@ -29,7 +31,7 @@ function batch(seed: number, n = 12): Batch {
     const quadrant = (p % 8 < 4 ? 0 : 1) + (p < 32 ? 0 : 1);
     return 0.3 * rng.normal() + (quadrant === y[Math.floor(i / 64)] ? 1 : 0);
   });
-  return { x: tf.tensor4d(x, [n, 8, 8, 1]), y: tf.tensor1d(y, 'int32') };
+  return batchFromTensors(tf.tensor4d(x, [n, 8, 8, 1]), tf.tensor1d(y, 'int32'));
 }
 
 function context<C>(config: C, pretrained: Params): MethodContext<C> {
@@ -37,7 +39,7 @@ function context<C>(config: C, pretrained: Params): MethodContext<C> {
 }
 
 describe('attention-transfer', () => {
-  it('attention maps: unit norm per example, blind to the channel count and to scale', () => {
+  it('attention maps: unit norm per example, blind to the channel count and to scale', async () => {
     tf.tidy(() => {
       const a = rand([3, 4, 4, 5], 1) as tf.Tensor4D;
       const q = attentionMap(a);
@@ -66,7 +68,7 @@ describe('attention-transfer', () => {
     });
   });
 
-  it('gradient sanity: the AT loss gradient in the target map agrees with finite differences', () => {
+  it('gradient sanity: the AT loss gradient in the target map agrees with finite differences', async () => {
     const s = rand([2, 4, 4, 3], 4) as tf.Tensor4D;
     const t = rand([2, 4, 4, 2], 5) as tf.Tensor4D;
     const d = rand([2, 4, 4, 2], 6);
@@ -79,15 +81,15 @@ describe('attention-transfer', () => {
     tf.dispose([s, t, d]);
   });
 
-  it('one-to-one pairs by default; clear error for taps without spatial extent', () => {
+  it('one-to-one pairs by default; clear error for taps without spatial extent', async () => {
     const pretrained = source.init(createRng(1));
-    const state = attentionTransfer.init(context(attentionTransfer.validate({}), pretrained));
+    const state = await attentionTransfer.init(context(attentionTransfer.validate({}), pretrained));
     expect(state.pairs.map((p) => `${p.source}->${p.target}`)).toEqual([
       'conv1->conv1',
       'conv2->conv2',
     ]);
     expect(Object.keys(state.params).some((n) => n.startsWith('connector'))).toBe(false);
-    attentionTransfer.dispose(state);
+    await attentionTransfer.dispose(state);
     const before = tf.memory().numTensors;
     expect(() =>
       attentionTransfer.init(
@@ -106,9 +108,9 @@ describe('attention-transfer', () => {
     tf.dispose([...Object.values(pretrained), ...Object.values(mlpWeights)]);
   });
 
-  it('trains a target of another width: the loss falls, no leaks', () => {
+  it('trains a target of another width: the loss falls, no leaks', async () => {
     const pretrained = source.init(createRng(1));
-    let state = attentionTransfer.init(
+    let state = await attentionTransfer.init(
       context(
         attentionTransfer.validate({
           lr: 0.05,
@@ -122,9 +124,9 @@ describe('attention-transfer', () => {
     const b = batch(1);
     let step = 0;
     const losses: number[] = [];
-    const growth = measureTensorGrowth(
-      () => {
-        const out = attentionTransfer.trainStep(state, { target: b, step: step++ });
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        const out = await attentionTransfer.trainStep(state, { target: b, step: step++ });
         state = out.state;
         losses.push(out.loss);
       },
@@ -135,13 +137,13 @@ describe('attention-transfer', () => {
     const logits = attentionTransfer.predict(state, state.params, b.x);
     expect(logits.shape).toEqual([12, 3]);
     logits.dispose();
-    attentionTransfer.dispose(state);
+    await attentionTransfer.dispose(state);
     tf.dispose([b.x, b.y, ...Object.values(pretrained)]);
   });
 });
 
 describe('attention-transfer with a batch-normalised target', () => {
-  it('trains it with batch statistics (running averages follow the batches, the optimizer never sees them); no leaks', () => {
+  it('trains it with batch statistics (running averages follow the batches, the optimizer never sees them); no leaks', async () => {
     const targetSpec = {
       name: 'cnn-bn',
       inputShape: [8, 8, 1],
@@ -156,28 +158,28 @@ describe('attention-transfer with a batch-normalised target', () => {
     } as const;
     const pretrained = source.init(createRng(1));
     const config = attentionTransfer.validate({ targetBackbone: 'spec', targetSpec });
-    let state = attentionTransfer.init(context(config, pretrained));
+    let state = await attentionTransfer.init(context(config, pretrained));
     expect(state.pairs.map((p) => p.target)).toEqual(['r1', 'c2']);
     expect(state.trainable).not.toContain('bn1.running_var');
     const b = batch(4);
     const expected = tf.tidy(() => {
-      const c = state.target.apply(state.params, b.x, { taps: ['c1'] }).taps.c1 as tf.Tensor;
+      const c = state.backbone.apply(state.params, b.x, { taps: ['c1'] }).taps.c1 as tf.Tensor;
       const { variance } = tf.moments(c, [0, 1, 2]);
       const n = 12 * 64;
       return Array.from(tf.add(0.9, tf.mul(variance, (0.1 * n) / (n - 1))).dataSync());
     });
-    state = attentionTransfer.trainStep(state, { target: b, step: 0 }).state;
+    state = (await attentionTransfer.trainStep(state, { target: b, step: 0 })).state;
     for (const [i, v] of Array.from(state.params['bn1.running_var']?.dataSync() ?? []).entries())
       expect(v).toBeCloseTo(expected[i] as number, 4);
     let step = 1;
-    const growth = measureTensorGrowth(
-      () => {
-        state = attentionTransfer.trainStep(state, { target: b, step: step++ }).state;
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        state = (await attentionTransfer.trainStep(state, { target: b, step: step++ })).state;
       },
       { warmup: 2, steps: 4 },
     );
     expect(growth.grew).toBe(false);
-    attentionTransfer.dispose(state);
+    await attentionTransfer.dispose(state);
     tf.dispose([b.x, b.y, ...Object.values(pretrained)]);
   });
 });

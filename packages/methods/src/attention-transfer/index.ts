@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { mergeConfig, requireNonNegative } from '../shared/config.js';
 import {
   asMap,
   disposeFeatureTransfer,
@@ -11,10 +12,9 @@ import {
   l2twwTargetOptim,
   type TapPair,
   validateFeatureTransferOptions,
-} from '../l2t-ww/transfer.js';
-import { type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
-import { mergeConfig, requireNonNegative } from '../shared/config.js';
-import type { TransferMethod } from '../types.js';
+} from '../shared/feature-transfer.js';
+import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
+import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 
 export interface AttentionTransferConfig extends OptimConfig, FeatureTransferOptions {
   /** β in  CE + β/2 · Σ_pairs AT loss (1e3 in the AT reference code). */
@@ -67,6 +67,7 @@ export function attentionLoss(source: tf.Tensor4D, target: tf.Tensor4D, pair: Ta
  * optimizer, which is L2T-ww's so the baselines compare at equal settings.
  */
 export const attentionTransfer: TransferMethod<AttentionTransferConfig, AttentionTransferState> = {
+  specificationVersion: TRANSFER_METHOD_SPECIFICATION_VERSION,
   id: ID,
   title: 'Attention transfer (AT)',
   description:

@@ -2,15 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   createRng,
   initBackend,
-  measureTensorGrowth,
   type Params,
   softmaxCrossEntropy,
   valueAndGrads,
 } from '@transferlab/core';
 import { cnnSpec, createBackbone } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { applyConnector, matchingLoss, resizeToTarget } from '../l2t-ww/transfer.js';
 import { scratch } from '../scratch/index.js';
+import { batchFromTensors } from '../shared/batch.js';
+import { applyConnector, matchingLoss, resizeToTarget } from '../shared/feature-transfer.js';
+import { measureTensorGrowthAsync } from '../shared/testing.js';
 import type { AnyTransferMethod, Batch, MethodContext } from '../types.js';
 import { featureMatching } from './index.js';
 
@@ -28,7 +29,7 @@ function batch(seed: number, n = 12): Batch {
     const quadrant = (p % 8 < 4 ? 0 : 1) + (p < 32 ? 0 : 1);
     return 0.3 * rng.normal() + (quadrant === y[Math.floor(i / 64)] ? 1 : 0);
   });
-  return { x: tf.tensor4d(x, [n, 8, 8, 1]), y: tf.tensor1d(y, 'int32') };
+  return batchFromTensors(tf.tensor4d(x, [n, 8, 8, 1]), tf.tensor1d(y, 'int32'));
 }
 
 function context<C>(config: C, pretrained: Params, seed = 0): MethodContext<C> {
@@ -42,33 +43,33 @@ function context<C>(config: C, pretrained: Params, seed = 0): MethodContext<C> {
   };
 }
 
-function run(method: AnyTransferMethod, options: Record<string, unknown>, steps: number) {
+async function run(method: AnyTransferMethod, options: Record<string, unknown>, steps: number) {
   const pretrained = source.init(createRng(100));
-  let state = method.init(context(method.validate(options), pretrained));
+  let state = await method.init(context(method.validate(options), pretrained));
   const losses: number[] = [];
   for (let step = 0; step < steps; step++) {
     const b = batch(step);
-    const out = method.trainStep(state, { target: b, step });
+    const out = await method.trainStep(state, { target: b, step });
     state = out.state;
     losses.push(out.loss);
     tf.dispose([b.x, b.y]);
   }
-  const live = method.predictParams(state);
+  const live = await method.predictParams(state);
   const params = Object.fromEntries(
     Object.entries(live).map(([n, t]) => [n, Array.from(t.dataSync())]),
   );
-  method.dispose(state);
+  await method.dispose(state);
   tf.dispose(Object.values(pretrained));
   return { params, losses };
 }
 
 describe('feature-matching', () => {
-  it('pairs: single (last source tap ↔ last target tap) by default; all; clear errors', () => {
+  it('pairs: single (last source tap ↔ last target tap) by default; all; clear errors', async () => {
     const pretrained = source.init(createRng(1));
-    const single = featureMatching.init(context(featureMatching.validate({}), pretrained));
+    const single = await featureMatching.init(context(featureMatching.validate({}), pretrained));
     expect(single.pairs.map((p) => `${p.source}->${p.target}`)).toEqual(['conv2->conv2']);
-    featureMatching.dispose(single);
-    const all = featureMatching.init(
+    await featureMatching.dispose(single);
+    const all = await featureMatching.init(
       context(
         featureMatching.validate({ pairs: 'all', targetBackbone: 'cnn', targetChannels: [2, 3] }),
         pretrained,
@@ -76,7 +77,7 @@ describe('feature-matching', () => {
     );
     expect(all.pairs).toHaveLength(4);
     expect(all.params['connector.3.weight']?.shape).toEqual([3, 6]);
-    featureMatching.dispose(all);
+    await featureMatching.dispose(all);
     expect(() =>
       featureMatching.init(
         context(featureMatching.validate({ sourceTaps: ['conv7'] }), pretrained),
@@ -86,9 +87,9 @@ describe('feature-matching', () => {
     tf.dispose(Object.values(pretrained));
   });
 
-  it('its loss is CE + β · mean over channels, pixels and examples of (source − connector(target))²', () => {
+  it('its loss is CE + β · mean over channels, pixels and examples of (source − connector(target))²', async () => {
     const pretrained = source.init(createRng(1));
-    const state = featureMatching.init(
+    const state = await featureMatching.init(
       context(featureMatching.validate({ beta: 0.7, pairs: 'conv2:conv1' }), pretrained),
     );
     const b = batch(1);
@@ -105,15 +106,15 @@ describe('feature-matching', () => {
       const ce = softmaxCrossEntropy(state.head.apply(p, out.features), b.y);
       return (ce.dataSync()[0] as number) + 0.7 * (match.dataSync()[0] as number);
     });
-    const out = featureMatching.trainStep(state, { target: b, step: 0 });
+    const out = await featureMatching.trainStep(state, { target: b, step: 0 });
     expect(out.loss).toBeCloseTo(expected, 4);
-    featureMatching.dispose(out.state);
+    await featureMatching.dispose(out.state);
     tf.dispose([b.x, b.y, ...Object.values(pretrained)]);
   });
 
-  it('gradient sanity: the matching loss gradient agrees with finite differences', () => {
+  it('gradient sanity: the matching loss gradient agrees with finite differences', async () => {
     const pretrained = source.init(createRng(1));
-    const state = featureMatching.init(
+    const state = await featureMatching.init(
       context(featureMatching.validate({ pairs: 'all' }), pretrained),
     );
     const b = batch(2);
@@ -163,11 +164,11 @@ describe('feature-matching', () => {
       );
     const fd = (at(1e-3) - at(-1e-3)) / 2e-3;
     expect(Math.abs(analytic - fd) / Math.abs(fd)).toBeLessThan(1e-2);
-    featureMatching.dispose(state);
+    await featureMatching.dispose(state);
     tf.dispose([b.x, b.y, ...Object.values(dir), ...Object.values(pretrained)]);
   });
 
-  it('β = 0 is training from scratch (same weights, same seed); loss falls; no leaks', () => {
+  it('β = 0 is training from scratch (same weights, same seed); loss falls; no leaks', async () => {
     const optim = {
       optimizer: 'sgd',
       lr: 0.05,
@@ -175,20 +176,20 @@ describe('feature-matching', () => {
       weightDecay: 1e-4,
       schedule: 'cosine',
     };
-    const ref = run(scratch, optim, 4);
-    const fm = run(featureMatching, { ...optim, beta: 0 }, 4);
+    const ref = await run(scratch, optim, 4);
+    const fm = await run(featureMatching, { ...optim, beta: 0 }, 4);
     for (const [name, v] of Object.entries(ref.params)) expect(fm.params[name], name).toEqual(v);
 
     const pretrained = source.init(createRng(1));
-    let state = featureMatching.init(
+    let state = await featureMatching.init(
       context(featureMatching.validate({ lr: 0.05, pairs: 'all' }), pretrained),
     );
     const b = batch(3);
     let step = 0;
     const losses: number[] = [];
-    const growth = measureTensorGrowth(
-      () => {
-        const out = featureMatching.trainStep(state, { target: b, step: step++ });
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        const out = await featureMatching.trainStep(state, { target: b, step: step++ });
         state = out.state;
         losses.push(out.loss);
       },
@@ -196,7 +197,7 @@ describe('feature-matching', () => {
     );
     expect(growth.grew).toBe(false);
     expect(losses[losses.length - 1]).toBeLessThan((losses[0] as number) * 0.8);
-    featureMatching.dispose(state);
+    await featureMatching.dispose(state);
     tf.dispose([b.x, b.y, ...Object.values(pretrained)]);
   });
 });

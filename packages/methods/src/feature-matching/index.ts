@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import { mergeConfig, requireNonNegative } from '../shared/config.js';
 import {
   disposeFeatureTransfer,
   type FeatureTransferOptions,
@@ -11,10 +12,9 @@ import {
   matchingLoss,
   resizeToTarget,
   validateFeatureTransferOptions,
-} from '../l2t-ww/transfer.js';
-import { type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
-import { mergeConfig, requireNonNegative } from '../shared/config.js';
-import type { TransferMethod } from '../types.js';
+} from '../shared/feature-transfer.js';
+import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
+import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 
 export interface FeatureMatchingConfig extends OptimConfig, FeatureTransferOptions {
   /** β: the matching loss's weight (λ is fixed at 1). */
@@ -37,6 +37,7 @@ const ID = 'feature-matching';
  * meta-step.
  */
 export const featureMatching: TransferMethod<FeatureMatchingConfig, FeatureMatchingState> = {
+  specificationVersion: TRANSFER_METHOD_SPECIFICATION_VERSION,
   id: ID,
   title: 'Feature matching (fixed weights)',
   description:

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
+import { createRng, initBackend, type Params } from '@transferlab/core';
 import { attr, OnnxGraphBuilder } from '@transferlab/graph';
 import { createBackbone, importOnnx, linearHead } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,8 @@ import { linearProbe } from '../linear-probe/index.js';
 import { lwf } from '../lwf/index.js';
 import { merlin } from '../merlin/index.js';
 import { scratch } from '../scratch/index.js';
+import { batchFromTensors } from '../shared/batch.js';
+import { measureTensorGrowthAsync } from '../shared/testing.js';
 import type { AnyTransferMethod } from '../types.js';
 import { fineTune } from './index.js';
 
@@ -44,23 +46,23 @@ function importBnBackbone() {
 }
 
 function batch(n: number) {
-  return {
-    x: tf.tensor(randn(n * 36, 1), [n, 1, 6, 6]),
-    y: tf.tensor1d(
+  return batchFromTensors(
+    tf.tensor(randn(n * 36, 1), [n, 1, 6, 6]),
+    tf.tensor1d(
       Array.from({ length: n }, (_, i) => i % 3),
       'int32',
     ),
-  };
+  );
 }
 
 const values = (t: tf.Tensor | undefined) => Array.from(t?.dataSync() ?? []);
 
 /** `method` initialised on the imported BN backbone (3 target and 3 source classes; LwF distils the source head). */
-function initOnBnBackbone(method: AnyTransferMethod, options: Record<string, unknown>) {
+async function initOnBnBackbone(method: AnyTransferMethod, options: Record<string, unknown>) {
   const { backbone, params } = importBnBackbone();
   const sourceHead = linearHead(4, 3, 'source_head').init(createRng(7));
   const config = method.validate({ epochs: 1, batchSize: 8, ...options });
-  const state = method.init({
+  const state = await method.init({
     config,
     backbone,
     numClasses: 3,
@@ -74,10 +76,10 @@ function initOnBnBackbone(method: AnyTransferMethod, options: Record<string, unk
 }
 
 describe('fine-tuning a backbone with BatchNormalization', () => {
-  it('trains in training mode: running statistics follow the batches, never the optimizer; no leaks', () => {
+  it('trains in training mode: running statistics follow the batches, never the optimizer; no leaks', async () => {
     const { backbone, params } = importBnBackbone();
     const config = fineTune.validate({ epochs: 1, batchSize: 8, backboneLrMultiplier: 0.1 });
-    let state = fineTune.init({
+    let state = await fineTune.init({
       config,
       backbone,
       numClasses: 3,
@@ -94,7 +96,7 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       const s = backbone.apply(state.params, b.x, { training: true }).statistics ?? {};
       return { mean: values(s['bn.mean']), variance: values(s['bn.var']) };
     });
-    state = fineTune.trainStep(state, { target: b, step: 0 }).state;
+    state = (await fineTune.trainStep(state, { target: b, step: 0 })).state;
     const mean = values(state.params['bn.mean']);
     const variance = values(state.params['bn.var']);
     for (const [i, v] of mean.entries()) expect(v).toBeCloseTo(expected.mean[i] as number, 5);
@@ -103,15 +105,15 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
     expect(mean).not.toEqual([2, -2, 1, 0]);
     // Repeated steps on one batch: the running mean converges to the batch mean (momentum 0.9).
     let step = 1;
-    const growth = measureTensorGrowth(
-      () => {
-        state = fineTune.trainStep(state, { target: b, step: step++ }).state;
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        state = (await fineTune.trainStep(state, { target: b, step: step++ })).state;
       },
       { warmup: 2, steps: 5 },
     );
     expect(growth.grew).toBe(false);
     for (let i = 0; i < 40; i++)
-      state = fineTune.trainStep(state, { target: b, step: step++ }).state;
+      state = (await fineTune.trainStep(state, { target: b, step: step++ })).state;
     const batchMean = tf.tidy(() => {
       const c = backbone.apply(state.params, b.x, { taps: ['c'] }).taps.c as tf.Tensor;
       return values(tf.moments(c, [0, 2, 3]).mean);
@@ -120,11 +122,11 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
     // 0.9^47 ≈ 0.7% of the initial error (up to 2) remains, plus the slow drift of the weights.
     for (const [i, v] of values(state.params['bn.mean']).entries())
       expect(Math.abs(v - (batchMean[i] as number))).toBeLessThan(0.1);
-    fineTune.dispose(state);
+    await fineTune.dispose(state);
     tf.dispose([b.x, b.y]);
   });
 
-  it('a network with a native batchNorm layer trains the same way (scratch): statistics from the batch, γ from the optimizer', () => {
+  it('a network with a native batchNorm layer trains the same way (scratch): statistics from the batch, γ from the optimizer', async () => {
     const backbone = createBackbone({
       name: 'conv-bn',
       inputShape: [6, 6, 1],
@@ -137,8 +139,9 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
     });
     const b = batch(8);
     const x = tf.reshape(b.x, [8, 6, 6, 1]);
+    const nhwc = batchFromTensors(x, b.y);
     const config = scratch.validate({ epochs: 1, batchSize: 8 });
-    let state = scratch.init({
+    let state = await scratch.init({
       config,
       backbone,
       numClasses: 3,
@@ -159,25 +162,25 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       };
     });
     const gammaBefore = values(state.params['bn.gamma']);
-    state = scratch.trainStep(state, { target: { x, y: b.y }, step: 0 }).state;
+    state = (await scratch.trainStep(state, { target: nhwc, step: 0 })).state;
     for (const [i, v] of values(state.params['bn.running_mean']).entries())
       expect(v).toBeCloseTo(expected.mean[i] as number, 5);
     for (const [i, v] of values(state.params['bn.running_var']).entries())
       expect(v).toBeCloseTo(expected.variance[i] as number, 4);
     expect(values(state.params['bn.gamma'])).not.toEqual(gammaBefore);
     let step = 1;
-    const growth = measureTensorGrowth(
-      () => {
-        state = scratch.trainStep(state, { target: { x, y: b.y }, step: step++ }).state;
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        state = (await scratch.trainStep(state, { target: nhwc, step: step++ })).state;
       },
       { warmup: 2, steps: 5 },
     );
     expect(growth.grew).toBe(false);
-    scratch.dispose(state);
+    await scratch.dispose(state);
     tf.dispose([b.x, b.y, x]);
   });
 
-  it('LwF, joint and MeRLin also train with batch statistics, chained pass to pass within a step; no leaks', () => {
+  it('LwF, joint and MeRLin also train with batch statistics, chained pass to pass within a step; no leaks', async () => {
     const sourceBatch = batch(8);
     const targetBatch = batch(8);
     // Conv-output batch means per channel at the given weights.
@@ -215,29 +218,29 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       ],
     ];
     for (const [method, options, expectedMean] of cases) {
-      const init = initOnBnBackbone(method, { backboneLrMultiplier: 0.1, ...options });
+      const init = await initOnBnBackbone(method, { backboneLrMultiplier: 0.1, ...options });
       let state = init.state;
       const { sourceHead } = init;
       const input = (step: number) => ({ target: targetBatch, source: sourceBatch, step });
-      const want = expectedMean(method.predictParams(state));
-      state = method.trainStep(state, input(0)).state;
-      const got = values(method.predictParams(state)['bn.mean']);
+      const want = expectedMean(await method.predictParams(state));
+      state = (await method.trainStep(state, input(0))).state;
+      const got = values((await method.predictParams(state))['bn.mean']);
       for (const [i, v] of got.entries()) expect(v, method.id).toBeCloseTo(want[i] as number, 4);
       let step = 1;
-      const growth = measureTensorGrowth(
-        () => {
-          state = method.trainStep(state, input(step++)).state;
+      const growth = await measureTensorGrowthAsync(
+        async () => {
+          state = (await method.trainStep(state, input(step++))).state;
         },
         { warmup: 2, steps: 4 },
       );
       expect(growth.grew, method.id).toBe(false);
-      method.dispose(state);
+      await method.dispose(state);
       tf.dispose(Object.values(sourceHead));
     }
     tf.dispose([sourceBatch.x, sourceBatch.y, targetBatch.x, targetBatch.y]);
   });
 
-  it('freezeBatchNorm keeps the pretrained statistics; a linear probe or a frozen backbone never touches them', () => {
+  it('freezeBatchNorm keeps the pretrained statistics; a linear probe or a frozen backbone never touches them', async () => {
     const cases: [AnyTransferMethod, Record<string, unknown>][] = [
       [fineTune, { freezeBatchNorm: true, backboneLrMultiplier: 0.1 }],
       [linearProbe, {}],
@@ -245,19 +248,19 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       [joint, { backboneLrMultiplier: 0 }],
     ];
     for (const [method, options] of cases) {
-      const init = initOnBnBackbone(method, options);
+      const init = await initOnBnBackbone(method, options);
       let state = init.state;
       const { sourceHead } = init;
       const b = batch(8);
-      const before: Params = { W: tf.clone(method.predictParams(state).W as tf.Tensor) };
+      const before: Params = { W: tf.clone((await method.predictParams(state)).W as tf.Tensor) };
       for (let i = 0; i < 3; i++)
-        state = method.trainStep(state, { target: b, source: b, step: i }).state;
-      const p = method.predictParams(state);
+        state = (await method.trainStep(state, { target: b, source: b, step: i })).state;
+      const p = await method.predictParams(state);
       expect(values(p['bn.mean'])).toEqual([2, -2, 1, 0]);
       expect(values(p['bn.var'])).toEqual([5, 0.2, 3, 1].map((v) => Math.fround(v)));
       const moved = values(p.W).some((v, i) => v !== values(before.W)[i]);
       expect(moved).toBe(method === fineTune);
-      method.dispose(state);
+      await method.dispose(state);
       tf.dispose([b.x, b.y, before.W as tf.Tensor, ...Object.values(sourceHead)]);
     }
     expect(() => fineTune.validate({ freezeBatchNorm: 'yes' })).toThrow(

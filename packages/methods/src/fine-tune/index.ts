@@ -1,4 +1,5 @@
-import { type OptimConfig, supervisedMethod } from '../shared/classifier.js';
+import { supervisedMethod } from '../shared/classifier.js';
+import type { OptimConfig } from '../shared/optim.js';
 
 export interface FineTuneConfig extends OptimConfig {
   /** The backbone's learning rate relative to the head's (0 freezes it: a linear probe). */

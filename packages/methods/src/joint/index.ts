@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { softmaxCrossEntropy } from '@transferlab/core';
-import { type OptimConfig, validateOptimConfig } from '../shared/classifier.js';
 import { mergeConfig, requireNonNegative, requirePositive } from '../shared/config.js';
 import {
   disposeMultiHead,
@@ -15,7 +14,8 @@ import {
   TARGET_HEAD,
   targetLogits,
 } from '../shared/multi-head.js';
-import type { TransferMethod } from '../types.js';
+import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
+import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 
 export interface JointConfig extends OptimConfig {
   /** α in  source CE + α · target CE. */
@@ -35,6 +35,7 @@ const ID = 'joint';
  * paper shows can learn source-specific features and overfit the target.
  */
 export const joint: TransferMethod<JointConfig, MultiHeadState<JointConfig>> = {
+  specificationVersion: TRANSFER_METHOD_SPECIFICATION_VERSION,
   id: ID,
   title: 'Joint training',
   description:

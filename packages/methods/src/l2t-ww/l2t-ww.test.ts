@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
+import { createRng, initBackend, type Params } from '@transferlab/core';
 import {
   type Backbone,
   cnnSpec,
@@ -12,10 +12,12 @@ import {
 } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scratch } from '../scratch/index.js';
+import { batchFromTensors } from '../shared/batch.js';
+import { measureTensorGrowthAsync } from '../shared/testing.js';
 import type { AnyTransferMethod, Batch, MethodContext } from '../types.js';
 import { type L2tWwConfig, type L2tWwState, l2tWw, l2twwMetrics, l2twwSummary } from './index.js';
 import { lookaheadParamNames } from './lookahead.js';
-import { sourceInputs } from './transfer.js';
+import { sourceInputs } from './step.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -35,7 +37,7 @@ function batch(seed: number, n = 12): Batch {
       x[i * 64 + p] = 0.3 * rng.normal() + (quadrant === y[i] ? 1 : 0);
     }
   }
-  return { x: tf.tensor4d(x, [n, 8, 8, 1]), y: tf.tensor1d(y, 'int32') };
+  return batchFromTensors(tf.tensor4d(x, [n, 8, 8, 1]), tf.tensor1d(y, 'int32'));
 }
 const disposeBatch = (b: Batch) => tf.dispose([b.x, b.y]);
 
@@ -53,30 +55,30 @@ function context<C>(config: C, seed = 0, pretrained?: Params): MethodContext<C> 
 const values = (p: Params) =>
   Object.fromEntries(Object.entries(p).map(([n, t]) => [n, Array.from(t.dataSync())]));
 
-function run(
+async function run(
   method: AnyTransferMethod,
   options: Record<string, unknown>,
   steps: number,
   seed = 0,
-): { params: Record<string, number[]>; losses: number[]; state?: unknown } {
+): Promise<{ params: Record<string, number[]>; losses: number[]; state?: unknown }> {
   const pretrained = source.init(createRng(100));
-  let state = method.init(context(method.validate(options), seed, pretrained));
+  let state = await method.init(context(method.validate(options), seed, pretrained));
   const losses: number[] = [];
   for (let step = 0; step < steps; step++) {
     const b = batch(50 + step);
-    const out = method.trainStep(state, { target: b, step });
+    const out = await method.trainStep(state, { target: b, step });
     state = out.state;
     losses.push(out.loss);
     disposeBatch(b);
   }
-  const params = values(method.predictParams(state));
-  method.dispose(state);
+  const params = values(await method.predictParams(state));
+  await method.dispose(state);
   tf.dispose(Object.values(pretrained));
   return { params, losses };
 }
 
 describe('l2t-ww', () => {
-  it('validate: defaults from the reference code, clear errors', () => {
+  it('validate: defaults from the reference code, clear errors', async () => {
     const c = l2tWw.validate({});
     expect(c).toMatchObject({
       optimizer: 'sgd',
@@ -110,7 +112,7 @@ describe('l2t-ww', () => {
     expect(() => l2tWw.validate({ targetChannels: [4, 0] })).toThrow(/targetChannels must be/);
   });
 
-  it('init: clear errors for missing pretrained weights, unknown taps and pairs that cannot be matched', () => {
+  it('init: clear errors for missing pretrained weights, unknown taps and pairs that cannot be matched', async () => {
     const pretrained = source.init(createRng(1));
     const init = (options: Record<string, unknown>) => () =>
       l2tWw.init(context(l2tWw.validate(options), 0, pretrained));
@@ -148,16 +150,19 @@ describe('l2t-ww', () => {
       /cannot match source tap "fc1" of shape \[16\] with target tap "conv1" of shape \[8,8,16\]/,
     );
     // Vector taps match vector taps (MLP → MLP).
-    const ok = l2tWw.init({ ...context(l2tWw.validate({}), 0, mlpWeights), backbone: mlpSource });
+    const ok = await l2tWw.init({
+      ...context(l2tWw.validate({}), 0, mlpWeights),
+      backbone: mlpSource,
+    });
     expect(ok.pairs.map((p) => p.sourceShape)).toEqual([[1, 1, 16]]);
-    l2tWw.dispose(ok);
+    await l2tWw.dispose(ok);
     tf.dispose(Object.values(mlpWeights));
     tf.dispose(Object.values(pretrained));
   });
 
-  it('pairs: all = source taps × target taps, with the shapes of both and resizing when sizes differ', () => {
+  it('pairs: all = source taps × target taps, with the shapes of both and resizing when sizes differ', async () => {
     const pretrained = source.init(createRng(1));
-    const state = l2tWw.init(
+    const state = await l2tWw.init(
       context(
         l2tWw.validate({ targetBackbone: 'cnn', targetChannels: [3, 5], targetDenseUnits: 6 }),
         0,
@@ -174,17 +179,17 @@ describe('l2t-ww', () => {
     expect(state.params['connector.1.weight']?.shape).toEqual([5, 4]);
     expect(state.meta['what.2.weight']?.shape).toEqual([6, 6]);
     const b = batch(1);
-    const out = l2tWw.trainStep(state, { target: b, step: 0 });
+    const out = await l2tWw.trainStep(state, { target: b, step: 0 });
     expect(Number.isFinite(out.loss)).toBe(true);
     const logits = l2tWw.predict(out.state, out.state.params, b.x);
     expect(logits.shape).toEqual([12, CLASSES]);
     logits.dispose();
-    l2tWw.dispose(out.state);
+    await l2tWw.dispose(out.state);
     disposeBatch(b);
     tf.dispose(Object.values(pretrained));
   });
 
-  it('with β = 0 it is training from scratch: the same weights after k steps, same seed', () => {
+  it('with β = 0 it is training from scratch: the same weights after k steps, same seed', async () => {
     const optim = {
       optimizer: 'sgd',
       lr: 0.05,
@@ -193,55 +198,55 @@ describe('l2t-ww', () => {
       schedule: 'cosine',
     };
     const k = 4;
-    const ref = run(scratch, optim, k);
-    const l2t = run(l2tWw, { ...optim, beta: 0, metaLr: 1e-2 }, k);
+    const ref = await run(scratch, optim, k);
+    const l2t = await run(l2tWw, { ...optim, beta: 0, metaLr: 1e-2 }, k);
     for (const [name, v] of Object.entries(ref.params)) {
       expect(l2t.params[name], name).toEqual(v);
     }
     expect(l2t.losses).toEqual(ref.losses);
     // And β > 0 does move the target elsewhere.
-    const on = run(l2tWw, { ...optim, beta: 0.5 }, k);
+    const on = await run(l2tWw, { ...optim, beta: 0.5 }, k);
     expect(on.params['conv1.weight']).not.toEqual(ref.params['conv1.weight']);
   });
 
-  it('no tensor leaks across meta-steps; dispose frees everything it owns', () => {
+  it('no tensor leaks across meta-steps; dispose frees everything it owns', async () => {
     const pretrained = source.init(createRng(1));
     const before = tf.memory().numTensors;
-    let state = l2tWw.init(context(l2tWw.validate({ lr: 0.05 }), 0, pretrained));
+    let state = await l2tWw.init(context(l2tWw.validate({ lr: 0.05 }), 0, pretrained));
     const b = batch(2);
     let step = 0;
-    const growth = measureTensorGrowth(
-      () => {
-        state = l2tWw.trainStep(state, { target: b, step: step++ }).state;
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        state = (await l2tWw.trainStep(state, { target: b, step: step++ })).state;
       },
       { warmup: 2, steps: 5 },
     );
     expect(growth.counts).toEqual(growth.counts.map(() => growth.counts[0]));
-    l2tWw.dispose(state);
+    await l2tWw.dispose(state);
     disposeBatch(b);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose(Object.values(pretrained));
   });
 
-  it('a failing step leaves the old state intact and leaks nothing', () => {
+  it('a failing step leaves the old state intact and leaks nothing', async () => {
     const pretrained = source.init(createRng(1));
-    let state = l2tWw.init(context(l2tWw.validate({ lr: 0.05 }), 0, pretrained));
+    let state = await l2tWw.init(context(l2tWw.validate({ lr: 0.05 }), 0, pretrained));
     const b = batch(3);
-    state = l2tWw.trainStep(state, { target: b, step: 0 }).state;
+    state = (await l2tWw.trainStep(state, { target: b, step: 0 })).state;
     const count = tf.memory().numTensors;
-    const bad: Batch = { x: tf.fill([12, 8, 8, 1], Number.NaN), y: b.y };
+    const bad = batchFromTensors(tf.fill([12, 8, 8, 1], Number.NaN), b.y);
     expect(() => l2tWw.trainStep(state, { target: bad, step: 1 })).toThrow(/diverged/);
     bad.x.dispose();
     expect(tf.memory().numTensors).toBe(count);
-    expect(Number.isFinite(l2tWw.trainStep(state, { target: b, step: 1 }).loss)).toBe(true);
+    expect(Number.isFinite((await l2tWw.trainStep(state, { target: b, step: 1 })).loss)).toBe(true);
     disposeBatch(b);
     tf.dispose(Object.values(pretrained));
   });
 
-  it('learns: the meta-nets move, λ and channel-weight entropy are recorded per pair', () => {
+  it('learns: the meta-nets move, λ and channel-weight entropy are recorded per pair', async () => {
     const pretrained = source.init(createRng(1));
     const config: L2tWwConfig = l2tWw.validate({ lr: 0.05, metaLr: 0.05 });
-    let state: L2tWwState = l2tWw.init(context(config, 0, pretrained));
+    let state: L2tWwState = await l2tWw.init(context(config, 0, pretrained));
     const fresh = l2twwSummary(state);
     expect(fresh.steps).toBe(0);
     const what0 = Array.from(state.meta['what.0.weight']?.dataSync() ?? []);
@@ -249,7 +254,7 @@ describe('l2t-ww', () => {
     const losses: number[] = [];
     for (let step = 0; step < 12; step++) {
       const b = batch(step % 3);
-      const out = l2tWw.trainStep(state, { target: b, step });
+      const out = await l2tWw.trainStep(state, { target: b, step });
       state = out.state;
       losses.push(out.loss);
       disposeBatch(b);
@@ -276,28 +281,28 @@ describe('l2t-ww', () => {
     expect(Math.min(...summary.pairs.map((p) => p.channelEntropy))).toBeLessThan(1 - 1e-7);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0] as number);
     expect(Object.keys(l2twwMetrics(state))).toContain('l2t_lambda:conv1->conv2');
-    l2tWw.dispose(state);
+    await l2tWw.dispose(state);
     tf.dispose(Object.values(pretrained));
   });
 
-  it('learnWhat / learnWhere off: no meta-networks, and no meta-step', () => {
+  it('learnWhat / learnWhere off: no meta-networks, and no meta-step', async () => {
     const pretrained = source.init(createRng(1));
-    const state = l2tWw.init(
+    const state = await l2tWw.init(
       context(l2tWw.validate({ learnWhat: false, learnWhere: false }), 0, pretrained),
     );
     expect(Object.keys(state.meta)).toEqual([]);
     const b = batch(1);
-    const out = l2tWw.trainStep(state, { target: b, step: 0 });
+    const out = await l2tWw.trainStep(state, { target: b, step: 0 });
     expect(Number.isNaN(out.state.lastMetaLoss)).toBe(true);
     expect(l2twwSummary(out.state).pairs[0]).toMatchObject({ lambdaMean: 1, channelEntropy: 1 });
-    l2tWw.dispose(out.state);
+    await l2tWw.dispose(out.state);
     disposeBatch(b);
     tf.dispose(Object.values(pretrained));
   });
 });
 
 describe('an imported ONNX model as the source network', () => {
-  it('gives the same training as the native source; needs explicit taps, and cannot be the target', () => {
+  it('gives the same training as the native source; needs explicit taps, and cannot be the target', async () => {
     const pretrained = source.init(createRng(100));
     const bytes = exportBackboneToOnnx(source, pretrained, {
       outputs: ['features', 'conv1', 'conv2'],
@@ -309,21 +314,21 @@ describe('an imported ONNX model as the source network', () => {
       targetDenseUnits: 8,
       sourceTaps: ['conv1', 'conv2'],
     });
-    const losses = (backbone: Backbone, weights: Params) => {
-      let state = l2tWw.init({ ...context(options, 0, weights), backbone });
+    const losses = async (backbone: Backbone, weights: Params) => {
+      let state = await l2tWw.init({ ...context(options, 0, weights), backbone });
       const out: number[] = [];
       for (let step = 0; step < 3; step++) {
         const b = batch(50 + step);
-        const r = l2tWw.trainStep(state, { target: b, step });
+        const r = await l2tWw.trainStep(state, { target: b, step });
         state = r.state;
         out.push(r.loss);
         disposeBatch(b);
       }
-      l2tWw.dispose(state);
+      await l2tWw.dispose(state);
       return out;
     };
-    const native = losses(source, pretrained);
-    const viaOnnx = losses(imported.backbone, imported.params);
+    const native = await losses(source, pretrained);
+    const viaOnnx = await losses(imported.backbone, imported.params);
     for (const [i, l] of viaOnnx.entries()) expect(l).toBeCloseTo(native[i] as number, 4);
     // Default taps come from the layer description, which an import lacks.
     expect(() =>
@@ -350,7 +355,7 @@ describe('an imported ONNX model as the source network', () => {
 });
 
 describe('l2t-ww with a batch-normalised ResNet source', () => {
-  it('taps each stage after its normalisation and ReLU, runs the source in inference mode and trains a plain target', () => {
+  it('taps each stage after its normalisation and ReLU, runs the source in inference mode and trains a plain target', async () => {
     const resnet = createBackbone(resnetSpec([8, 8, 1], [4, 6], 1, { batchNorm: true }));
     const pretrained: Record<string, tf.Tensor> = { ...resnet.init(createRng(3)) };
     // Pretrained-looking statistics: inference mode must use them.
@@ -362,7 +367,7 @@ describe('l2t-ww with a batch-normalised ResNet source', () => {
       targetDenseUnits: 6,
       pairs: 'all',
     });
-    let state = l2tWw.init({ ...context(config, 0, pretrained), backbone: resnet });
+    let state = await l2tWw.init({ ...context(config, 0, pretrained), backbone: resnet });
     expect([...new Set(state.pairs.map((p) => p.source))]).toEqual([
       'stem',
       'block1_1',
@@ -381,17 +386,17 @@ describe('l2t-ww with a batch-normalised ResNet source', () => {
       expect(gap(mapAt(false))).toBeLessThan(1e-6);
       expect(gap(mapAt(true))).toBeGreaterThan(1e-2);
     });
-    const out = l2tWw.trainStep(state, { target: b, step: 0 });
+    const out = await l2tWw.trainStep(state, { target: b, step: 0 });
     state = out.state;
     expect(Number.isFinite(out.loss)).toBe(true);
-    l2tWw.dispose(state);
+    await l2tWw.dispose(state);
     disposeBatch(b);
     for (const t of Object.values(pretrained)) t.dispose();
   });
 });
 
 describe('l2t-ww with a batch-normalised target', () => {
-  it('trains it in training mode: statistics from the real step, γ and β through the look-ahead; no leaks', () => {
+  it('trains it in training mode: statistics from the real step, γ and β through the look-ahead; no leaks', async () => {
     const targetSpec = {
       name: 'cnn-bn',
       inputShape: [8, 8, 1],
@@ -406,38 +411,38 @@ describe('l2t-ww with a batch-normalised target', () => {
     } as const;
     const pretrained = source.init(createRng(1));
     const config = l2tWw.validate({ targetBackbone: 'spec', targetSpec, metaLr: 0.05 });
-    let state = l2tWw.init(context(config, 0, pretrained));
+    let state = await l2tWw.init(context(config, 0, pretrained));
     expect(state.pairs.map((p) => p.target)).toContain('r1');
     expect(state.trainable).toContain('bn1.gamma');
     expect(state.trainable).not.toContain('bn1.running_mean');
     // The look-ahead reaches the normalisation's γ/β (they own a layer before the deepest tap), never its statistics.
-    const names = lookaheadParamNames(state.target, state.head, state.pairs);
+    const names = lookaheadParamNames(state.backbone, state.head, state.pairs);
     expect(names.matching).toContain('bn1.gamma');
     expect(names.matching).not.toContain('bn1.running_var');
     const b = batch(3);
     const expectedMean = tf.tidy(() => {
-      const c = state.target.apply(state.params, b.x, { taps: ['c1'] }).taps.c1 as tf.Tensor;
+      const c = state.backbone.apply(state.params, b.x, { taps: ['c1'] }).taps.c1 as tf.Tensor;
       return Array.from(tf.mul(tf.moments(c, [0, 1, 2]).mean, 0.1).dataSync());
     });
     const metaBefore = values(state.meta);
-    state = l2tWw.trainStep(state, { target: b, step: 0 }).state;
+    state = (await l2tWw.trainStep(state, { target: b, step: 0 })).state;
     for (const [i, v] of Array.from(state.params['bn1.running_mean']?.dataSync() ?? []).entries())
       expect(v).toBeCloseTo(expectedMean[i] as number, 5);
     expect(values(state.meta)).not.toEqual(metaBefore);
     let step = 1;
-    const growth = measureTensorGrowth(
-      () => {
-        state = l2tWw.trainStep(state, { target: b, step: step++ }).state;
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        state = (await l2tWw.trainStep(state, { target: b, step: step++ })).state;
       },
       { warmup: 1, steps: 3 },
     );
     expect(growth.grew).toBe(false);
-    l2tWw.dispose(state);
+    await l2tWw.dispose(state);
     disposeBatch(b);
     for (const t of Object.values(pretrained)) t.dispose();
   });
 
-  it('the look-ahead reaches the parameters inside residual blocks (owned by the block, not by a layer of their prefix)', () => {
+  it('the look-ahead reaches the parameters inside residual blocks (owned by the block, not by a layer of their prefix)', async () => {
     const target = createBackbone(resnetSpec([8, 8, 1], [4, 6], 1, { batchNorm: true }));
     const head = linearHead(target.featureDim, 3, 'head');
     const pair = {

@@ -13,9 +13,9 @@ import {
   outputShape,
   type SpecBackbone,
 } from '@transferlab/models';
+import { matchingLoss, type TapPair } from '../shared/feature-transfer.js';
 import { metaOutputs, type WhereActivation } from './meta-nets.js';
 import { safeBackboneApply, safeSoftmaxCrossEntropy, stopGradient } from './safe-ops.js';
-import { matchingLoss, type TapPair } from './transfer.js';
 
 /**
  * `exact`: the meta-gradient differentiates through the look-ahead updates,

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, type Params, valueAndGrads } from '@transferlab/core';
 import { type BackboneSpec, cnnSpec, createBackbone } from '@transferlab/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchFromTensors } from '../shared/batch.js';
 import type { Batch } from '../types.js';
 import { type L2tWwState, l2tWw } from './index.js';
 import {
@@ -10,7 +11,7 @@ import {
   type MetaGradientMode,
   metaGradient,
 } from './lookahead.js';
-import { sourceInputs } from './transfer.js';
+import { sourceInputs } from './step.js';
 
 /**
  * The key test: the exact meta-gradient (CE at the look-ahead weights,
@@ -66,24 +67,28 @@ const CLASSES = 3;
 
 function batch(seed: number): Batch {
   const rng = createRng(seed);
-  return {
-    x: tf.tensor4d(rng.normalArray(N * 36), [N, 6, 6, 1]),
-    y: tf.tensor1d(
+  return batchFromTensors(
+    tf.tensor4d(rng.normalArray(N * 36), [N, 6, 6, 1]),
+    tf.tensor1d(
       Int32Array.from({ length: N }, (_, i) => i % CLASSES),
       'int32',
     ),
-  };
+  );
 }
 
 interface Fixture {
   state: L2tWwState;
   problem: LookaheadProblem;
   meta: Params;
-  dispose(): void;
+  dispose(): Promise<void>;
 }
 
 /** A state after two real steps (so momentum buffers are non-zero), and the look-ahead problem of a third batch. */
-function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINKED): Fixture {
+async function fixture(
+  mode: MetaGradientMode,
+  lr: number,
+  target: BackboneSpec = KINKED,
+): Promise<Fixture> {
   const pretrained = source.init(createRng(7));
   const config = l2tWw.validate({
     targetBackbone: 'spec',
@@ -95,7 +100,7 @@ function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINK
     whereActivation: target === KINKED ? 'relu6' : 'softplus',
     whereBiasInit: 2,
   });
-  let state = l2tWw.init({
+  let state = await l2tWw.init({
     config,
     backbone: source,
     numClasses: CLASSES,
@@ -105,7 +110,7 @@ function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINK
   });
   for (let step = 0; step < 2; step++) {
     const b = batch(10 + step);
-    state = l2tWw.trainStep(state, { target: b, step }).state;
+    state = (await l2tWw.trainStep(state, { target: b, step })).state;
     tf.dispose([b.x, b.y]);
   }
   tf.dispose(Object.values(pretrained));
@@ -119,7 +124,7 @@ function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINK
   const b = batch(20);
   const src = sourceInputs(state.source, state.pairs, b.x);
   const problem: LookaheadProblem = {
-    target: state.target,
+    target: state.backbone,
     head: state.head,
     pairs: state.pairs,
     optimizer: state.optimizer,
@@ -139,7 +144,7 @@ function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINK
     state,
     problem,
     meta,
-    dispose() {
+    async dispose() {
       tf.dispose([
         b.x,
         b.y,
@@ -147,7 +152,7 @@ function fixture(mode: MetaGradientMode, lr: number, target: BackboneSpec = KINK
         ...Object.values(src.pooled),
         ...Object.values(meta),
       ]);
-      l2tWw.dispose(state);
+      await l2tWw.dispose(state);
     },
   };
 }
@@ -198,8 +203,8 @@ describe.each(['wasm', 'cpu'] as const)('L2T-ww meta-gradient on %s', (backend) 
     ['ReLU + max-pool', KINKED, 1e-3, false, 2e-2],
   ] as const)(
     'exact mode matches finite differences (%s target)',
-    (label, target, eps, richardson, tol) => {
-      const f = fixture('exact', 0.05, target);
+    async (label, target, eps, richardson, tol) => {
+      const f = await fixture('exact', 0.05, target);
       const grads = tf.tidy(() => {
         const { grads } = metaGradient(f.meta, f.problem);
         return Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, tf.keep(g)]));
@@ -224,15 +229,15 @@ describe.each(['wasm', 'cpu'] as const)('L2T-ww meta-gradient on %s', (backend) 
         }
       } finally {
         tf.dispose(Object.values(grads));
-        f.dispose();
+        await f.dispose();
       }
     },
   );
 
-  it('first-order differs from exact, but the two agree as the target lr shrinks', () => {
-    const gap = (lr: number) => {
-      const exact = fixture('exact', lr);
-      const first = fixture('first-order', lr);
+  it('first-order differs from exact, but the two agree as the target lr shrinks', async () => {
+    const gap = async (lr: number) => {
+      const exact = await fixture('exact', lr);
+      const first = await fixture('first-order', lr);
       try {
         return tf.tidy(() => {
           const ge = metaGradient(exact.meta, exact.problem).grads;
@@ -246,12 +251,12 @@ describe.each(['wasm', 'cpu'] as const)('L2T-ww meta-gradient on %s', (backend) 
           return Math.sqrt(diff / norm);
         });
       } finally {
-        exact.dispose();
-        first.dispose();
+        await exact.dispose();
+        await first.dispose();
       }
     };
-    const big = gap(0.05);
-    const small = gap(0.0005);
+    const big = await gap(0.05);
+    const small = await gap(0.0005);
     results.push(
       `${backend} first-order vs exact, relative difference: lr 0.05 → ${big.toExponential(2)}, lr 0.0005 → ${small.toExponential(2)}`,
     );
@@ -259,7 +264,7 @@ describe.each(['wasm', 'cpu'] as const)('L2T-ww meta-gradient on %s', (backend) 
     expect(small).toBeLessThan(big / 20);
   });
 
-  it('the plain tfjs conv and max-pool gradients are not differentiable (why safe-ops exists)', () => {
+  it('the plain tfjs conv and max-pool gradients are not differentiable (why safe-ops exists)', async () => {
     // If a tfjs release registers these gradients, safe-ops.ts could go.
     const x = tf.tensor4d(createRng(1).normalArray(2 * 4 * 4), [2, 4, 4, 1]);
     const w = tf.tensor4d(createRng(2).normalArray(9 * 2), [3, 3, 1, 2]);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params, Rng } from '@transferlab/core';
-import type { TapPair } from './transfer.js';
+import type { TapPair } from '../shared/feature-transfer.js';
 
 /** The activation of the *where* net: relu6 (the reference code's default), relu or softplus. */
 export type WhereActivation = 'relu6' | 'relu' | 'softplus';

@@ -8,13 +8,8 @@ import {
 } from '@transferlab/core';
 import { type Backbone, type BackboneSpec, createBackbone } from '@transferlab/models';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  matMulFast,
-  safeBackboneApply,
-  safeConv2d,
-  safeMaxPool,
-  safeSoftmaxCrossEntropy,
-} from './safe-ops.js';
+import { matMulFast } from '../shared/mat-mul.js';
+import { safeBackboneApply, safeConv2d, safeMaxPool, safeSoftmaxCrossEntropy } from './safe-ops.js';
 
 let rng = createRng(0);
 const rand = (shape: number[], std = 1) =>

@@ -17,6 +17,7 @@ import { createRng, initBackend } from '@transferlab/core';
 import { cnnSpec, createBackbone } from '@transferlab/models';
 import { featureMatching } from '../feature-matching/index.js';
 import { scratch } from '../scratch/index.js';
+import { batchFromTensors } from '../shared/batch.js';
 import type { AnyTransferMethod, Batch } from '../types.js';
 import { l2tWw } from './index.js';
 
@@ -32,13 +33,13 @@ const numClasses = 10;
 const backbone = createBackbone(cnnSpec([28, 28, 1], [16, 32], 128));
 const rng = createRng(0);
 const pretrained = backbone.init(rng.derive('pretrained'));
-const target: Batch = {
-  x: tf.tensor4d(rng.normalArray(batchSize * 784), [batchSize, 28, 28, 1]),
-  y: tf.tensor1d(
+const target: Batch = batchFromTensors(
+  tf.tensor4d(rng.normalArray(batchSize * 784), [batchSize, 28, 28, 1]),
+  tf.tensor1d(
     Int32Array.from({ length: batchSize }, (_, i) => i % numClasses),
     'int32',
   ),
-};
+);
 
 // The same target optimizer everywhere: L2T-ww's (SGD, momentum 0.9, wd 1e-4, cosine) at
 // lr 0.01, which random data does not blow up (the cost does not depend on it).
@@ -51,8 +52,11 @@ const optim = {
   schedule: 'cosine',
 };
 
-function msPerStep(method: AnyTransferMethod, options: Record<string, unknown>): number {
-  let state = method.init({
+async function msPerStep(
+  method: AnyTransferMethod,
+  options: Record<string, unknown>,
+): Promise<number> {
+  let state = await method.init({
     config: method.validate({ ...optim, ...options }),
     backbone,
     numClasses,
@@ -62,14 +66,15 @@ function msPerStep(method: AnyTransferMethod, options: Record<string, unknown>):
     totalSteps: steps + 10,
   });
   try {
-    for (let step = 0; step < 2; step++) state = method.trainStep(state, { target, step }).state;
+    for (let step = 0; step < 2; step++)
+      state = (await method.trainStep(state, { target, step })).state;
     const t0 = performance.now();
     for (let step = 2; step < 2 + steps; step++) {
-      state = method.trainStep(state, { target, step }).state;
+      state = (await method.trainStep(state, { target, step })).state;
     }
     return (performance.now() - t0) / steps;
   } finally {
-    method.dispose(state);
+    await method.dispose(state);
   }
 }
 
@@ -83,7 +88,7 @@ const best = new Map<string, number>();
 // Interleaved twice so that no method always runs on a cold or hot machine.
 for (let round = 0; round < 2; round++) {
   for (const [label, method, options] of cases) {
-    best.set(label, Math.min(best.get(label) ?? Infinity, msPerStep(method, options)));
+    best.set(label, Math.min(best.get(label) ?? Infinity, await msPerStep(method, options)));
   }
 }
 const plain = best.get(cases[0]?.[0] as string) as number;

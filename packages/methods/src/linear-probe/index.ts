@@ -1,4 +1,5 @@
-import { type OptimConfig, supervisedMethod } from '../shared/classifier.js';
+import { supervisedMethod } from '../shared/classifier.js';
+import type { OptimConfig } from '../shared/optim.js';
 
 export type LinearProbeConfig = OptimConfig;
 

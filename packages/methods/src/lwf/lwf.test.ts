@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, initBackend, measureTensorGrowth, type Params } from '@transferlab/core';
+import { createRng, initBackend, type Params } from '@transferlab/core';
 import { createBackbone, linearHead, mlpSpec } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fineTune } from '../fine-tune/index.js';
+import { batchFromTensors } from '../shared/batch.js';
+import { measureTensorGrowthAsync } from '../shared/testing.js';
 import type { Batch } from '../types.js';
 import { distillationLoss, type LwfContext, type LwfState, lwf } from './index.js';
 
@@ -20,7 +22,7 @@ function batch(seed: number, n = 24): Batch {
     { length: n * 8 },
     (_, i) => rng.normal() + (i % 8 === (y[Math.floor(i / 8)] as number) ? 2 : 0),
   );
-  return { x: tf.tensor2d(x, [n, 8]), y: tf.tensor1d(y, 'int32') };
+  return batchFromTensors(tf.tensor2d(x, [n, 8]), tf.tensor1d(y, 'int32'));
 }
 
 /** The source network as pre-training leaves it: backbone weights and a `source_head`. */
@@ -52,7 +54,7 @@ const arrays = (p: Params) =>
   Object.fromEntries(Object.entries(p).map(([n, t]) => [n, Array.from(t.dataSync())]));
 
 describe('lwf', () => {
-  it('needs the source head, and says what the runner must pass', () => {
+  it('needs the source head, and says what the runner must pass', async () => {
     const src = sourceNetwork();
     expect(() =>
       lwf.init({
@@ -71,7 +73,7 @@ describe('lwf', () => {
     );
     // Either route works: a `sourceHead` field or the names inside `pretrained`.
     for (const how of ['field', 'pretrained'] as const) {
-      const state = lwf.init(context({}, src, how));
+      const state = await lwf.init(context({}, src, how));
       expect(Object.keys(state.params).sort()).toEqual([
         'fc1.bias',
         'fc1.weight',
@@ -82,13 +84,13 @@ describe('lwf', () => {
         'source_head.bias',
         'source_head.weight',
       ]);
-      lwf.dispose(state);
+      await lwf.dispose(state);
     }
     expect(() => lwf.validate({ temperature: 0 })).toThrow(/temperature must be a positive number/);
     tf.dispose([...Object.values(src.backbone), ...Object.values(src.head)]);
   });
 
-  it('distillation loss: Li & Hoiem’s L_old; its gradient vanishes when the student equals the teacher', () => {
+  it('distillation loss: Li & Hoiem’s L_old; its gradient vanishes when the student equals the teacher', async () => {
     tf.tidy(() => {
       const t = tf.tensor2d([
         [1, 2, 0.5],
@@ -105,33 +107,33 @@ describe('lwf', () => {
     });
   });
 
-  it('with λ_o = 0 it is fine-tuning (same backbone and new head after k steps)', () => {
+  it('with λ_o = 0 it is fine-tuning (same backbone and new head after k steps)', async () => {
     const src = sourceNetwork();
     const options = { optimizer: 'sgd', lr: 0.1, momentum: 0.9, backboneLrMultiplier: 0.5 };
-    let a: LwfState = lwf.init(context({ ...options, lambdaOld: 0 }, src));
-    let b = fineTune.init({ ...context({}, src), config: fineTune.validate(options) });
+    let a: LwfState = await lwf.init(context({ ...options, lambdaOld: 0 }, src));
+    let b = await fineTune.init({ ...context({}, src), config: fineTune.validate(options) });
     for (let step = 0; step < 5; step++) {
       const t = batch(step);
-      a = lwf.trainStep(a, { target: t, step }).state;
-      b = fineTune.trainStep(b, { target: t, step }).state;
+      a = (await lwf.trainStep(a, { target: t, step })).state;
+      b = (await fineTune.trainStep(b, { target: t, step })).state;
       tf.dispose([t.x, t.y]);
     }
     const pa = arrays(a.params);
     for (const [n, v] of Object.entries(arrays(b.params))) expect(pa[n], n).toEqual(v);
-    lwf.dispose(a);
-    fineTune.dispose(b);
+    await lwf.dispose(a);
+    await fineTune.dispose(b);
     tf.dispose([...Object.values(src.backbone), ...Object.values(src.head)]);
   });
 
-  it('the distillation term keeps the old head’s outputs close to the original network’s', () => {
+  it('the distillation term keeps the old head’s outputs close to the original network’s', async () => {
     const src = sourceNetwork();
-    const drift = (lambdaOld: number) => {
-      let state = lwf.init(context({ lambdaOld, lr: 0.05, backboneLrMultiplier: 1 }, src));
+    const drift = async (lambdaOld: number) => {
+      let state = await lwf.init(context({ lambdaOld, lr: 0.05, backboneLrMultiplier: 1 }, src));
       const t = batch(7);
       let step = 0;
-      const growth = measureTensorGrowth(
-        () => {
-          state = lwf.trainStep(state, { target: t, step: step++ }).state;
+      const growth = await measureTensorGrowthAsync(
+        async () => {
+          state = (await lwf.trainStep(state, { target: t, step: step++ })).state;
         },
         { warmup: 2, steps: 20 },
       );
@@ -144,12 +146,12 @@ describe('lwf', () => {
         );
         return tf.mean(tf.abs(tf.sub(tf.softmax(now), tf.softmax(then)))).dataSync()[0] as number;
       });
-      lwf.dispose(state);
+      await lwf.dispose(state);
       tf.dispose([t.x, t.y]);
       return d;
     };
-    const free = drift(0);
-    const kept = drift(10);
+    const free = await drift(0);
+    const kept = await drift(10);
     expect(kept).toBeLessThan(free / 2);
     // The runner-owned weights are untouched.
     expect(Array.from(src.head['source_head.weight']?.dataSync() ?? [])).toEqual(

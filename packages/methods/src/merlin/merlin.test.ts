@@ -4,12 +4,13 @@ import {
   choleskySolveFactored,
   createRng,
   initBackend,
-  measureTensorGrowth,
   type Params,
 } from '@transferlab/core';
 import { createBackbone, mlpSpec } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMethodRegistry } from '../registry.js';
+import { batchFromTensors } from '../shared/batch.js';
+import { measureTensorGrowthAsync } from '../shared/testing.js';
 import type { Batch } from '../types.js';
 import { fitAndPredict, type HeadFitOptions, regressionTargets } from './head-fit.js';
 import { lossTerms, type MerlinState, merlin, prepareBatch } from './index.js';
@@ -30,16 +31,16 @@ function batch(seed: number, n = 24, classes = C): Batch {
     { length: n * 8 },
     (_, i) => rng.normal() + (i % 8 === (y[Math.floor(i / 8)] as number) ? 2 : 0),
   );
-  return { x: tf.tensor2d(x, [n, 8]), y: tf.tensor1d(y, 'int32') };
+  return batchFromTensors(tf.tensor2d(x, [n, 8]), tf.tensor1d(y, 'int32'));
 }
 
 const disposeBatch = (b: Batch | undefined) => {
   if (b) tf.dispose([b.x, b.y]);
 };
 
-function start(options: Record<string, unknown> = {}, seed = 0) {
+async function start(options: Record<string, unknown> = {}, seed = 0) {
   const pretrained = backbone.init(createRng(100));
-  const state = merlin.init({
+  const state = await merlin.init({
     config: merlin.validate(options),
     backbone,
     numClasses: C,
@@ -53,14 +54,19 @@ function start(options: Record<string, unknown> = {}, seed = 0) {
 
 const values = (p: Params, name: string) => Array.from((p[name] as tf.Tensor).dataSync());
 
-function train(options: Record<string, unknown>, seed: number, steps: number, withSource = false) {
-  let { state, pretrained } = start(options, seed);
+async function train(
+  options: Record<string, unknown>,
+  seed: number,
+  steps: number,
+  withSource = false,
+) {
+  let { state, pretrained } = await start(options, seed);
   const losses: number[] = [];
   for (let step = 0; step < steps; step++) {
     const target = batch(1000 + step);
     const source = withSource ? batch(2000 + step, 16, 4) : undefined;
     try {
-      const out = merlin.trainStep(state, { target, ...(source ? { source } : {}), step });
+      const out = await merlin.trainStep(state, { target, ...(source ? { source } : {}), step });
       state = out.state;
       losses.push(out.loss);
     } finally {
@@ -71,7 +77,7 @@ function train(options: Record<string, unknown>, seed: number, steps: number, wi
   const params = Object.fromEntries(
     Object.keys(state.model.params).map((n) => [n, values(state.model.params, n)]),
   );
-  merlin.dispose(state);
+  await merlin.dispose(state);
   for (const t of Object.values(pretrained)) t.dispose();
   return { losses, params };
 }
@@ -95,7 +101,7 @@ function heldOutMetaLoss(state: MerlinState): number {
 }
 
 describe('stratifiedSplit', () => {
-  it('splits every class in proportion, covers each row once, and is deterministic', () => {
+  it('splits every class in proportion, covers each row once, and is deterministic', async () => {
     const labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 0, 1];
     const a = stratifiedSplit(labels, 0.5, createRng(3));
     expect(a.nTrain + a.nVal).toBe(labels.length);
@@ -137,7 +143,7 @@ describe('closed-form heads', () => {
       ),
     );
 
-  it('the kernel head equals K_val,train (K_train,train + λI)⁻¹ Y on normalised features (float64 reference)', () => {
+  it('the kernel head equals K_val,train (K_train,train + λI)⁻¹ Y on normalised features (float64 reference)', async () => {
     const norm = (rows: number[], k: number) =>
       Array.from({ length: k }, (_, i) => {
         const r = rows.slice(i * d, (i + 1) * d);
@@ -173,7 +179,7 @@ describe('closed-form heads', () => {
     }
   });
 
-  it('ridge: the primal and dual forms agree, and many inner steps converge to the closed form', () => {
+  it('ridge: the primal and dual forms agree, and many inner steps converge to the closed form', async () => {
     const base = { head: 'ridge', lambda: 0.3, innerLr: 1 } as const;
     const primal = predict({ ...base, innerSteps: 0, form: 'primal' });
     const dual = predict({ ...base, innerSteps: 0, form: 'dual' });
@@ -192,14 +198,14 @@ describe('closed-form heads', () => {
 });
 
 describe('merlin method', () => {
-  it('is registered, with its paper and needs', () => {
+  it('is registered, with its paper and needs', async () => {
     const m = createMethodRegistry().get('merlin');
     expect(m).toBe(merlin);
     expect(m.reference?.arxiv).toBe('2011.01418');
     expect(m.needs).toEqual({ pretrainedBackbone: true, sourceBatches: true });
   });
 
-  it('validate gives clear errors for bad options', () => {
+  it('validate gives clear errors for bad options', async () => {
     const v = (o: Record<string, unknown>) => () => merlin.validate(o);
     expect(v({ lamda: 1 })).toThrow(/unknown option "lamda". Valid options: .*lambda/);
     expect(v({ lambda: 0 })).toThrow(/lambda must be > 0/);
@@ -223,7 +229,7 @@ describe('merlin method', () => {
     });
   });
 
-  it('init rejects batches whose halves cannot hold every class, and missing inputs', () => {
+  it('init rejects batches whose halves cannot hold every class, and missing inputs', async () => {
     const ctx = (config: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
       config: merlin.validate(config),
       backbone,
@@ -242,18 +248,18 @@ describe('merlin method', () => {
     expect(() =>
       merlin.init(ctx({ fromPretrained: false, sourceWeight: 1 }, { sourceNumClasses: undefined })),
     ).toThrow(/needs the source task's number of classes/);
-    const s = merlin.init(ctx({ fromPretrained: false }));
-    merlin.dispose(s);
+    const s = await merlin.init(ctx({ fromPretrained: false }));
+    await merlin.dispose(s);
   });
 
-  it('loss falls and no tensor leaks', () => {
-    let { state, pretrained } = start({});
+  it('loss falls and no tensor leaks', async () => {
+    let { state, pretrained } = await start({});
     const b = batch(1);
     let step = 0;
     const losses: number[] = [];
-    const growth = measureTensorGrowth(
-      () => {
-        const out = merlin.trainStep(state, { target: b, step: step++ });
+    const growth = await measureTensorGrowthAsync(
+      async () => {
+        const out = await merlin.trainStep(state, { target: b, step: step++ });
         state = out.state;
         losses.push(out.loss);
       },
@@ -261,88 +267,88 @@ describe('merlin method', () => {
     );
     expect(growth.grew).toBe(false);
     expect(losses[losses.length - 1]).toBeLessThan((losses[0] as number) * 0.8);
-    const logits = merlin.predict(state, merlin.predictParams(state), b.x);
+    const logits = merlin.predict(state, await merlin.predictParams(state), b.x);
     expect(logits.shape).toEqual([24, C]);
     logits.dispose();
     const count = tf.memory().numTensors;
-    merlin.dispose(state);
+    await merlin.dispose(state);
     expect(tf.memory().numTensors).toBeLessThan(count);
     disposeBatch(b);
     for (const t of Object.values(pretrained)) t.dispose();
   });
 
-  it('the meta loss of a closed-form head on held-out data falls as the backbone trains', () => {
+  it('the meta loss of a closed-form head on held-out data falls as the backbone trains', async () => {
     // A fresh batch each step; on this toy problem (8-d features) λ = 1e-2
     // gives a steadier descent than the default 1e-4.
-    let { state, pretrained } = start({ backboneLrMultiplier: 1, lambda: 1e-2 });
+    let { state, pretrained } = await start({ backboneLrMultiplier: 1, lambda: 1e-2 });
     const before = heldOutMetaLoss(state);
     for (let step = 0; step < 40; step++) {
       const b = batch(500 + step);
-      state = merlin.trainStep(state, { target: b, step }).state;
+      state = (await merlin.trainStep(state, { target: b, step })).state;
       disposeBatch(b);
     }
     expect(heldOutMetaLoss(state)).toBeLessThan(before - 0.05);
-    merlin.dispose(state);
+    await merlin.dispose(state);
     for (const t of Object.values(pretrained)) t.dispose();
   });
 
-  it('only the meta loss moves the backbone: frozen backbone ⇒ held-out meta loss unchanged', () => {
-    let { state, pretrained } = start({ backboneLrMultiplier: 0 });
+  it('only the meta loss moves the backbone: frozen backbone ⇒ held-out meta loss unchanged', async () => {
+    let { state, pretrained } = await start({ backboneLrMultiplier: 0 });
     const before = heldOutMetaLoss(state);
     const fc1 = values(state.model.params, 'fc1.weight');
     for (let step = 0; step < 5; step++) {
       const b = batch(10 + step);
-      state = merlin.trainStep(state, { target: b, step }).state;
+      state = (await merlin.trainStep(state, { target: b, step })).state;
       disposeBatch(b);
     }
     expect(values(state.model.params, 'fc1.weight')).toEqual(fc1);
     expect(heldOutMetaLoss(state)).toBeCloseTo(before, 6);
-    merlin.dispose(state);
+    await merlin.dispose(state);
     for (const t of Object.values(pretrained)) t.dispose();
   });
 
-  it('starts from a copy of the pretrained backbone, or a random one with fromPretrained: false', () => {
-    const a = start({});
+  it('starts from a copy of the pretrained backbone, or a random one with fromPretrained: false', async () => {
+    const a = await start({});
     expect(values(a.state.model.params, 'fc1.weight')).toEqual(values(a.pretrained, 'fc1.weight'));
     expect(a.state.model.params['fc1.weight']).not.toBe(a.pretrained['fc1.weight']);
-    const b = start({ fromPretrained: false });
+    const b = await start({ fromPretrained: false });
     expect(values(b.state.model.params, 'fc1.weight')).not.toEqual(
       values(b.pretrained, 'fc1.weight'),
     );
     for (const s of [a, b]) {
-      merlin.dispose(s.state);
+      await merlin.dispose(s.state);
       for (const t of Object.values(s.pretrained)) t.dispose();
     }
   });
 
-  it('is deterministic per seed, for every head variant', () => {
+  it('is deterministic per seed, for every head variant', async () => {
     for (const options of [{}, { head: 'ridge' }, { head: 'ridge', innerSteps: 3 }]) {
-      const one = train(options, 1, 3);
-      expect(train(options, 1, 3)).toEqual(one);
-      expect(train(options, 2, 3).losses).not.toEqual(one.losses);
+      const one = await train(options, 1, 3);
+      expect(await train(options, 1, 3)).toEqual(one);
+      expect((await train(options, 2, 3)).losses).not.toEqual(one.losses);
     }
   });
 
-  it('ignores source batches when sourceWeight is 0 and uses them when it is > 0', () => {
-    const without = train({}, 3, 3, false);
-    const ignored = train({}, 3, 3, true);
+  it('ignores source batches when sourceWeight is 0 and uses them when it is > 0', async () => {
+    const without = await train({}, 3, 3, false);
+    const ignored = await train({}, 3, 3, true);
     expect(ignored).toEqual(without);
     expect(Object.keys(without.params)).not.toContain('source_head.weight');
-    const withSource = train({ sourceWeight: 1 }, 3, 3, true);
+    const withSource = await train({ sourceWeight: 1 }, 3, 3, true);
     expect(Object.keys(withSource.params)).toContain('source_head.weight');
     expect(withSource.params['fc1.weight']).not.toEqual(without.params['fc1.weight']);
-    let { state, pretrained } = start({ sourceWeight: 1 });
+    let { state, pretrained } = await start({ sourceWeight: 1 });
     const b = batch(4);
     expect(() => merlin.trainStep(state, { target: b, step: 0 })).toThrow(
       /sourceWeight 1 > 0 needs a source minibatch/,
     );
     // A ragged last batch of one example cannot be split: it still trains the heads.
-    const single = { x: tf.slice(b.x, [0, 0], [1, 8]), y: tf.slice(b.y, [0], [1]) };
+    const single = batchFromTensors(tf.slice(b.x, [0, 0], [1, 8]), tf.slice(b.y, [0], [1]));
     const src = batch(5, 16, 4);
-    const out = merlin.trainStep(state, { target: single, source: src, step: 0 });
+    const out = await merlin.trainStep(state, { target: single, source: src, step: 0 });
     state = out.state;
     expect(Number.isFinite(out.loss)).toBe(true);
-    merlin.dispose(state);
+    await merlin.dispose(state);
     for (const x of [b, single, src]) disposeBatch(x);
     for (const t of Object.values(pretrained)) t.dispose();
   });

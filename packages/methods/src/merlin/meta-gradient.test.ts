@@ -9,6 +9,7 @@ import {
 } from '@transferlab/core';
 import { type BackboneSpec, createBackbone } from '@transferlab/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchFromTensors } from '../shared/batch.js';
 import type { Batch } from '../types.js';
 import { lossTerms, type MerlinState, merlin, prepareBatch } from './index.js';
 
@@ -53,7 +54,7 @@ function batch(seed: number, n: number, classes = C): Batch {
     { length: n * IN },
     (_, i) => rng.normal() + (i % IN === (y[Math.floor(i / IN)] as number) ? 1.5 : 0),
   );
-  return { x: tf.tensor2d(x, [n, IN]), y: tf.tensor1d(y, 'int32') };
+  return batchFromTensors(tf.tensor2d(x, [n, IN]), tf.tensor1d(y, 'int32'));
 }
 
 interface Case {
@@ -127,12 +128,12 @@ const cases: Case[] = [
 
 describe('MeRLin meta-gradient', () => {
   for (const tc of cases) {
-    it(`matches finite differences: ${tc.name}`, () => {
+    it(`matches finite differences: ${tc.name}`, async () => {
       const backbone = createBackbone(spec(tc.activation, tc.width));
       const options = { batchSize: 24, lambda: 1e-2, ...tc.options };
       const config = merlin.validate(options);
       const pretrained = backbone.init(createRng(7));
-      const state: MerlinState = merlin.init({
+      const state: MerlinState = await merlin.init({
         config,
         backbone,
         numClasses: C,
@@ -208,13 +209,13 @@ describe('MeRLin meta-gradient', () => {
       ).toBeGreaterThan(0);
       tf.dispose([value, ...Object.values(grads), ...Object.values(headGrads)]);
       prepared.dispose();
-      merlin.dispose(state);
+      await merlin.dispose(state);
       tf.dispose([target.x, target.y, source?.x, source?.y].filter((t) => t !== undefined));
       for (const t of Object.values(pretrained)) t.dispose();
     });
   }
 
-  it('at the defaults (kernel head, λ = 1e-4) matches a float64 re-implementation and its finite differences', () => {
+  it('at the defaults (kernel head, λ = 1e-4) matches a float64 re-implementation and its finite differences', async () => {
     // Float32 finite differences are too noisy at λ = 1e-4 (the system's
     // condition number is ~1e4), so the reference here is an independent
     // float64 implementation of the same loss, differenced with h = 1e-6.
@@ -227,7 +228,7 @@ describe('MeRLin meta-gradient', () => {
       1,
     ]);
     const pretrained = backbone.init(createRng(8));
-    const state: MerlinState = merlin.init({
+    const state: MerlinState = await merlin.init({
       config,
       backbone,
       numClasses: C,
@@ -332,7 +333,7 @@ describe('MeRLin meta-gradient', () => {
     expect(maxErr).toBeLessThan(5e-3);
     tf.dispose(Object.values(grads));
     prepared.dispose();
-    merlin.dispose(state);
+    await merlin.dispose(state);
     tf.dispose([target.x, target.y]);
     for (const t of Object.values(pretrained)) t.dispose();
   });

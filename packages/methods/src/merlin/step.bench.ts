@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend } from '@transferlab/core';
 import { createBackbone, mlpSpec } from '@transferlab/models';
 import { fineTune } from '../fine-tune/index.js';
+import { batchFromTensors } from '../shared/batch.js';
 import type { AnyTransferMethod, Batch } from '../types.js';
 import { merlin } from './index.js';
 
@@ -25,16 +26,19 @@ const numClasses = 10;
 const backbone = createBackbone(mlpSpec([784], [256, 128]));
 const rng = createRng(0);
 const pretrained = backbone.init(rng.derive('pretrained'));
-const target: Batch = {
-  x: tf.tensor2d(rng.normalArray(batchSize * 784), [batchSize, 784]),
-  y: tf.tensor1d(
+const target: Batch = batchFromTensors(
+  tf.tensor2d(rng.normalArray(batchSize * 784), [batchSize, 784]),
+  tf.tensor1d(
     Int32Array.from({ length: batchSize }, (_, i) => i % numClasses),
     'int32',
   ),
-};
+);
 
-function msPerStep(method: AnyTransferMethod, options: Record<string, unknown>): number {
-  let state = method.init({
+async function msPerStep(
+  method: AnyTransferMethod,
+  options: Record<string, unknown>,
+): Promise<number> {
+  let state = await method.init({
     config: method.validate({ batchSize, ...options }),
     backbone,
     numClasses,
@@ -44,24 +48,31 @@ function msPerStep(method: AnyTransferMethod, options: Record<string, unknown>):
     totalSteps: steps + 10,
   });
   try {
-    for (let step = 0; step < 5; step++) state = method.trainStep(state, { target, step }).state;
+    for (let step = 0; step < 5; step++)
+      state = (await method.trainStep(state, { target, step })).state;
     const t0 = performance.now();
     for (let step = 5; step < 5 + steps; step++) {
-      state = method.trainStep(state, { target, step }).state;
+      state = (await method.trainStep(state, { target, step })).state;
     }
     return (performance.now() - t0) / steps;
   } finally {
-    method.dispose(state);
+    await method.dispose(state);
   }
 }
 
 const rows: { method: string; ms: number }[] = [];
 // Interleaved twice so that neither method always runs on a cold or hot machine.
 for (let round = 0; round < 2; round++) {
-  rows.push({ method: 'fine-tune', ms: msPerStep(fineTune, {}) });
-  rows.push({ method: 'merlin (kernel, closed form)', ms: msPerStep(merlin, {}) });
-  rows.push({ method: 'merlin (ridge, closed form)', ms: msPerStep(merlin, { head: 'ridge' }) });
-  rows.push({ method: 'merlin (kernel, 5 inner steps)', ms: msPerStep(merlin, { innerSteps: 5 }) });
+  rows.push({ method: 'fine-tune', ms: await msPerStep(fineTune, {}) });
+  rows.push({ method: 'merlin (kernel, closed form)', ms: await msPerStep(merlin, {}) });
+  rows.push({
+    method: 'merlin (ridge, closed form)',
+    ms: await msPerStep(merlin, { head: 'ridge' }),
+  });
+  rows.push({
+    method: 'merlin (kernel, 5 inner steps)',
+    ms: await msPerStep(merlin, { innerSteps: 5 }),
+  });
 }
 const best = new Map<string, number>();
 for (const r of rows) best.set(r.method, Math.min(best.get(r.method) ?? Infinity, r.ms));

@@ -1,12 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type Optimizer,
-  type OptimizerState,
-  type Params,
-  type TrainStepResult,
-  trainStep,
-} from '@transferlab/core';
+import { type Params, type TrainStepResult, trainStep } from '@transferlab/core';
 import type { ApplyOptions, Backbone, BackboneOutput } from '@transferlab/models';
+import type { TrainedModel } from './trained-model.js';
 
 /**
  * The forward passes of one training step, with normalisation in training
@@ -86,17 +81,6 @@ export function trainsBatchNorm(
   freezeBatchNorm = false,
 ): boolean {
   return backboneLrMultiplier > 0 && (backbone.nonTrainable ?? []).length > 0 && !freezeBatchNorm;
-}
-
-/** What a trainer keeps between steps: the network, its weights and its optimizer. */
-export interface TrainedModel {
-  readonly backbone: Backbone;
-  /** Run normalisation in training mode (see `trainsBatchNorm`). */
-  readonly trainBatchNorm: boolean;
-  readonly params: Params;
-  readonly optState: OptimizerState;
-  readonly optimizer: Optimizer;
-  readonly trainable: readonly string[];
 }
 
 /**

@@ -1,65 +1,30 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import {
-  adam,
   cloneParams,
-  cosineSchedule,
-  disposeOptimizerState,
-  disposeParams,
   mergeParams,
-  type Optimizer,
-  type OptimizerState,
   type Params,
   type Rng,
-  sgd,
   softmaxCrossEntropy,
 } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
-import type { Batch, LoopConfig, TransferMethod } from '../types.js';
-import { normalizedTrainStep, trainsBatchNorm } from './batch-norm.js';
-import { mergeConfig, requireNonNegative, requireOneOf, requirePositive } from './config.js';
-
-/** Options shared by every method that trains a backbone + linear head with a first-order optimizer. */
-export interface OptimConfig extends LoopConfig {
-  optimizer: 'adam' | 'sgd';
-  lr: number;
-  /** SGD momentum (ignored by Adam). */
-  momentum: number;
-  weightDecay: number;
-  schedule: 'constant' | 'cosine';
-}
-
-export function validateOptimConfig(methodId: string, c: OptimConfig): void {
-  requirePositive(methodId, 'epochs', c.epochs, true);
-  requirePositive(methodId, 'batchSize', c.batchSize, true);
-  requirePositive(methodId, 'lr', c.lr);
-  requireNonNegative(methodId, 'weightDecay', c.weightDecay);
-  requireOneOf(methodId, 'optimizer', c.optimizer, ['adam', 'sgd'] as const);
-  requireOneOf(methodId, 'schedule', c.schedule, ['constant', 'cosine'] as const);
-  if (!(c.momentum >= 0 && c.momentum < 1))
-    throw new Error(`method "${methodId}": momentum must be in [0, 1), got ${c.momentum}`);
-}
-
-export function createOptimizer(c: OptimConfig, lrScale?: (name: string) => number): Optimizer {
-  const common = { lr: c.lr, weightDecay: c.weightDecay, ...(lrScale ? { lrScale } : {}) };
-  return c.optimizer === 'adam' ? adam(common) : sgd({ ...common, momentum: c.momentum });
-}
-
-export function scheduleFactor(c: OptimConfig, step: number, totalSteps: number): number {
-  return c.schedule === 'cosine' ? cosineSchedule(step, totalSteps) : 1;
-}
+import {
+  type Batch,
+  type StepResult,
+  TRANSFER_METHOD_SPECIFICATION_VERSION,
+  type TransferMethod,
+} from '../types.js';
+import { mergeConfig } from './config.js';
+import { type OptimConfig, validateOptimConfig } from './optim.js';
+import {
+  disposeTrainedModel,
+  initTrainedModel,
+  type TrainedModel,
+  trainedModelStep,
+} from './trained-model.js';
 
 /** A backbone with a linear head, its weights, and its optimizer state. */
-export interface ClassifierState {
-  readonly backbone: Backbone;
+export interface ClassifierState extends TrainedModel {
   readonly head: LinearHead;
-  readonly config: OptimConfig;
-  readonly optimizer: Optimizer;
-  readonly trainable: readonly string[];
-  readonly totalSteps: number;
-  /** Steps run the backbone in training mode (batch-statistics BatchNormalization) and carry its running statistics. */
-  readonly trainBatchNorm: boolean;
-  params: Params;
-  optState: OptimizerState;
 }
 
 /**
@@ -85,26 +50,16 @@ export function initClassifier(args: {
 }): ClassifierState {
   const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
   const headParams = head.init(args.rng.derive('head'));
-  const params = mergeParams(args.backboneParams, headParams);
-  const isHead = (name: string) => head.paramNames.includes(name);
-  const statistics = new Set(args.backbone.nonTrainable ?? []);
-  const trainable = Object.keys(params).filter(
-    (n) => !statistics.has(n) && (isHead(n) || args.backboneLrMultiplier > 0),
-  );
-  const optimizer = createOptimizer(args.config, (n) =>
-    isHead(n) ? 1 : args.backboneLrMultiplier,
-  );
-  return {
+  const model = initTrainedModel({
     backbone: args.backbone,
-    head,
+    params: mergeParams(args.backboneParams, headParams),
     config: args.config,
-    optimizer,
-    trainable,
     totalSteps: args.totalSteps,
-    trainBatchNorm: trainsBatchNorm(args.backbone, args.backboneLrMultiplier, args.freezeBatchNorm),
-    params,
-    optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
-  };
+    isHead: (name) => head.paramNames.includes(name),
+    backboneLrMultiplier: args.backboneLrMultiplier,
+    ...(args.freezeBatchNorm !== undefined ? { freezeBatchNorm: args.freezeBatchNorm } : {}),
+  });
+  return { ...model, head };
 }
 
 export function classifierLogits(state: ClassifierState, params: Params, x: tf.Tensor): tf.Tensor {
@@ -115,19 +70,13 @@ export function classifierStep(
   state: ClassifierState,
   batch: Batch,
   step: number,
-): { state: ClassifierState; loss: number } {
-  const result = normalizedTrainStep(
-    state,
-    scheduleFactor(state.config, step, state.totalSteps),
-    (p, norm) => softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
+): StepResult<ClassifierState> {
+  return trainedModelStep(state, step, (p, norm) =>
+    softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
   );
-  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
 }
 
-export function disposeClassifier(state: ClassifierState): void {
-  disposeParams(state.params);
-  disposeOptimizerState(state.optState);
-}
+export const disposeClassifier: (state: ClassifierState) => void = disposeTrainedModel;
 
 /**
  * A transfer method that trains a backbone + linear head with cross-entropy
@@ -149,6 +98,7 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
   freezeBatchNorm?: (config: C) => boolean;
 }): TransferMethod<C, ClassifierState> {
   return {
+    specificationVersion: TRANSFER_METHOD_SPECIFICATION_VERSION,
     id: spec.id,
     title: spec.title,
     description: spec.description,

@@ -1,13 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   cloneParams,
-  disposeOptimizerState,
   disposeParams,
   mergeParams,
-  type Optimizer,
-  type OptimizerState,
   type Params,
-  pickParams,
   type Rng,
   softmaxCrossEntropy,
 } from '@transferlab/core';
@@ -23,11 +19,16 @@ import {
   requireSpec,
   type SpecBackbone,
 } from '@transferlab/models';
-import { normalizedTrainStep } from '../shared/batch-norm.js';
-import { createOptimizer, type OptimConfig, scheduleFactor } from '../shared/classifier.js';
-import { requirePositive } from '../shared/config.js';
-import type { MethodContext } from '../types.js';
-import { matMulFast } from './safe-ops.js';
+import type { MethodContext, StepResult } from '../types.js';
+import { requirePositive } from './config.js';
+import { matMulFast } from './mat-mul.js';
+import type { OptimConfig } from './optim.js';
+import {
+  disposeTrainedModel,
+  initTrainedModel,
+  type TrainedModel,
+  trainedModelStep,
+} from './trained-model.js';
 
 /**
  * What L2T-ww and its feature-transfer baselines (feature matching,
@@ -301,25 +302,6 @@ export function sourceTaps(
   return Object.fromEntries(names.map((n) => [n, asMap(taps[n] as tf.Tensor)]));
 }
 
-/**
- * What each step needs from the frozen source for a batch: per pair, the
- * source map at the target tap's size; per source tap, the globally
- * average-pooled map (the meta-networks' input).
- */
-export function sourceInputs(
-  source: { backbone: Backbone; params: Params },
-  pairs: readonly TapPair[],
-  x: tf.Tensor,
-): { sourceMaps: tf.Tensor4D[]; pooled: Record<string, tf.Tensor2D> } {
-  const taps = sourceTaps(source, pairs, x);
-  return {
-    sourceMaps: pairs.map((p) => resizeToTarget(taps[p.source] as tf.Tensor4D, p)),
-    pooled: Object.fromEntries(
-      Object.entries(taps).map(([n, m]) => [n, tf.mean(m, [1, 2]) as tf.Tensor2D]),
-    ),
-  };
-}
-
 const connectorWeight = (i: number) => `connector.${i}.weight`;
 const connectorBias = (i: number) => `connector.${i}.bias`;
 
@@ -384,20 +366,17 @@ export function matchingLoss(args: {
   return tf.mul(total, args.beta) as tf.Scalar;
 }
 
-/** A target network (backbone + linear head `head.*` + optional connectors) trained against a frozen source. */
-export interface FeatureTransferState<C extends OptimConfig & FeatureTransferOptions> {
-  readonly config: C;
+/**
+ * A target network (backbone + linear head `head.*` + optional connectors)
+ * trained against a frozen source. `backbone` is the target network, which
+ * may differ from the runner's backbone (the source's architecture).
+ */
+export interface FeatureTransferState<C extends OptimConfig & FeatureTransferOptions>
+  extends TrainedModel<C> {
+  readonly backbone: SpecBackbone;
   readonly source: { readonly backbone: Backbone; readonly params: Params };
-  readonly target: SpecBackbone;
   readonly head: LinearHead;
   readonly pairs: readonly TapPair[];
-  readonly optimizer: Optimizer;
-  readonly trainable: readonly string[];
-  readonly totalSteps: number;
-  /** The target has normalisation statistics: it trains (from scratch) in training mode. */
-  readonly trainBatchNorm: boolean;
-  params: Params;
-  optState: OptimizerState;
 }
 
 /**
@@ -443,22 +422,22 @@ export function initFeatureTransfer<C extends OptimConfig & FeatureTransferOptio
     head.init(ctx.rng.derive('head')),
     opts.connectors ? initConnectors(pairs, ctx.rng.derive('connectors')) : {},
   );
-  const optimizer = createOptimizer(c);
-  // Normalisation statistics follow the batches (training mode), never the optimizer.
-  const statistics = new Set(target.nonTrainable ?? []);
-  const trainable = Object.keys(params).filter((n) => !statistics.has(n));
-  return {
+  // Everything trains at the full rate; normalisation statistics follow the
+  // batches (training mode), never the optimizer.
+  const model = initTrainedModel({
+    backbone: target,
+    params,
     config: c,
+    totalSteps: ctx.totalSteps,
+    isHead: () => true,
+    backboneLrMultiplier: 1,
+  });
+  return {
+    ...model,
+    backbone: target,
     source: { backbone: sourceBackbone, params: sourceParams },
-    target,
     head,
     pairs,
-    optimizer,
-    trainable,
-    totalSteps: ctx.totalSteps,
-    trainBatchNorm: statistics.size > 0,
-    params,
-    optState: optimizer.init(pickParams(params, (n) => !statistics.has(n))),
   };
 }
 
@@ -467,14 +446,7 @@ export function featureTransferLogits(
   params: Params,
   x: tf.Tensor,
 ): tf.Tensor {
-  return state.head.apply(params, state.target.apply(params, x).features);
-}
-
-export function featureTransferLrFactor(
-  state: FeatureTransferState<OptimConfig & FeatureTransferOptions>,
-  step: number,
-): number {
-  return scheduleFactor(state.config, step, state.totalSteps);
+  return state.head.apply(params, state.backbone.apply(params, x).features);
 }
 
 /**
@@ -492,23 +464,15 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
     targetTaps: Record<string, tf.Tensor>,
     sourceTaps: Record<string, tf.Tensor4D>,
   ) => tf.Scalar,
-): { state: FeatureTransferState<C>; loss: number } {
+): StepResult<FeatureTransferState<C>> {
   const src = tf.tidy(() => sourceTaps(state.source, state.pairs, batch.x));
   try {
     const targetTapNames = [...new Set(state.pairs.map((p) => p.target))];
-    const result = normalizedTrainStep(
-      { ...state, backbone: state.target },
-      featureTransferLrFactor(state, step),
-      (p, norm) => {
-        const out = norm.apply(p, batch.x, { taps: targetTapNames });
-        const ce = softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
-        return tf.add(ce, transferLoss(p, out.taps, src)) as tf.Scalar;
-      },
-    );
-    return {
-      state: { ...state, params: result.params, optState: result.state },
-      loss: result.loss,
-    };
+    return trainedModelStep(state, step, (p, norm) => {
+      const out = norm.apply(p, batch.x, { taps: targetTapNames });
+      const ce = softmaxCrossEntropy(state.head.apply(p, out.features), batch.y);
+      return tf.add(ce, transferLoss(p, out.taps, src)) as tf.Scalar;
+    });
   } finally {
     tf.dispose(Object.values(src));
   }
@@ -517,7 +481,6 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
 export function disposeFeatureTransfer(
   state: FeatureTransferState<OptimConfig & FeatureTransferOptions>,
 ): void {
-  disposeParams(state.params);
-  disposeOptimizerState(state.optState);
+  disposeTrainedModel(state);
   disposeParams(state.source.params);
 }

@@ -1,18 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  cloneParams,
-  disposeOptimizerState,
-  disposeParams,
-  mergeParams,
-  type Optimizer,
-  type OptimizerState,
-  type Params,
-  type Rng,
-} from '@transferlab/core';
+import { cloneParams, mergeParams, type Params, type Rng } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
-import type { MethodContext } from '../types.js';
-import { type NormSession, normalizedTrainStep, trainsBatchNorm } from './batch-norm.js';
-import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.js';
+import type { MethodContext, StepResult } from '../types.js';
+import type { NormSession } from './batch-norm.js';
+import type { OptimConfig } from './optim.js';
+import {
+  disposeTrainedModel,
+  initTrainedModel,
+  type TrainedModel,
+  trainedModelStep,
+} from './trained-model.js';
 
 /**
  * One backbone with several named linear heads (a target head, a source
@@ -21,17 +18,8 @@ import { createOptimizer, type OptimConfig, scheduleFactor } from './classifier.
  * `predict` uses, named like the one in `initClassifier` so checkpoints and
  * best-val snapshots look the same across methods.
  */
-export interface MultiHeadState<C extends OptimConfig = OptimConfig> {
-  readonly backbone: Backbone;
+export interface MultiHeadState<C extends OptimConfig = OptimConfig> extends TrainedModel<C> {
   readonly heads: Readonly<Record<string, LinearHead>>;
-  readonly config: C;
-  readonly optimizer: Optimizer;
-  readonly trainable: readonly string[];
-  readonly totalSteps: number;
-  /** Steps run the backbone's normalisation in training mode and carry its running statistics. */
-  readonly trainBatchNorm: boolean;
-  params: Params;
-  optState: OptimizerState;
 }
 
 export const TARGET_HEAD = 'head';
@@ -63,26 +51,16 @@ export function initMultiHead<C extends OptimConfig>(args: {
     heads[prefix] = head;
     headParams.push(head.init(args.rng.derive(prefix)));
   }
-  const params = mergeParams(args.backboneParams, ...headParams);
   const headNames = new Set(Object.values(heads).flatMap((h) => h.paramNames));
-  const statistics = new Set(args.backbone.nonTrainable ?? []);
-  const trainable = Object.keys(params).filter(
-    (n) => !statistics.has(n) && (headNames.has(n) || args.backboneLrMultiplier > 0),
-  );
-  const optimizer = createOptimizer(args.config, (n) =>
-    headNames.has(n) ? 1 : args.backboneLrMultiplier,
-  );
-  return {
+  const model = initTrainedModel({
     backbone: args.backbone,
-    heads,
+    params: mergeParams(args.backboneParams, ...headParams),
     config: args.config,
-    optimizer,
-    trainable,
     totalSteps: args.totalSteps,
-    trainBatchNorm: trainsBatchNorm(args.backbone, args.backboneLrMultiplier),
-    params,
-    optState: optimizer.init(Object.fromEntries(trainable.map((n) => [n, params[n] as tf.Tensor]))),
-  };
+    isHead: (name) => headNames.has(name),
+    backboneLrMultiplier: args.backboneLrMultiplier,
+  });
+  return { ...model, heads };
 }
 
 /**
@@ -133,19 +111,11 @@ export function multiHeadStep<C extends OptimConfig>(
   state: MultiHeadState<C>,
   step: number,
   loss: (params: Params, norm: NormSession) => tf.Scalar,
-): { state: MultiHeadState<C>; loss: number } {
-  const result = normalizedTrainStep(
-    state,
-    scheduleFactor(state.config, step, state.totalSteps),
-    loss,
-  );
-  return { state: { ...state, params: result.params, optState: result.state }, loss: result.loss };
+): StepResult<MultiHeadState<C>> {
+  return trainedModelStep(state, step, loss);
 }
 
-export function disposeMultiHead(state: MultiHeadState): void {
-  disposeParams(state.params);
-  disposeOptimizerState(state.optState);
-}
+export const disposeMultiHead: (state: MultiHeadState) => void = disposeTrainedModel;
 
 /** The backbone from the context: a copy of the pretrained weights or a fresh random init. */
 export function initialBackbone(
