@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params, Rng } from '@transferlab/core';
+import type { OnnxGraphBuilder } from '@transferlab/graph';
 import {
   applyLayer,
   hasParams,
@@ -11,6 +12,7 @@ import {
   outputShape,
   weightInitGain,
 } from './layers.js';
+import { type EmitBackboneOptions, type EmittedBackbone, emitBackbone } from './onnx/emit.js';
 
 export interface BackboneSpec {
   /** Architecture name, e.g. "mlp-256-128". */
@@ -76,6 +78,12 @@ export interface Backbone {
   /** Fresh weights: He-normal for layers followed by ReLU, LeCun-normal otherwise (see `weightInitGain`), zero biases; normalisation γ = 1, β = 0, running mean 0 and variance 1. */
   init(rng: Rng): Params;
   apply(params: Params, x: tf.Tensor, opts?: ApplyOptions): BackboneOutput;
+  /**
+   * The forward pass as ONNX nodes appended to a graph being built: what the
+   * onnxruntime training engine compiles and differentiates. Absent: the
+   * backbone runs on tfjs only.
+   */
+  emitGraph?(g: OnnxGraphBuilder, opts: EmitBackboneOptions): EmittedBackbone;
 }
 
 /** A backbone built from LayerSpecs: exportable to ONNX, usable as an L2T-ww target. */
@@ -122,7 +130,7 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
   const inputSize = spec.inputShape.reduce((a, b) => a * b, 1);
   const nonTrainable = Object.keys(paramShapes).filter(isStatisticParam);
 
-  return {
+  const backbone: SpecBackbone = {
     name: spec.name,
     spec,
     inputShape: spec.inputShape,
@@ -182,7 +190,9 @@ export function createBackbone(spec: BackboneSpec): SpecBackbone {
       }
       return norm ? { features: h, taps, statistics } : { features: h, taps };
     },
+    emitGraph: (g, opts) => emitBackbone(g, spec, opts),
   };
+  return backbone;
 
   function inputShapeOf(layerName: string): number[] {
     let s: number[] = [...spec.inputShape];

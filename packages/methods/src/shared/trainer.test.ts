@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, mergeParams, type Params } from '@transferlab/core';
-import { type Backbone, createBackbone, linearHead, mlpSpec } from '@transferlab/models';
+import {
+  type Backbone,
+  createBackbone,
+  exportBackboneToOnnx,
+  importOnnx,
+  linearHead,
+  mlpSpec,
+} from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBatch } from './batch.js';
 import type { LossFn } from './loss-ops.js';
@@ -100,6 +107,31 @@ describe('network trainer: onnxruntime engine = tfjs', () => {
     expect(
       Math.max(...Array.from(b.params['bn1.running_mean'] as Float32Array, Math.abs)),
     ).toBeGreaterThan(1e-3);
+  });
+
+  it('an imported ONNX model (exported, re-imported; BatchNormalization trained) trains alike', async () => {
+    const built = createBackbone({
+      name: 'dense-bn',
+      inputShape: [10],
+      layers: [
+        { kind: 'dense', name: 'fc1', units: 8 },
+        { kind: 'batchNorm', name: 'bn1' },
+        { kind: 'relu', name: 'r1' },
+        { kind: 'dense', name: 'fc2', units: 6, activation: 'relu' },
+      ],
+    });
+    const weights = built.init(createRng(1));
+    const { backbone, params } = importOnnx(exportBackboneToOnnx(built, weights), {
+      source: 'dense-bn.onnx',
+    });
+    for (const t of Object.values({ ...weights, ...params })) t.dispose();
+    // SGD: fc1's bias feeds batch norm, so its true gradient is 0 and Adam would
+    // turn each engine's float32 rounding noise into full-size (different) steps.
+    const sgd: OptimConfig = { ...config, optimizer: 'sgd', lr: 0.1 };
+    const a = await train('tfjs', backbone, 4, sgd);
+    const b = await train('onnxruntime', backbone, 4, sgd);
+    expect(maxRelDiff(b.params, a.params)).toBeLessThan(1e-4);
+    expect(Object.keys(b.params)).toContain('bn1.running_var');
   });
 
   it('an unknown engine lists the valid ones', () => {

@@ -20,7 +20,7 @@ import {
   OnnxGraphBuilder,
   TrainingSession,
 } from '@transferlab/graph';
-import { type Backbone, emitBackbone, requireSpec } from '@transferlab/models';
+import type { Backbone } from '@transferlab/models';
 import type { StepInput } from '../types.js';
 import type { NormSession } from './batch-norm.js';
 import { graphLossOps, type LossFn, tfjsLossOps } from './loss-ops.js';
@@ -134,7 +134,11 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
   model: TrainedModel<C>,
   spec: NetworkTrainerSpec<C>,
 ): Promise<NetworkTrainer> {
-  const backboneSpec = requireSpec(spec.backbone, 'the onnxruntime engine');
+  const emit = spec.backbone.emitGraph;
+  if (!emit)
+    throw new Error(
+      `the onnxruntime engine cannot compile backbone "${spec.backbone.name}": it has no graph form (emitGraph); run it with --engine tfjs`,
+    );
   const g = new OnnxGraphBuilder(`${spec.backbone.name}-train-step`);
   const inputShape = spec.backbone.inputShape;
   const params: Record<string, HostTensor> = {};
@@ -177,7 +181,7 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
     target,
     ...(source ? { source } : {}),
     features: (x) => {
-      const net = emitBackbone(g, backboneSpec, {
+      const net = emit.call(spec.backbone, g, {
         input: x,
         weight: cachedWeight,
         training: model.trainBatchNorm,

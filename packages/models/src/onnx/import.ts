@@ -12,7 +12,25 @@
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeParams, type Params, type Rng } from '@transferlab/core';
+import {
+  DT,
+  dataTypeName,
+  decodeModel,
+  decodeTensor,
+  defaultOpset,
+  type IAttributeProto,
+  type INodeProto,
+  type ITensorProto,
+  type OnnxGraphBuilder,
+  onnx,
+  realInputs,
+  toNumber,
+  valueInfoDims,
+  valueInfoElemType,
+} from '@transferlab/graph';
 import type { ApplyOptions, BackboneOutput } from '../backbone.js';
+import type { EmitBackboneOptions, EmittedBackbone } from './emit.js';
+import { emitImportedGraph } from './emit-imported.js';
 import {
   type AttrValue,
   type HostValue,
@@ -28,21 +46,6 @@ import {
   shapeOf,
   type Value,
 } from './ops.js';
-import {
-  DT,
-  dataTypeName,
-  decodeModel,
-  decodeTensor,
-  defaultOpset,
-  type IAttributeProto,
-  type INodeProto,
-  type ITensorProto,
-  onnx,
-  realInputs,
-  toNumber,
-  valueInfoDims,
-  valueInfoElemType,
-} from '@transferlab/graph';
 
 export interface ImportOnnxOptions {
   /** Name of the file (or other origin) used in every error message. */
@@ -87,6 +90,7 @@ export interface OnnxBackbone {
   /** Fresh tensors holding the imported (pretrained) weights; `rng` is not used. */
   init(rng?: Rng): Params;
   apply(params: Params, x: tf.Tensor, opts?: ApplyOptions): BackboneOutput;
+  emitGraph(g: OnnxGraphBuilder, opts: EmitBackboneOptions): EmittedBackbone;
 }
 
 export interface ImportedOnnx {
@@ -438,6 +442,20 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Imp
     paramShapes,
     nonTrainable: [...statistics].filter((s) => s in paramShapes),
     init: freshParams,
+    emitGraph: (g, o) =>
+      emitImportedGraph(
+        g,
+        {
+          source,
+          opset,
+          inputName,
+          featuresName: featuresName as string,
+          nodes: needed,
+          paramShapes,
+          constants: hostInits,
+        },
+        o,
+      ),
     apply(p, x, o = {}) {
       const taps = [...(o.taps ?? [])];
       for (const t of taps) {
