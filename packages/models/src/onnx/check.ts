@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, disposeParams } from '@transferlab/core';
-import { importOnnx } from './import.js';
 import { onnx } from '@transferlab/graph';
+import { importOnnx } from './import.js';
 import { createOnnxRuntimeExtractor } from './runtime.js';
 
 export interface OnnxCheckOptions {

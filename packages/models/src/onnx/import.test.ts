@@ -1,12 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, disposeParams, initBackend } from '@transferlab/core';
+import { attr, type IModelProto, OnnxGraphBuilder, onnx } from '@transferlab/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackboneRegistry } from '../registry.js';
-import { attr, OnnxGraphBuilder } from '@transferlab/graph';
 import { checkOnnxAgainstRuntime } from './check.js';
 import { exportBackboneToOnnx } from './export.js';
 import { importOnnx } from './import.js';
-import { type IModelProto, onnx } from '@transferlab/graph';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });

@@ -8,8 +8,9 @@
  * the npm package. pnpm 10 skips dependency build scripts by default; with
  * npm, set ONNXRUNTIME_NODE_INSTALL=skip.
  */
-import type * as Ort from 'onnxruntime-node';
+
 import { decodeModel, loadOnnxRuntime, realInputs, valueInfoDims } from '@transferlab/graph';
+import type * as Ort from 'onnxruntime-node';
 
 export interface OnnxRuntimeExtractorOptions {
   /** Threads for one operator (onnxruntime's intra-op pool). Default 1. */

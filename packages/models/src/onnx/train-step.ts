@@ -22,11 +22,9 @@
  * tfjs's: a dense weight is [in, out] (Gemm with transB = 0).
  */
 import type { Params } from '@transferlab/core';
+import { attr, DT, loadOnnxRuntime, OnnxGraphBuilder } from '@transferlab/graph';
 import { requireSpec, type SpecBackbone } from '../backbone.js';
 import type { LinearHead } from '../head.js';
-import { attr, OnnxGraphBuilder } from '@transferlab/graph';
-import { DT } from '@transferlab/graph';
-import { loadOnnxRuntime } from '@transferlab/graph';
 
 export interface OnnxTrainStepOptions {
   /** 'sgd' (default) or 'adam', each exactly as core's optimizer of that name. */

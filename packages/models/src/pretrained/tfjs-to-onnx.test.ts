@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { createRng, disposeParams, initBackend } from '@transferlab/core';
+import { loadOnnxRuntime } from '@transferlab/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importOnnx } from '../onnx/import.js';
-import { loadOnnxRuntime } from '@transferlab/graph';
 import { samePadding } from './onnx-emitter.js';
 import { tfjsToOnnx } from './tfjs-to-onnx.js';
 import {
