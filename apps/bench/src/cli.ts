@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { requireEngine } from '@transferlab/methods';
 import { createBackboneRegistry } from '@transferlab/models';
 import { formatRankTable, runModelSelection } from './model-selection.js';
 import { runOnnxBackbone } from './onnx-backbone.js';
@@ -17,7 +18,8 @@ import { formatTtaTable, runTtaBound } from './tta-bound.js';
 const USAGE = `transferlab benchmark
 
   pnpm bench list                                   suites, methods, tasks, backbones
-  pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow]
+  pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow] [--engine onnxruntime|tfjs]
+                                            training engine: default onnxruntime for every method it covers
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
   pnpm bench speed [--backend NAME|onnxruntime] [--backbone ID] [--seconds S]
                                             training steps/s of each backbone on each backend,
@@ -58,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       seeds: { type: 'string' },
       out: { type: 'string' },
       backend: { type: 'string' },
+      engine: { type: 'string' },
+      json: { type: 'boolean' },
       metric: { type: 'string' },
       seconds: { type: 'string' },
       backbone: { type: 'string' },
@@ -107,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
       if (seeds !== undefined && !(Number.isInteger(seeds) && seeds > 0)) {
         throw new Error(`--seeds must be a positive integer, got "${values.seeds}"`);
       }
+      const engine = values.engine === undefined ? undefined : requireEngine(values.engine);
       const outDir = values.out ?? join('results', suite.id);
       const common = {
         outDir,
@@ -123,8 +128,8 @@ async function main(argv: string[]): Promise<number> {
               : suite.kind === 'tta-bound'
                 ? await runTtaBound({ suite, ...common })
                 : suite.kind === 'onnx-backbone'
-                  ? await runOnnxBackbone({ suite, ...common })
-                  : await runSuite({ suite, ...common });
+                  ? await runOnnxBackbone({ suite, ...common, ...(engine ? { engine } : {}) })
+                  : await runSuite({ suite, ...common, ...(engine ? { engine } : {}) });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(

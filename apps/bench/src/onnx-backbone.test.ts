@@ -30,7 +30,7 @@ describe('onnx-backbone suite', () => {
     });
     expect(out.records.map((r) => r.method)).toEqual([
       'linear-probe (onnxruntime)',
-      'fine-tune (tfjs, imported)',
+      'fine-tune (imported)',
     ]);
     for (const r of out.records) {
       expect(r.status, r.error).toBe('ok');

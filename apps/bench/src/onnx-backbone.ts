@@ -12,7 +12,7 @@ import {
 } from '@transferlab/core';
 import { type Dataset, subset, toTensors } from '@transferlab/datasets';
 import { accuracy } from '@transferlab/evaluation';
-import { fineTune } from '@transferlab/methods';
+import { type Engine, fineTune } from '@transferlab/methods';
 import {
   createOnnxRuntimeExtractor,
   exportBackboneToOnnx,
@@ -117,7 +117,7 @@ function toRgb(ds: Dataset, size: number): Float32Array {
 }
 
 export async function runOnnxBackbone(
-  opts: SuiteRunOptions<OnnxBackboneSuite> & { registries?: Registries },
+  opts: SuiteRunOptions<OnnxBackboneSuite> & { registries?: Registries; engine?: Engine },
 ): Promise<SuiteRunResult> {
   const { suite } = opts;
   const reg = opts.registries ?? defaultRegistries();
@@ -155,6 +155,7 @@ export async function runOnnxBackbone(
       backbone,
       seed,
       config: { ...defaultPretrainConfig, ...suite.pretrain },
+      ...(opts.engine ? { engine: opts.engine } : {}),
       cacheDir: join(opts.outDir, 'cache'),
       onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
     });
@@ -236,17 +237,19 @@ export async function runOnnxBackbone(
         backbone: imported.backbone,
         seed,
         pretrained: imported.params,
+        ...(opts.engine ? { engine: opts.engine } : {}),
         onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
       });
       log.add({
         ...base,
-        method: 'fine-tune (tfjs, imported)',
+        engine: out.engine,
+        method: 'fine-tune (imported)',
         status: 'ok',
         metrics: { ...out.metrics, roundtrip_max_abs_diff: roundTrip },
         durationMs: Date.now() - started,
       });
     } catch (err) {
-      log.add(failedRecord({ ...base, method: 'fine-tune (tfjs, imported)' }, err, Date.now()));
+      log.add(failedRecord({ ...base, method: 'fine-tune (imported)' }, err, Date.now()));
     }
     disposeParams(pre.params);
     disposeParams(pre.sourceHead);
@@ -371,10 +374,12 @@ export async function runOnnxBackbone(
               backbone: mobilenet.backbone,
               seed,
               pretrained: mobilenet.params,
+              ...(opts.engine ? { engine: opts.engine } : {}),
               onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
             });
             log.add({
               ...base,
+              engine: out.engine,
               method: label,
               status: 'ok',
               metrics: out.metrics,

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pickParams } from '@transferlab/core';
 import type { Dataset } from '@transferlab/datasets';
+import type { Engine } from '@transferlab/methods';
 import { type Backbone, loadParams, saveParams } from '@transferlab/models';
 import {
   type PretrainConfig,
@@ -33,9 +34,12 @@ export async function loadOrPretrain(args: {
   seed: number;
   config: PretrainConfig;
   cacheDir?: string;
+  /** The engine that pre-trains (default: onnxruntime where the backbone compiles). Part of the key: engines agree only to rounding. */
+  engine?: Engine;
   onEpoch?: (e: ProgressEvent) => void;
 }): Promise<PretrainedSource & { fromCache: boolean; pretrainMs: number }> {
   const started = Date.now();
+  const engine: Engine = args.engine ?? (args.backbone.emitGraph ? 'onnxruntime' : 'tfjs');
   const key = createHash('sha256')
     .update(
       JSON.stringify({
@@ -44,6 +48,7 @@ export async function loadOrPretrain(args: {
         seed: args.seed,
         backbone: args.backbone.spec ?? args.backbone.name,
         config: args.config,
+        ...(engine === 'tfjs' ? {} : { engine }),
       }),
     )
     .digest('hex')
@@ -67,6 +72,7 @@ export async function loadOrPretrain(args: {
     source: args.source,
     seed: args.seed,
     config: args.config,
+    engine,
     ...(args.onEpoch ? { onEpoch: args.onEpoch } : {}),
   });
   if (file && args.cacheDir) {

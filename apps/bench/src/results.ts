@@ -15,7 +15,10 @@ export interface TrialRecord {
   status: 'ok' | 'failed';
   metrics: Record<string, number>;
   durationMs: number;
+  /** The tfjs backend (predictions, and training when the engine is tfjs). */
   backend: string;
+  /** The engine that ran the training steps: onnxruntime or tfjs (records before engines existed: tfjs). */
+  engine?: string;
   /** Present when status is "failed". */
   error?: string;
   backbone?: string;

@@ -7,12 +7,12 @@ import {
   type Registry,
 } from '@transferlab/core';
 import { createTaskRegistry, type TaskPair, type TaskSpec } from '@transferlab/datasets';
-import { type AnyTransferMethod, createMethodRegistry } from '@transferlab/methods';
+import { type AnyTransferMethod, createMethodRegistry, type Engine } from '@transferlab/methods';
 import { type BackboneFactory, createBackboneRegistry } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
 import { createProgress, type Progress } from './progress.js';
 import { createResultsLog, type TrialRecord } from './results.js';
-import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
+import { chooseEngine, defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import type { SuiteSpec } from './suites.js';
 
 export interface Registries {
@@ -34,6 +34,8 @@ export interface RunSuiteOptions {
   seeds?: number;
   outDir: string;
   backend?: string;
+  /** The training engine asked for (default: onnxruntime for every method and backbone it covers, tfjs otherwise). */
+  engine?: Engine;
   registries?: Registries;
   progress?: Progress;
   /** Keep pre-trained backbones in `outDir/cache` and reuse them across runs (default true). */
@@ -139,6 +141,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
             backbone,
             seed,
             config: pretrainConfig,
+            ...(opts.engine ? { engine: opts.engine } : {}),
             ...(opts.diskCache !== false ? { cacheDir } : {}),
             onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
           });
@@ -165,6 +168,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           method: methodLabel,
           seed,
           backend: backend.name,
+          ...(trained ? { engine: chooseEngine(method, trained, opts.engine) } : {}),
           backbone: suiteBackboneName(trained, suite),
         };
         const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
@@ -186,6 +190,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
             config,
             backbone: trained,
             seed,
+            ...(opts.engine ? { engine: opts.engine } : {}),
             ...(method.needs.pretrainedBackbone && pretrained ? { pretrained } : {}),
             ...(method.needs.pretrainedBackbone && sourceHead ? { sourceHead } : {}),
             onEpoch: (e) => progress.epoch('train', e.epoch, e.epochs),

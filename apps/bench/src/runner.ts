@@ -11,6 +11,7 @@ import {
   createBatch,
   disposeBatch,
   disposeClassifier,
+  type Engine,
   initClassifier,
   type LoopConfig,
   type OptimConfig,
@@ -114,6 +115,8 @@ export async function pretrainSource(args: {
   source: Dataset;
   seed: number;
   config?: PretrainConfig;
+  /** The engine for the pre-training steps. Default onnxruntime when the backbone compiles, else tfjs. */
+  engine?: Engine;
   onEpoch?: (e: ProgressEvent) => void;
 }): Promise<PretrainedSource> {
   const config = args.config ?? defaultPretrainConfig;
@@ -122,7 +125,7 @@ export async function pretrainSource(args: {
   const order = rng.derive('subsample').permutation(args.source.y.length).subarray(0, n);
   const source = n < args.source.y.length ? subset(args.source, order) : args.source;
   const stepsPerEpoch = Math.ceil(n / config.batchSize);
-  let state = initClassifier({
+  const state = await initClassifier({
     backbone: args.backbone,
     backboneParams: args.backbone.init(rng.derive('backbone')),
     numClasses: source.numClasses,
@@ -131,6 +134,7 @@ export async function pretrainSource(args: {
     rng,
     totalSteps: config.epochs * stepsPerEpoch,
     headPrefix: 'source_head',
+    engine: args.engine ?? (args.backbone.emitGraph ? 'onnxruntime' : 'tfjs'),
   });
   try {
     let step = 0;
@@ -139,7 +143,7 @@ export async function pretrainSource(args: {
       for (const idx of batches(source, config.batchSize, batchRng)) {
         const batch = datasetBatch(source, idx);
         try {
-          ({ state } = classifierStep(state, batch, step++));
+          await classifierStep(state, batch, step++);
         } finally {
           disposeBatch(batch);
         }
@@ -153,22 +157,23 @@ export async function pretrainSource(args: {
             Int32Array.from({ length: 5000 }, (_, i) => i),
           )
         : source;
-    const { acc } = evaluateOn((x) => classifierLogits(state, state.params, x), evalSet);
+    const trained = state.trainer.params();
+    const { acc } = evaluateOn((x) => classifierLogits(state, trained, x), evalSet);
     const backboneNames = new Set(Object.keys(args.backbone.paramShapes));
     return {
-      params: cloneParams(pickParams(state.params, (name) => backboneNames.has(name))),
-      sourceHead: cloneParams(
-        pickParams(state.params, (name) => state.head.paramNames.includes(name)),
-      ),
+      params: cloneParams(pickParams(trained, (name) => backboneNames.has(name))),
+      sourceHead: cloneParams(pickParams(trained, (name) => state.head.paramNames.includes(name))),
       sourceTrainAcc: acc,
     };
   } finally {
-    disposeClassifier(state);
+    await disposeClassifier(state);
   }
 }
 
 export interface TrialResult {
   metrics: Record<string, number>;
+  /** The engine that ran the method's steps. */
+  engine: Engine;
   /** Per-epoch validation accuracy and mean training loss. */
   curve: { epoch: number; trainLoss: number; valAcc: number; valLoss: number }[];
 }
@@ -190,6 +195,8 @@ export async function runTrial(args: {
   pretrained?: Params;
   /** The source head from pre-training (for methods that distil it). */
   sourceHead?: Params;
+  /** The engine asked for (default: onnxruntime where the method and backbone support it). */
+  engine?: Engine;
   onEpoch?: (e: ProgressEvent) => void;
 }): Promise<TrialResult> {
   const { task, method, config } = args;
@@ -200,8 +207,10 @@ export async function runTrial(args: {
   if (method.needs.pretrainedBackbone && !args.pretrained) {
     throw new Error(`method "${method.id}" needs a pretrained backbone and none was given`);
   }
+  const engine = chooseEngine(method, args.backbone, args.engine);
   const state0 = await method.init({
     config,
+    engine,
     backbone: args.backbone,
     numClasses: target.train.numClasses,
     ...(args.pretrained ? { pretrained: args.pretrained } : {}),
@@ -279,12 +288,32 @@ export async function runTrial(args: {
         target_train_size: target.train.y.length,
         ...(method.metrics ? method.metrics(state) : {}),
       },
+      engine,
       curve,
     };
   } finally {
     disposeParams(best);
     await method.dispose(state);
   }
+}
+
+/**
+ * The engine a trial runs on: the one asked for when the method runs on it
+ * (and, for onnxruntime, the backbone has a graph form), else the method's
+ * first engine that works — onnxruntime before tfjs. A method that declares
+ * no engines runs on tfjs.
+ */
+export function chooseEngine(
+  method: AnyTransferMethod,
+  backbone: Backbone,
+  requested?: Engine,
+): Engine {
+  const supported = (method.engines ?? ['tfjs']).filter(
+    (e) => e !== 'onnxruntime' || backbone.emitGraph !== undefined,
+  );
+  if (requested && supported.includes(requested)) return requested;
+  if (requested === 'tfjs') return 'tfjs';
+  return supported.includes('onnxruntime') ? 'onnxruntime' : 'tfjs';
 }
 
 /** Source minibatches for as long as the target loop wants them, reshuffled each pass. */

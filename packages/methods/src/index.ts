@@ -63,6 +63,7 @@ export { batchFromTensors, createBatch, disposeBatch } from './shared/batch.js';
 export {
   type ClassifierState,
   classifierLogits,
+  classifierLoss,
   classifierStep,
   disposeClassifier,
   initClassifier,
@@ -77,6 +78,7 @@ export {
   resolvePairs,
   type TapPair,
 } from './shared/feature-transfer.js';
+export { graphLossOps, type LossFn, type LossOps, tfjsLossOps } from './shared/loss-ops.js';
 export { matMulFast } from './shared/mat-mul.js';
 export { initMultiHead, type MultiHeadState, multiHeadStep } from './shared/multi-head.js';
 export {
@@ -93,8 +95,17 @@ export {
   trainedModelStep,
 } from './shared/trained-model.js';
 export {
+  createNetworkTrainer,
+  graphOptimizer,
+  type NetworkTrainer,
+  type NetworkTrainerSpec,
+  requireEngine,
+} from './shared/trainer.js';
+export {
   type AnyTransferMethod,
   type Batch,
+  ENGINES,
+  type Engine,
   type LoopConfig,
   type MaybePromise,
   type MethodContext,

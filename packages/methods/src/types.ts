@@ -36,8 +36,18 @@ export interface MethodNeeds {
   sourceBatches: boolean;
 }
 
+/**
+ * Where a method's training steps run: `onnxruntime` compiles the step
+ * (forward, autodiff backward, optimizer update) into one ONNX graph;
+ * `tfjs` runs it eagerly and is the reference implementation.
+ */
+export const ENGINES = ['onnxruntime', 'tfjs'] as const;
+export type Engine = (typeof ENGINES)[number];
+
 export interface MethodContext<C> {
   readonly config: C;
+  /** The engine the runner chose among the method's `engines`. Default tfjs. */
+  readonly engine?: Engine;
   /** The target network's architecture. */
   readonly backbone: Backbone;
   readonly numClasses: number;
@@ -114,6 +124,8 @@ export interface TransferMethod<C extends LoopConfig = LoopConfig, S = unknown> 
   /** Merge user options over the defaults and check them; throws a clear error on bad values or unknown keys. */
   validate(options?: Readonly<Record<string, unknown>>): C;
   readonly needs: MethodNeeds;
+  /** The engines the method's steps run on. Default: tfjs only. */
+  readonly engines?: readonly Engine[];
   init(ctx: MethodContext<C>): MaybePromise<S>;
   /** One update on `input`; the batches belong to the caller (do not dispose them or their tensors). */
   trainStep(state: S, input: StepInput): MaybePromise<StepResult<S>>;

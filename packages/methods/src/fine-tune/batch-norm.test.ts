@@ -87,18 +87,18 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       rng: createRng(1),
       totalSteps: 10,
     });
-    expect(state.trainable).not.toContain('bn.mean');
-    expect(state.trainable).not.toContain('bn.var');
-    expect(state.trainable).toContain('W');
+    expect(state.trainer.trainable).not.toContain('bn.mean');
+    expect(state.trainer.trainable).not.toContain('bn.var');
+    expect(state.trainer.trainable).toContain('W');
     const b = batch(8);
     // What one step must write: the moving averages training mode reports for the pre-step weights.
     const expected = tf.tidy(() => {
-      const s = backbone.apply(state.params, b.x, { training: true }).statistics ?? {};
+      const s = backbone.apply(state.trainer.params(), b.x, { training: true }).statistics ?? {};
       return { mean: values(s['bn.mean']), variance: values(s['bn.var']) };
     });
     state = (await fineTune.trainStep(state, { target: b, step: 0 })).state;
-    const mean = values(state.params['bn.mean']);
-    const variance = values(state.params['bn.var']);
+    const mean = values(state.trainer.params()['bn.mean']);
+    const variance = values(state.trainer.params()['bn.var']);
     for (const [i, v] of mean.entries()) expect(v).toBeCloseTo(expected.mean[i] as number, 5);
     for (const [i, v] of variance.entries())
       expect(v).toBeCloseTo(expected.variance[i] as number, 5);
@@ -115,12 +115,12 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
     for (let i = 0; i < 40; i++)
       state = (await fineTune.trainStep(state, { target: b, step: step++ })).state;
     const batchMean = tf.tidy(() => {
-      const c = backbone.apply(state.params, b.x, { taps: ['c'] }).taps.c as tf.Tensor;
+      const c = backbone.apply(state.trainer.params(), b.x, { taps: ['c'] }).taps.c as tf.Tensor;
       return values(tf.moments(c, [0, 2, 3]).mean);
     });
     expect(batchMean).toHaveLength(4);
     // 0.9^47 ≈ 0.7% of the initial error (up to 2) remains, plus the slow drift of the weights.
-    for (const [i, v] of values(state.params['bn.mean']).entries())
+    for (const [i, v] of values(state.trainer.params()['bn.mean']).entries())
       expect(Math.abs(v - (batchMean[i] as number))).toBeLessThan(0.1);
     await fineTune.dispose(state);
     tf.dispose([b.x, b.y]);
@@ -148,11 +148,11 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
       rng: createRng(2),
       totalSteps: 10,
     });
-    expect(state.trainable).toContain('bn.gamma');
-    expect(state.trainable).not.toContain('bn.running_mean');
-    expect(state.trainable).not.toContain('bn.running_var');
+    expect(state.trainer.trainable).toContain('bn.gamma');
+    expect(state.trainer.trainable).not.toContain('bn.running_mean');
+    expect(state.trainer.trainable).not.toContain('bn.running_var');
     const expected = tf.tidy(() => {
-      const c = backbone.apply(state.params, x, { taps: ['c'] }).taps.c as tf.Tensor;
+      const c = backbone.apply(state.trainer.params(), x, { taps: ['c'] }).taps.c as tf.Tensor;
       const { mean, variance } = tf.moments(c, [0, 1, 2]);
       const n = 8 * 36;
       // PyTorch's momentum 0.1 from the initial statistics (0 and 1), unbiased variance.
@@ -161,13 +161,13 @@ describe('fine-tuning a backbone with BatchNormalization', () => {
         variance: values(tf.add(0.9, tf.mul(variance, (0.1 * n) / (n - 1)))),
       };
     });
-    const gammaBefore = values(state.params['bn.gamma']);
+    const gammaBefore = values(state.trainer.params()['bn.gamma']);
     state = (await scratch.trainStep(state, { target: nhwc, step: 0 })).state;
-    for (const [i, v] of values(state.params['bn.running_mean']).entries())
+    for (const [i, v] of values(state.trainer.params()['bn.running_mean']).entries())
       expect(v).toBeCloseTo(expected.mean[i] as number, 5);
-    for (const [i, v] of values(state.params['bn.running_var']).entries())
+    for (const [i, v] of values(state.trainer.params()['bn.running_var']).entries())
       expect(v).toBeCloseTo(expected.variance[i] as number, 4);
-    expect(values(state.params['bn.gamma'])).not.toEqual(gammaBefore);
+    expect(values(state.trainer.params()['bn.gamma'])).not.toEqual(gammaBefore);
     let step = 1;
     const growth = await measureTensorGrowthAsync(
       async () => {

@@ -119,7 +119,7 @@ describe('lwf', () => {
       tf.dispose([t.x, t.y]);
     }
     const pa = arrays(a.params);
-    for (const [n, v] of Object.entries(arrays(b.params))) expect(pa[n], n).toEqual(v);
+    for (const [n, v] of Object.entries(arrays(b.trainer.params()))) expect(pa[n], n).toEqual(v);
     await lwf.dispose(a);
     await fineTune.dispose(b);
     tf.dispose([...Object.values(src.backbone), ...Object.values(src.head)]);

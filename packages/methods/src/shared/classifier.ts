@@ -1,43 +1,42 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import {
-  cloneParams,
-  mergeParams,
-  type Params,
-  type Rng,
-  softmaxCrossEntropy,
-} from '@transferlab/core';
+import { cloneParams, mergeParams, type Params, type Rng } from '@transferlab/core';
 import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import {
   type Batch,
+  type Engine,
   type StepResult,
   TRANSFER_METHOD_SPECIFICATION_VERSION,
   type TransferMethod,
 } from '../types.js';
 import { mergeConfig } from './config.js';
+import type { LossFn } from './loss-ops.js';
 import { type OptimConfig, validateOptimConfig } from './optim.js';
-import {
-  disposeTrainedModel,
-  initTrainedModel,
-  type TrainedModel,
-  trainedModelStep,
-} from './trained-model.js';
+import { createNetworkTrainer, type NetworkTrainer } from './trainer.js';
 
-/** A backbone with a linear head, its weights, and its optimizer state. */
-export interface ClassifierState extends TrainedModel {
+/** A backbone with a linear head, trained on either engine. */
+export interface ClassifierState {
+  readonly backbone: Backbone;
   readonly head: LinearHead;
+  readonly trainer: NetworkTrainer;
+}
+
+/** The classifier's loss, once for both engines: cross-entropy of the head on the backbone's features. */
+export function classifierLoss(head: LinearHead): LossFn {
+  return (ops) => ops.crossEntropy(ops.linear(ops.features(ops.target.x), head), ops.target.y);
 }
 
 /**
  * A classifier from backbone weights (taken over: the state owns and
- * disposes them) and a fresh head. `backboneLrMultiplier` scales the
- * backbone's learning rate; 0 freezes it (no gradients are computed for it).
- * The backbone's `nonTrainable` parameters (BatchNormalization statistics)
- * never get gradients. When the backbone trains and has such statistics,
- * steps run it in training mode — batch statistics, running averages
- * carried from step to step, as PyTorch's `model.train()` — unless
- * `freezeBatchNorm` (then BN stays in inference mode with the stored statistics).
+ * disposes them) and a fresh head, on `engine` (default tfjs).
+ * `backboneLrMultiplier` scales the backbone's learning rate; 0 freezes it
+ * (no gradients are computed for it). The backbone's `nonTrainable`
+ * parameters (BatchNormalization statistics) never get gradients. When the
+ * backbone trains and has such statistics, steps run it in training mode —
+ * batch statistics, running averages carried from step to step, as
+ * PyTorch's `model.train()` — unless `freezeBatchNorm` (then BN stays in
+ * inference mode with the stored statistics).
  */
-export function initClassifier(args: {
+export async function initClassifier(args: {
   backbone: Backbone;
   backboneParams: Params;
   numClasses: number;
@@ -47,36 +46,39 @@ export function initClassifier(args: {
   totalSteps: number;
   headPrefix?: string;
   freezeBatchNorm?: boolean;
-}): ClassifierState {
+  engine?: Engine;
+}): Promise<ClassifierState> {
   const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
   const headParams = head.init(args.rng.derive('head'));
-  const model = initTrainedModel({
+  const trainer = await createNetworkTrainer({
+    engine: args.engine ?? 'tfjs',
     backbone: args.backbone,
     params: mergeParams(args.backboneParams, headParams),
+    isHead: (name) => head.paramNames.includes(name),
     config: args.config,
     totalSteps: args.totalSteps,
-    isHead: (name) => head.paramNames.includes(name),
     backboneLrMultiplier: args.backboneLrMultiplier,
     ...(args.freezeBatchNorm !== undefined ? { freezeBatchNorm: args.freezeBatchNorm } : {}),
+    loss: classifierLoss(head),
   });
-  return { ...model, head };
+  return { backbone: args.backbone, head, trainer };
 }
 
 export function classifierLogits(state: ClassifierState, params: Params, x: tf.Tensor): tf.Tensor {
   return state.head.apply(params, state.backbone.apply(params, x).features);
 }
 
-export function classifierStep(
+export async function classifierStep(
   state: ClassifierState,
   batch: Batch,
   step: number,
-): StepResult<ClassifierState> {
-  return trainedModelStep(state, step, (p, norm) =>
-    softmaxCrossEntropy(state.head.apply(p, norm.apply(p, batch.x).features), batch.y),
-  );
+): Promise<StepResult<ClassifierState>> {
+  return { state, loss: await state.trainer.step({ target: batch, step }) };
 }
 
-export const disposeClassifier: (state: ClassifierState) => void = disposeTrainedModel;
+export function disposeClassifier(state: ClassifierState): Promise<void> {
+  return state.trainer.dispose();
+}
 
 /**
  * A transfer method that trains a backbone + linear head with cross-entropy
@@ -104,6 +106,7 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
     description: spec.description,
     defaults: spec.defaults,
     needs: { pretrainedBackbone: spec.start === 'pretrained', sourceBatches: false },
+    engines: ['onnxruntime', 'tfjs'],
     validate(options) {
       const config = mergeConfig<C>(spec.id, spec.defaults, options);
       validateOptimConfig(spec.id, config);
@@ -126,10 +129,11 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
         rng: ctx.rng,
         totalSteps: ctx.totalSteps,
         freezeBatchNorm: spec.freezeBatchNorm?.(ctx.config) ?? false,
+        ...(ctx.engine ? { engine: ctx.engine } : {}),
       });
     },
     trainStep: (state, input) => classifierStep(state, input.target, input.step),
-    predictParams: (state) => state.params,
+    predictParams: (state) => state.trainer.params(),
     predict: classifierLogits,
     dispose: disposeClassifier,
   };

@@ -9,10 +9,11 @@ import {
   mlpSpec,
 } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../types.js';
 import { createBatch } from './batch.js';
 import type { LossFn } from './loss-ops.js';
 import type { OptimConfig } from './optim.js';
-import { createNetworkTrainer, type Engine, requireEngine } from './trainer.js';
+import { createNetworkTrainer, requireEngine } from './trainer.js';
 
 const config: OptimConfig = {
   epochs: 1,

@@ -21,7 +21,7 @@ import {
   TrainingSession,
 } from '@transferlab/graph';
 import type { Backbone } from '@transferlab/models';
-import type { StepInput } from '../types.js';
+import { ENGINES, type Engine, type StepInput } from '../types.js';
 import type { NormSession } from './batch-norm.js';
 import { graphLossOps, type LossFn, tfjsLossOps } from './loss-ops.js';
 import type { OptimConfig } from './optim.js';
@@ -32,9 +32,6 @@ import {
   trainedModelLrFactor,
   trainedModelStep,
 } from './trained-model.js';
-
-export const ENGINES = ['onnxruntime', 'tfjs'] as const;
-export type Engine = (typeof ENGINES)[number];
 
 /** A clear error for an engine name that is not one. */
 export function requireEngine(name: string): Engine {
@@ -64,6 +61,8 @@ export interface NetworkTrainerSpec<C extends OptimConfig = OptimConfig> {
 
 export interface NetworkTrainer {
   readonly engine: Engine;
+  /** The parameters the optimizer updates (normalisation statistics never are). */
+  readonly trainable: readonly string[];
   /** One optimizer step at the schedule's learning rate for `input.step`; the loss before the update. */
   step(input: StepInput): Promise<number>;
   /**
@@ -99,6 +98,7 @@ function tfjsTrainer(initial: TrainedModel, loss: LossFn): NetworkTrainer {
   let model = initial;
   return {
     engine: 'tfjs',
+    trainable: initial.trainable,
     async step(input) {
       const batches = {
         target: { x: input.target.x, y: input.target.y },
@@ -213,6 +213,7 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
   disposeTrainedModel(model);
   return {
     engine: 'onnxruntime',
+    trainable: model.trainable,
     async step(input) {
       if (usesSource && !input.source)
         throw new Error(
