@@ -11,7 +11,7 @@ export {
   featureMatching,
 } from './feature-matching/index.js';
 export { type FineTuneConfig, fineTune } from './fine-tune/index.js';
-export { type JointConfig, joint } from './joint/index.js';
+export { type JointConfig, type JointState, joint, jointLoss } from './joint/index.js';
 export {
   type L2tWwConfig,
   type L2tWwPairSummary,

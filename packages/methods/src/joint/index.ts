@@ -1,20 +1,15 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { softmaxCrossEntropy } from '@transferlab/core';
+import { mergeParams, type Params } from '@transferlab/core';
+import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import { mergeConfig, requireNonNegative, requirePositive } from '../shared/config.js';
+import type { LossFn } from '../shared/loss-ops.js';
 import {
-  disposeMultiHead,
-  features,
-  headLogits,
   initialBackbone,
-  initMultiHead,
-  type MultiHeadState,
-  multiHeadStep,
   requireSourceClasses,
   SOURCE_HEAD,
   TARGET_HEAD,
-  targetLogits,
 } from '../shared/multi-head.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
+import { createNetworkTrainer, type NetworkTrainer } from '../shared/trainer.js';
 import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 
 export interface JointConfig extends OptimConfig {
@@ -28,13 +23,35 @@ export interface JointConfig extends OptimConfig {
 
 const ID = 'joint';
 
+export interface JointState {
+  readonly backbone: Backbone;
+  /** The target head (`head`, what predict uses) and the source head (`source_head`). */
+  readonly target: LinearHead;
+  readonly source: LinearHead;
+  readonly trainer: NetworkTrainer;
+}
+
+/** source CE + α · target CE, once for both engines (the source pass first, as the statistics chain). */
+export function jointLoss(source: LinearHead, target: LinearHead, alpha: number): LossFn {
+  return (ops) => {
+    const batch = ops.source;
+    if (!batch)
+      throw new Error(
+        `method "${ID}": every step needs a source minibatch (input.source); the runner provides one because needs.sourceBatches is true`,
+      );
+    const src = ops.crossEntropy(ops.linear(ops.features(batch.x), source), batch.y);
+    const tgt = ops.crossEntropy(ops.linear(ops.features(ops.target.x), target), ops.target.y);
+    return ops.add(src, ops.scale(tgt, alpha));
+  };
+}
+
 /**
  * Joint training: one backbone, a source head and a target head, trained on
  * a source minibatch and a target minibatch per step with
  * loss = CE(source) + targetWeight · CE(target). The baseline the MeRLin
  * paper shows can learn source-specific features and overfit the target.
  */
-export const joint: TransferMethod<JointConfig, MultiHeadState<JointConfig>> = {
+export const joint: TransferMethod<JointConfig, JointState> = {
   specificationVersion: TRANSFER_METHOD_SPECIFICATION_VERSION,
   id: ID,
   title: 'Joint training',
@@ -62,6 +79,7 @@ export const joint: TransferMethod<JointConfig, MultiHeadState<JointConfig>> = {
     backboneLrMultiplier: 0.03,
   },
   needs: { pretrainedBackbone: true, sourceBatches: true },
+  engines: ['onnxruntime', 'tfjs'],
   validate(options) {
     const c = mergeConfig(ID, joint.defaults, options);
     validateOptimConfig(ID, c);
@@ -69,39 +87,39 @@ export const joint: TransferMethod<JointConfig, MultiHeadState<JointConfig>> = {
     requireNonNegative(ID, 'backboneLrMultiplier', c.backboneLrMultiplier);
     return c;
   },
-  init(ctx) {
+  async init(ctx) {
     const sourceClasses = requireSourceClasses(ID, ctx);
-    return initMultiHead({
+    // Heads drawn as initMultiHead draws them: the target head starts where the classifier's does.
+    const target = linearHead(ctx.backbone.featureDim, ctx.numClasses, TARGET_HEAD);
+    const source = linearHead(ctx.backbone.featureDim, sourceClasses, SOURCE_HEAD);
+    const params: Params = mergeParams(
+      initialBackbone(ID, ctx),
+      target.init(ctx.rng.derive(TARGET_HEAD)),
+      source.init(ctx.rng.derive(SOURCE_HEAD)),
+    );
+    const heads = new Set([...target.paramNames, ...source.paramNames]);
+    const trainer = await createNetworkTrainer({
+      engine: ctx.engine ?? 'tfjs',
       backbone: ctx.backbone,
-      backboneParams: initialBackbone(ID, ctx),
-      heads: [
-        { prefix: TARGET_HEAD, numClasses: ctx.numClasses },
-        { prefix: SOURCE_HEAD, numClasses: sourceClasses },
-      ],
+      params,
+      isHead: (name) => heads.has(name),
       config: ctx.config,
-      backboneLrMultiplier: ctx.config.backboneLrMultiplier,
-      rng: ctx.rng,
       totalSteps: ctx.totalSteps,
+      backboneLrMultiplier: ctx.config.backboneLrMultiplier,
+      loss: jointLoss(source, target, ctx.config.targetWeight),
+      sourceBatches: true,
     });
+    return { backbone: ctx.backbone, target, source, trainer };
   },
-  trainStep(state, input) {
-    const { source, target } = input;
-    if (!source) {
+  async trainStep(state, input) {
+    if (!input.source)
       throw new Error(
         `method "${ID}": every step needs a source minibatch (input.source); the runner provides one because needs.sourceBatches is true`,
       );
-    }
-    const alpha = state.config.targetWeight;
-    return multiHeadStep(state, input.step, (p, norm) => {
-      const src = softmaxCrossEntropy(
-        headLogits(state, p, SOURCE_HEAD, features(state, p, source.x, norm)),
-        source.y,
-      );
-      const tgt = softmaxCrossEntropy(targetLogits(state, p, target.x, norm), target.y);
-      return tf.add(src, tf.mul(tgt, alpha)) as tf.Scalar;
-    });
+    return { state, loss: await state.trainer.step(input) };
   },
-  predictParams: (state) => state.params,
-  predict: targetLogits,
-  dispose: disposeMultiHead,
+  predictParams: (state) => state.trainer.params(),
+  predict: (state, params, x) =>
+    state.target.apply(params, state.backbone.apply(params, x).features),
+  dispose: (state) => state.trainer.dispose(),
 };

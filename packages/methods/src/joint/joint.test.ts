@@ -93,15 +93,17 @@ describe('joint method', () => {
       rng: createRng(0),
       totalSteps: 1,
     };
-    expect(() => joint.init({ ...ctx, sourceNumClasses: 4 })).toThrow(
+    await expect(async () => joint.init({ ...ctx, sourceNumClasses: 4 })).rejects.toThrow(
       /fromPretrained is true but no pretrained backbone/,
     );
-    expect(() => joint.init({ ...ctx, pretrained: backbone.init(createRng(1)) })).toThrow(
+    const stray = backbone.init(createRng(1));
+    await expect(async () => joint.init({ ...ctx, pretrained: stray })).rejects.toThrow(
       /needs the source task's number of classes/,
     );
+    for (const t of Object.values(stray)) t.dispose();
     const { state, pretrained } = await start(joint);
     const target = batch(1, 3);
-    expect(() => joint.trainStep(state, { target, step: 0 })).toThrow(
+    await expect(async () => joint.trainStep(state, { target, step: 0 })).rejects.toThrow(
       /every step needs a source minibatch/,
     );
     await joint.dispose(state);

@@ -1,0 +1,167 @@
+/**
+ * Every method that runs on the onnxruntime engine takes the same steps as
+ * on tfjs, the reference: same weights (including normalisation statistics)
+ * after several steps, relative difference ≤ 1e-4.
+ */
+import { createRng, initBackend, type Params } from '@transferlab/core';
+import {
+  type Backbone,
+  type BackboneSpec,
+  cnnSpec,
+  createBackbone,
+  linearHead,
+  mlpSpec,
+  resnetSpec,
+} from '@transferlab/models';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fineTune } from './fine-tune/index.js';
+import { joint } from './joint/index.js';
+import { linearProbe } from './linear-probe/index.js';
+import { scratch } from './scratch/index.js';
+import { createBatch, disposeBatch } from './shared/batch.js';
+import type { AnyTransferMethod, Engine } from './types.js';
+
+const NUM_CLASSES = 3;
+const SOURCE_CLASSES = 4;
+
+function randomBatch(backbone: Backbone, n: number, seed: number, classes: number) {
+  const r = createRng(seed);
+  const size = backbone.inputShape.reduce((a, b) => a * b, 1);
+  return createBatch(
+    Float32Array.from(r.normalArray(n * size)),
+    Int32Array.from({ length: n }, (_, i) => i % classes),
+    backbone.inputShape,
+  );
+}
+
+async function weightsAfter(
+  engine: Engine,
+  method: AnyTransferMethod,
+  options: Record<string, unknown>,
+  backbone: Backbone,
+  steps: number,
+): Promise<Record<string, Float32Array>> {
+  const rng = createRng(5);
+  const pretrained: Params = backbone.init(rng.derive('pretrained'));
+  const sourceHead = linearHead(backbone.featureDim, SOURCE_CLASSES, 'source_head').init(
+    rng.derive('source-head'),
+  );
+  const config = method.validate({ epochs: 1, batchSize: 8, ...options });
+  let state = await method.init({
+    config,
+    engine,
+    backbone,
+    numClasses: NUM_CLASSES,
+    pretrained,
+    sourceHead,
+    sourceNumClasses: SOURCE_CLASSES,
+    rng: rng.derive('init'),
+    totalSteps: steps,
+  });
+  for (let step = 0; step < steps; step++) {
+    const target = randomBatch(backbone, step === steps - 1 ? 6 : 8, 100 + step, NUM_CLASSES);
+    const source = randomBatch(backbone, 8, 200 + step, SOURCE_CLASSES);
+    const out = await method.trainStep(state, {
+      target,
+      ...(method.needs.sourceBatches ? { source } : {}),
+      step,
+    });
+    state = out.state;
+    expect(Number.isFinite(out.loss)).toBe(true);
+    disposeBatch(target);
+    disposeBatch(source);
+  }
+  const params = await method.predictParams(state);
+  const out = Object.fromEntries(
+    Object.entries(params).map(([k, v]) => [k, Float32Array.from(v.dataSync())]),
+  );
+  await method.dispose(state);
+  for (const t of Object.values({ ...pretrained, ...sourceHead })) t.dispose();
+  return out;
+}
+
+export function maxRelDifference(
+  a: Record<string, Float32Array>,
+  b: Record<string, Float32Array>,
+): { worst: number; at: string } {
+  let worst = 0;
+  let at = '';
+  expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+  for (const [k, av] of Object.entries(a)) {
+    const bv = b[k] as Float32Array;
+    const scale = Math.max(1e-2, ...Array.from(bv, Math.abs));
+    av.forEach((v, i) => {
+      const d = Math.abs(v - (bv[i] as number)) / scale;
+      if (d > worst) {
+        worst = d;
+        at = k;
+      }
+    });
+  }
+  return { worst, at };
+}
+
+const denseBn: BackboneSpec = {
+  name: 'dense-bn',
+  inputShape: [12],
+  layers: [
+    { kind: 'dense', name: 'fc1', units: 10 },
+    { kind: 'batchNorm', name: 'bn1' },
+    { kind: 'relu', name: 'r1' },
+    { kind: 'dense', name: 'fc2', units: 8, activation: 'relu' },
+  ],
+};
+
+// SGD where a bias feeds batch normalisation: its true gradient is 0, and Adam
+// would turn each engine's float32 rounding of it into different full-size steps.
+const sgd = { optimizer: 'sgd', lr: 0.05, momentum: 0.9 };
+const cases: [string, AnyTransferMethod, Record<string, unknown>, BackboneSpec][] = [
+  [
+    'scratch (Adam, cosine)',
+    scratch,
+    { schedule: 'cosine', weightDecay: 1e-3 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
+  ['linear-probe', linearProbe, {}, mlpSpec([4, 4, 1], [16, 8])],
+  [
+    'fine-tune (backbone ×0.1)',
+    fineTune,
+    { backboneLrMultiplier: 0.1 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
+  ['fine-tune, BN trained', fineTune, { ...sgd, backboneLrMultiplier: 0.5 }, denseBn],
+  [
+    'fine-tune, BN frozen',
+    fineTune,
+    { ...sgd, backboneLrMultiplier: 0.5, freezeBatchNorm: true },
+    denseBn,
+  ],
+  [
+    'joint, BN statistics chained over two passes',
+    joint,
+    { ...sgd, targetWeight: 2, backboneLrMultiplier: 1 },
+    denseBn,
+  ],
+  ['scratch on the CNN', scratch, {}, cnnSpec([8, 8, 1], [4, 6], 12)],
+  [
+    'fine-tune on the batch-normalised ResNet',
+    fineTune,
+    { ...sgd, backboneLrMultiplier: 0.5 },
+    resnetSpec([8, 8, 1], [4, 6], 1, { batchNorm: true }),
+  ],
+];
+
+describe('onnxruntime engine = tfjs engine, per method', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+  for (const [name, method, options, spec] of cases) {
+    it(name, async () => {
+      const backbone = createBackbone(spec);
+      const reference = await weightsAfter('tfjs', method, options, backbone, 5);
+      const engine = await weightsAfter('onnxruntime', method, options, backbone, 5);
+      const { worst, at } = maxRelDifference(engine, reference);
+      expect(worst, `worst at ${at}`).toBeLessThan(1e-4);
+    });
+  }
+});
