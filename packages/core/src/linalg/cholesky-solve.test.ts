@@ -55,6 +55,127 @@ function lossOf(w: tf.Tensor) {
     });
 }
 
+// ---------------------------------------------------------------------------
+// A float64 reference for the ∂A checks, independent of the code under test:
+// Gaussian elimination with partial pivoting instead of Cholesky, on the
+// symmetric part of A — the function's contract is X(A, B) = sym(A)⁻¹B with
+// sym(A) = ½(A + Aᵀ), so its gradient w.r.t. A is symmetric and a single
+// off-diagonal entry A[i][j] moves the result by half of what moving the
+// pair A[i][j], A[j][i] together does.
+// ---------------------------------------------------------------------------
+
+/** sym(A)⁻¹B in float64, by Gaussian elimination with partial pivoting. */
+function solve64(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: number): Float64Array {
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++)
+      m[i * n + j] = 0.5 * ((a[i * n + j] as number) + (a[j * n + i] as number));
+  const x = Float64Array.from(b as ArrayLike<number>);
+  for (let col = 0; col < n; col++) {
+    let p = col;
+    for (let r = col + 1; r < n; r++)
+      if (Math.abs(m[r * n + col] as number) > Math.abs(m[p * n + col] as number)) p = r;
+    if (p !== col) {
+      for (let c = 0; c < n; c++) {
+        const t = m[col * n + c] as number;
+        m[col * n + c] = m[p * n + c] as number;
+        m[p * n + c] = t;
+      }
+      for (let c = 0; c < k; c++) {
+        const t = x[col * k + c] as number;
+        x[col * k + c] = x[p * k + c] as number;
+        x[p * k + c] = t;
+      }
+    }
+    const piv = m[col * n + col] as number;
+    for (let r = col + 1; r < n; r++) {
+      const f = (m[r * n + col] as number) / piv;
+      if (f === 0) continue;
+      for (let c = col; c < n; c++) m[r * n + c]! -= f * (m[col * n + c] as number);
+      for (let c = 0; c < k; c++) x[r * k + c]! -= f * (x[col * k + c] as number);
+    }
+  }
+  for (let r = n - 1; r >= 0; r--) {
+    for (let c = 0; c < k; c++) {
+      let s = x[r * k + c] as number;
+      for (let j = r + 1; j < n; j++) s -= (m[r * n + j] as number) * (x[j * k + c] as number);
+      x[r * k + c] = s / (m[r * n + r] as number);
+    }
+  }
+  return x;
+}
+
+/** The float64 twin of `lossOf(w)`: Σ W⊙X + ½ Σ X² with X = sym(A)⁻¹B. */
+function loss64(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  w: ArrayLike<number>,
+  n: number,
+  k: number,
+) {
+  const x = solve64(a, b, n, k);
+  let s = 0;
+  for (let i = 0; i < n * k; i++)
+    s += (w[i] as number) * (x[i] as number) + 0.5 * (x[i] as number) ** 2;
+  return s;
+}
+
+/**
+ * ∂loss64/∂A in float64 in closed form, −½(S Xᵀ + X Sᵀ) with S = sym(A)⁻¹(W + X).
+ * Not taken on trust: the first-order test checks it against finite
+ * differences of `loss64` before the second-order tests build on it.
+ */
+function gradA64(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  w: ArrayLike<number>,
+  n: number,
+  k: number,
+) {
+  const x = solve64(a, b, n, k);
+  const s = solve64(
+    a,
+    x.map((v, i) => v + (w[i] as number)),
+    n,
+    k,
+  );
+  const g = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let c = 0; c < k; c++)
+        acc +=
+          (s[i * k + c] as number) * (x[j * k + c] as number) +
+          (x[i * k + c] as number) * (s[j * k + c] as number);
+      g[i * n + j] = -0.5 * acc;
+    }
+  return g;
+}
+
+/** Central finite differences of a float64 function, one entry of `at` at a time. */
+function fdEach(fn: (p: number[]) => number, at: ArrayLike<number>, h: number): number[] {
+  return Array.from(at, (_, idx) => {
+    const plus = Array.from(at);
+    const minus = Array.from(at);
+    plus[idx]! += h;
+    minus[idx]! -= h;
+    return (fn(plus) - fn(minus)) / (2 * h);
+  });
+}
+
+/** max_i |p_i − q_i| / max_i |q_i|. */
+const relErr = (p: ArrayLike<number>, q: ArrayLike<number>) => {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < q.length; i++) {
+    num = Math.max(num, Math.abs((p[i] as number) - (q[i] as number)));
+    den = Math.max(den, Math.abs(q[i] as number));
+  }
+  return num / den;
+};
+
+/** Float32-exact inputs, so the float64 reference sees the very numbers tfjs holds. */
+const f32 = (v: ArrayLike<number>) => Array.from(v, (x) => Math.fround(x));
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`choleskySolve on ${backend}`, () => {
     beforeAll(async () => {
@@ -199,6 +320,130 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
       tf.dispose([a, b, w, v, gA]);
     });
+
+    it('∂L/∂A matches float64 central finite differences entry by entry (symmetric contract)', () => {
+      // Well-conditioned SPD A (eigenvalues ≥ 1, condition ~5), k ≠ n, and a
+      // loss with random projection weights W so every entry of X matters.
+      const n = 6;
+      const k = 3;
+      const aVals = f32(spd(n, 60));
+      const bVals = f32(createRng(61).normalArray(n * k));
+      const wVals = f32(createRng(62).normalArray(n * k));
+      const w = tf.tensor2d(wVals, [n, k]);
+      const a = tf.tensor2d(aVals, [n, n]);
+      const b = tf.tensor2d(bVals, [n, k]);
+      // The reference is the same function: forward values agree.
+      const x = choleskySolve(a, b);
+      expect(relErr(x.dataSync(), solve64(aVals, bVals, n, k))).toBeLessThan(1e-6);
+      const gA = tf.grad((ta: tf.Tensor) => lossOf(w)(ta, b))(a);
+      const ga = Array.from(gA.dataSync());
+
+      // Float64 FD of the float64 loss, each of the n² entries of A on its own
+      // (h = 1e-5: truncation ~h² and rounding ~1e-16/h are both ≲ 1e-10).
+      const h = 1e-5;
+      const fd = fdEach((p) => loss64(p, bVals, wVals, n, k), aVals, h);
+      // The closed-form float64 gradient that the second-order tests build on.
+      const ref = gradA64(aVals, bVals, wVals, n, k);
+      expect(relErr(ref, fd)).toBeLessThan(1e-8);
+      // The gradient is symmetric, so a lone off-diagonal entry gets half of
+      // the pair's derivative (a one-triangle gradient — G[i][j] + G[j][i] on
+      // one side, 0 on the other — or −S Xᵀ would fail here).
+      const err = relErr(ga, fd);
+      note(`${backend} dL/dA (float64 FD)`, err);
+      expect(err).toBeLessThan(1e-5);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < i; j++) expect(ga[i * n + j]).toBe(ga[j * n + i]);
+      // Moving A[i][j] and A[j][i] together: G[i][j] + G[j][i].
+      const scale = Math.max(...fd.map(Math.abs));
+      for (const [i, j] of [
+        [1, 4],
+        [5, 0],
+        [3, 2],
+      ] as const) {
+        const pair = (sign: number) => {
+          const p = [...aVals];
+          p[i * n + j]! += sign * h;
+          p[j * n + i]! += sign * h;
+          return loss64(p, bVals, wVals, n, k);
+        };
+        const fdPair = (pair(1) - pair(-1)) / (2 * h);
+        expect(
+          Math.abs(fdPair - (ga[i * n + j] as number) - (ga[j * n + i] as number)) / scale,
+        ).toBeLessThan(1e-5);
+      }
+      tf.dispose([w, a, b, x, gA]);
+    });
+
+    // Second order through the ∂A branch: h(A, B) = R(∂L/∂A(A, B)) for a
+    // scalar R of the first-order gradient. ∂L/∂A is computed inside an outer
+    // tf.grads, so the recorded (tape-on) path of the gradient runs; its value
+    // and h's gradients w.r.t. A and B are checked against the float64
+    // reference and float64 finite differences of it.
+    const reducers = [
+      {
+        name: '⟨∂L/∂A, V⟩ with a non-symmetric V',
+        tf: (g: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(g, v)) as tf.Scalar,
+        ref: (g: ArrayLike<number>, v: ArrayLike<number>) => dot(g, v),
+      },
+      {
+        name: '½‖∂L/∂A‖²',
+        tf: (g: tf.Tensor) => tf.mul(tf.sum(tf.square(g)), 0.5) as tf.Scalar,
+        ref: (g: ArrayLike<number>) => 0.5 * dot(g, g),
+      },
+    ];
+    for (const [r, reducer] of reducers.entries()) {
+      it(`second order through ∂A: ∇ of ${reducer.name} w.r.t. A and B matches float64 finite differences`, () => {
+        const n = 5;
+        const k = 2;
+        const seed = 70 + 10 * r;
+        const aVals = f32(spd(n, seed));
+        const bVals = f32(createRng(seed + 1).normalArray(n * k));
+        const wVals = f32(createRng(seed + 2).normalArray(n * k));
+        const vVals = f32(createRng(seed + 3).normalArray(n * n));
+        const w = tf.tensor2d(wVals, [n, k]);
+        const v = tf.tensor2d(vVals, [n, n]);
+        const a = tf.tensor2d(aVals, [n, n]);
+        const b = tf.tensor2d(bVals, [n, k]);
+        let inner: number[] = [];
+        const hOf = (ta: tf.Tensor, tb: tf.Tensor) => {
+          const dA = tf.grad((x: tf.Tensor) => lossOf(w)(x, tb))(ta);
+          inner = Array.from(dA.dataSync());
+          return reducer.tf(dA, v);
+        };
+        const { value, grads } = tf.valueAndGrads(hOf)([a, b]);
+        const [hA, hB] = grads as [tf.Tensor, tf.Tensor];
+
+        // The recorded first-order ∂L/∂A itself: symmetric, and the reference.
+        const ref = gradA64(aVals, bVals, wVals, n, k);
+        const errInner = relErr(inner, ref);
+        note(`${backend} dL/dA recorded path`, errInner);
+        expect(errInner).toBeLessThan(1e-5);
+        for (let i = 0; i < n; i++)
+          for (let j = 0; j < i; j++)
+            expect(
+              Math.abs((inner[i * n + j] as number) - (inner[j * n + i] as number)),
+            ).toBeLessThan(1e-6 * Math.max(...ref.map(Math.abs)));
+        const hRef = (p: ArrayLike<number>, q: ArrayLike<number>) =>
+          reducer.ref(gradA64(p, q, wVals, n, k), vVals);
+        expect(Math.abs((value.dataSync()[0] as number) - hRef(aVals, bVals))).toBeLessThan(
+          1e-5 * Math.abs(hRef(aVals, bVals)),
+        );
+
+        // Its gradients, every entry, against float64 FD of the float64
+        // first-order gradient (single entries of A; the contract makes ∇_A h
+        // symmetric, which the FD of a function of sym(A) is too).
+        const h = 1e-5;
+        const fdA = fdEach((p) => hRef(p, bVals), aVals, h);
+        const fdB = fdEach((q) => hRef(aVals, q), bVals, h);
+        const errA = relErr(hA.dataSync(), fdA);
+        const errB = relErr(hB.dataSync(), fdB);
+        note(`${backend} second order via dL/dA, w.r.t. A`, errA);
+        note(`${backend} second order via dL/dA, w.r.t. B`, errB);
+        expect(errA).toBeLessThan(1e-5);
+        expect(errB).toBeLessThan(1e-5);
+        tf.dispose([w, v, a, b, value, hA, hB]);
+      });
+    }
 
     it('leaks no tensors across forward + backward passes', () => {
       const n = 8;
