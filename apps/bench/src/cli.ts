@@ -2,14 +2,13 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
-import { createBackboneRegistry } from '@transferlab/models';
 import { formatRankTable, runModelSelection } from './model-selection.js';
 import { runOnnxBackbone } from './onnx-backbone.js';
 import { onnxCheck } from './onnx-check.js';
 import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
 import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
-import { formatStepCost, measureSpeed, measureStepCost } from './speed.js';
+import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
 import { formatChmmTable, runChmmSuite } from './theory-chmm/index.js';
 import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
@@ -21,9 +20,10 @@ const USAGE = `transferlab benchmark
   pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow] [--engine onnxruntime|tfjs]
                                             training engine: default onnxruntime for every method it covers
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
-  pnpm bench speed [--backend NAME|onnxruntime] [--backbone ID] [--seconds S]
-                                            training steps/s of each backbone on each backend,
-                                            and of the compiled ONNX step (onnxruntime) where it applies
+  pnpm bench speed [--engine onnxruntime|tfjs] [--backend NAME] [--backbone ID|mobilenetv2-224]
+                   [--seconds S] [--threads N] [--json]
+                                            training steps/s of each backbone on each engine (and tfjs backend);
+                                            --json: one JSON line per row
   pnpm bench step-cost [--backbone ID] [--backend NAME] [--seconds S]
                                             one training step of each method, as a multiple of fine-tuning's
   pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
@@ -62,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       engine: { type: 'string' },
       json: { type: 'boolean' },
+      threads: { type: 'string' },
       metric: { type: 'string' },
       seconds: { type: 'string' },
       backbone: { type: 'string' },
@@ -170,29 +171,42 @@ async function main(argv: string[]): Promise<number> {
       const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
       if (!(seconds > 0))
         throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
-      if (values.backbone !== undefined) createBackboneRegistry().get(values.backbone);
-      // --backend onnxruntime times only the compiled ONNX step; a tfjs backend only that backend.
+      const threads = values.threads === undefined ? 1 : Number(values.threads);
+      if (!(Number.isInteger(threads) && threads > 0))
+        throw new Error(`--threads must be a positive integer, got "${values.threads}"`);
+      const engine = values.engine === undefined ? undefined : requireEngine(values.engine);
+      // --engine onnxruntime times only the engine; --engine tfjs or --backend only tfjs (that backend).
       const { results, unavailable } = await measureSpeed({
         seconds,
+        threads,
+        onnxruntime: engine !== 'tfjs' && values.backend === undefined,
         ...(values.backend
-          ? {
-              backends: values.backend === 'onnxruntime' ? [] : [values.backend],
-              onnxruntime: values.backend === 'onnxruntime',
-            }
-          : {}),
+          ? { backends: [values.backend] }
+          : engine === 'onnxruntime'
+            ? { backends: [] }
+            : {}),
         ...(values.backbone ? { backbones: [values.backbone] } : {}),
       });
+      if (values.json) {
+        process.stdout.write(formatSpeedJson(results));
+        for (const u of unavailable)
+          process.stderr.write(
+            `(${u.engine}${u.backend ? `/${u.backend}` : ''} unavailable: ${u.error.split('\n')[0]})\n`,
+          );
+        return 0;
+      }
       process.stdout.write(
-        '| backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|\n',
+        '| engine | backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|---|\n',
       );
       for (const r of results) {
         process.stdout.write(
-          `| ${r.backend} | ${r.backbone} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.examplesPerSecond.toFixed(0)} |\n`,
+          `| ${r.engine} | ${r.backend ?? '—'} | ${r.backbone} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.examplesPerSecond.toFixed(0)} |\n`,
         );
       }
       for (const u of unavailable)
-        process.stdout.write(`(${u.backend} unavailable: ${u.error.split('\n')[0]})\n`);
-      for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
+        process.stdout.write(
+          `(${u.engine}${u.backend ? `/${u.backend}` : ''} unavailable: ${u.error.split('\n')[0]})\n`,
+        );
       return 0;
     }
     case 'step-cost': {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { formatStepCost, measureSpeed, measureStepCost } from './speed.js';
+import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 
 describe('measureStepCost', () => {
   it('times each method on the same batch relative to fine-tuning, reports failures and frees everything', async () => {
@@ -46,16 +46,40 @@ describe('measureStepCost', () => {
 });
 
 describe('measureSpeed', () => {
-  it('times the compiled ONNX step for the backbones it compiles, and only those', async () => {
+  it('times each backbone on the onnxruntime engine and a tfjs backend, as JSON lines', async () => {
     const { results, unavailable } = await measureSpeed({
-      backends: [],
+      backends: ['wasm'],
       backbones: ['mlp', 'cnn'],
+      batchSize: 16,
       seconds: 0.2,
     });
     expect(unavailable).toEqual([]);
-    expect(results.map((r) => [r.backend, r.backbone])).toEqual([['onnxruntime', 'mlp-256-128']]);
-    const [r] = results;
-    expect(r?.steps).toBeGreaterThanOrEqual(1);
-    expect(r?.examplesPerSecond).toBeCloseTo((r?.stepsPerSecond ?? 0) * 64, 6);
+    expect(results.map((r) => [r.engine, r.backend, r.backbone])).toEqual([
+      ['onnxruntime', null, 'mlp-256-128'],
+      ['onnxruntime', null, 'cnn-16-32-128'],
+      ['tfjs', 'wasm', 'mlp-256-128'],
+      ['tfjs', 'wasm', 'cnn-16-32-128'],
+    ]);
+    for (const r of results) {
+      expect(r.steps).toBeGreaterThanOrEqual(1);
+      expect(r.examplesPerSecond).toBeCloseTo(r.stepsPerSecond * 16, 6);
+    }
+    const lines = formatSpeedJson(results)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines[0]).toEqual({
+      engine: 'onnxruntime',
+      backend: null,
+      backbone: 'mlp-256-128',
+      batchSize: 16,
+      stepsPerSecond: Number((results[0]?.stepsPerSecond as number).toFixed(2)),
+      threads: 1,
+    });
+    expect(lines[2]).toMatchObject({ engine: 'tfjs', backend: 'wasm', backbone: 'mlp-256-128' });
+  });
+
+  it('an unknown backbone lists the valid ones before any work', async () => {
+    await expect(measureSpeed({ backbones: ['mlpp'], seconds: 0.1 })).rejects.toThrow(/mlpp.*mlp/);
   });
 });

@@ -1,12 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKENDS, createRng, disposeParams, initBackend, mergeParams } from '@transferlab/core';
-import { batchFromTensors, createMethodRegistry, scratch } from '@transferlab/methods';
+import { BACKENDS, createRng, disposeParams, initBackend, type Params } from '@transferlab/core';
 import {
-  buildTrainStepGraph,
-  compileTrainStep,
+  type AnyTransferMethod,
+  batchFromTensors,
+  createBatch,
+  createMethodRegistry,
+  disposeBatch,
+  type Engine,
+  fineTune,
+  scratch,
+} from '@transferlab/methods';
+import {
+  type Backbone,
   createBackboneRegistry,
   linearHead,
-  type OnnxTrainer,
+  loadNsfwMobileNetV2,
 } from '@transferlab/models';
 
 /**
@@ -28,126 +36,184 @@ async function timeSteps(
   return { steps, stepsPerSecond: steps / ((performance.now() - started) / 1000) };
 }
 
+/** One measured row: what `pnpm bench speed --json` prints, one JSON object per line. */
 export interface SpeedResult {
-  backend: string;
+  engine: Engine;
+  /** The tfjs backend (null for onnxruntime). */
+  backend: string | null;
   backbone: string;
   batchSize: number;
   stepsPerSecond: number;
   examplesPerSecond: number;
   steps: number;
+  /** onnxruntime's intra-op threads. */
+  threads?: number;
+}
+
+/** The row that times fine-tuning a real pretrained network: nsfwjs MobileNetV2 at 224×224. */
+export const MOBILENET_ROW = 'mobilenetv2-224';
+
+interface SpeedSubject {
+  id: string;
+  backbone: Backbone;
+  pretrained?: Params;
+  method: AnyTransferMethod;
+  options: Record<string, unknown>;
+  numClasses: number;
+  batchSize: number;
+  dispose(): void;
 }
 
 /**
- * Training throughput: full steps (forward, backward, Adam update) of a
- * backbone + linear head — the `scratch` method's step — on random 28×28
- * inputs, after a warm-up, for about `seconds` per (backend, backbone).
+ * Training throughput of one method step on either engine: the `scratch`
+ * step (backbone + linear head, Adam 1e-3, cross-entropy, normalisation in
+ * training mode) for the registry's backbones on random 28×28×1 inputs at
+ * `batchSize`, and a MobileNetV2 fine-tuning step (224×224×3, batch 8,
+ * nsfwjs's pretrained weights) — each after warm-up steps, for about
+ * `seconds`. Engines and tfjs backends that cannot run are reported, the
+ * rest go on.
  */
 export async function measureSpeed(opts: {
+  /** tfjs backends to time (default: every one); [] for none. */
   backends?: readonly string[];
+  /** Time the onnxruntime engine. Default true. */
+  onnxruntime?: boolean;
+  /** Registry backbone ids, and/or "mobilenetv2-224". Default: every registry backbone and MobileNetV2. */
   backbones?: readonly string[];
   batchSize?: number;
   seconds?: number;
-  /** Also time the compiled ONNX training step (onnxruntime, Adam like the others) where it applies. Default true. */
-  onnxruntime?: boolean;
-}): Promise<{ results: SpeedResult[]; unavailable: { backend: string; error: string }[] }> {
+  /** onnxruntime intra-op threads (default 1: on two cores, two threads land run to run at either of two speeds). */
+  threads?: number;
+}): Promise<{
+  results: SpeedResult[];
+  unavailable: { engine: string; backend: string | null; error: string }[];
+}> {
   const batchSize = opts.batchSize ?? 64;
   const seconds = opts.seconds ?? 3;
+  const threads = opts.threads ?? 1;
   const registry = createBackboneRegistry();
+  const ids = opts.backbones ?? [...registry.ids, MOBILENET_ROW];
+  for (const id of ids) if (id !== MOBILENET_ROW) registry.get(id);
   const results: SpeedResult[] = [];
-  const unavailable: { backend: string; error: string }[] = [];
-  for (const backend of opts.backends ?? BACKENDS) {
+  const unavailable: { engine: string; backend: string | null; error: string }[] = [];
+  const runs: { engine: Engine; backend: string | null }[] = [
+    ...((opts.onnxruntime ?? true) ? [{ engine: 'onnxruntime' as const, backend: null }] : []),
+    ...(opts.backends ?? BACKENDS).map((b) => ({ engine: 'tfjs' as const, backend: b })),
+  ];
+  for (const run of runs) {
     try {
-      await initBackend({ backend });
+      // Weights are drawn and predictions made with tfjs on any engine.
+      await initBackend(run.backend ? { backend: run.backend } : {});
     } catch (err) {
-      unavailable.push({ backend, error: (err as Error).message });
+      unavailable.push({ ...run, error: (err as Error).message });
       continue;
     }
-    for (const id of opts.backbones ?? registry.ids) {
-      const backbone = registry.get(id).create([28, 28, 1]);
-      const rng = createRng(0);
-      // The `scratch` method's step: backbone + linear head, Adam, cross-entropy;
-      // normalisation layers in training mode, their statistics not trained.
-      const config = scratch.validate({ batchSize });
-      let state = await scratch.init({
-        config,
-        backbone,
-        numClasses: 10,
-        rng,
-        totalSteps: 1_000_000,
-      });
-      const x = tf.tensor(rng.normalArray(batchSize * 784), [batchSize, 28, 28, 1]);
-      const y = tf.tensor1d(
-        Int32Array.from({ length: batchSize }, () => rng.int(10)),
-        'int32',
-      );
-      let stepIndex = 0;
-      const target = batchFromTensors(x, y);
-      const step = async () => {
-        state = (await scratch.trainStep(state, { target, step: stepIndex++ })).state;
-      };
+    for (const id of ids) {
+      let subject: SpeedSubject | undefined;
       try {
-        // One warm-up step and at least one timed step: a ResNet step on the
-        // plain-JS cpu backend takes minutes.
-        const { steps, stepsPerSecond } = await timeSteps(step, seconds, 1);
+        subject = await speedSubject(id, batchSize, registry);
+        const timed = await timeMethodSteps(subject, run.engine, seconds, threads);
         results.push({
-          backend,
-          backbone: backbone.name,
-          batchSize,
-          steps,
-          stepsPerSecond,
-          examplesPerSecond: stepsPerSecond * batchSize,
-        });
-      } finally {
-        await scratch.dispose(state);
-        x.dispose();
-        y.dispose();
-      }
-    }
-  }
-  // The compiled path: the whole Adam step as one ONNX graph in onnxruntime,
-  // for the backbones it can compile (flatten + dense).
-  if (opts.onnxruntime ?? true) {
-    // The initial weights are drawn as tfjs tensors: any backend will do.
-    if (results.length === 0) await initBackend();
-    for (const id of opts.backbones ?? registry.ids) {
-      const backbone = registry.get(id).create([28, 28, 1]);
-      const head = linearHead(backbone.featureDim, 10);
-      try {
-        buildTrainStepGraph(backbone, head);
-      } catch {
-        continue; // not compilable: conv, residual or normalisation layers
-      }
-      const rng = createRng(0);
-      const params = mergeParams(backbone.init(rng), head.init(rng));
-      let trainer: OnnxTrainer | undefined;
-      try {
-        trainer = await compileTrainStep(backbone, head, params, { optimizer: 'adam' });
-        const x = Float32Array.from(rng.normalArray(batchSize * 784));
-        const y = Int32Array.from({ length: batchSize }, () => rng.int(10));
-        const onnx = trainer;
-        const { steps, stepsPerSecond } = await timeSteps(
-          () => onnx.step(x, y, batchSize, 0.01),
-          seconds,
-          1,
-        );
-        results.push({
-          backend: 'onnxruntime',
-          backbone: backbone.name,
-          batchSize,
-          steps,
-          stepsPerSecond,
-          examplesPerSecond: stepsPerSecond * batchSize,
+          ...run,
+          backbone: subject.id,
+          batchSize: subject.batchSize,
+          ...timed,
+          examplesPerSecond: timed.stepsPerSecond * subject.batchSize,
+          ...(run.engine === 'onnxruntime' ? { threads } : {}),
         });
       } catch (err) {
-        unavailable.push({ backend: 'onnxruntime', error: (err as Error).message });
-        break;
+        unavailable.push({ ...run, error: `${id}: ${(err as Error).message}` });
       } finally {
-        await trainer?.dispose();
-        disposeParams(params);
+        subject?.dispose();
       }
     }
   }
   return { results, unavailable };
+}
+
+async function speedSubject(
+  id: string,
+  batchSize: number,
+  registry: ReturnType<typeof createBackboneRegistry>,
+): Promise<SpeedSubject> {
+  if (id === MOBILENET_ROW) {
+    const mobilenet = await loadNsfwMobileNetV2();
+    return {
+      id,
+      backbone: mobilenet.backbone,
+      pretrained: mobilenet.params,
+      method: fineTune,
+      options: {},
+      numClasses: 5,
+      batchSize: 8,
+      dispose: () => disposeParams(mobilenet.params),
+    };
+  }
+  const backbone = registry.get(id).create([28, 28, 1]);
+  return {
+    id: backbone.name,
+    backbone,
+    method: scratch,
+    options: {},
+    numClasses: 10,
+    batchSize,
+    dispose: () => {},
+  };
+}
+
+async function timeMethodSteps(
+  subject: SpeedSubject,
+  engine: Engine,
+  seconds: number,
+  threads: number,
+): Promise<{ steps: number; stepsPerSecond: number }> {
+  const { method, backbone, batchSize: n } = subject;
+  const rng = createRng(0);
+  const config = method.validate({ ...subject.options, batchSize: n });
+  let state = await method.init({
+    config,
+    engine,
+    backbone,
+    numClasses: subject.numClasses,
+    ...(subject.pretrained ? { pretrained: subject.pretrained } : {}),
+    rng,
+    totalSteps: 1_000_000,
+    ...(engine === 'onnxruntime' ? { threads } : {}),
+  });
+  const size = backbone.inputShape.reduce((a, b) => a * b, 1);
+  const target = createBatch(
+    Float32Array.from(rng.normalArray(n * size)),
+    Int32Array.from({ length: n }, () => rng.int(subject.numClasses)),
+    backbone.inputShape,
+  );
+  let stepIndex = 0;
+  const step = async () => {
+    state = (await method.trainStep(state, { target, step: stepIndex++ })).state;
+  };
+  try {
+    // Warm-up: a step or two (kernel compilation, the session's first allocations).
+    return await timeSteps(step, seconds, engine === 'onnxruntime' ? 3 : 1);
+  } finally {
+    await method.dispose(state);
+    disposeBatch(target);
+  }
+}
+
+/** The rows as JSON lines (`pnpm bench speed --json`). */
+export function formatSpeedJson(results: readonly SpeedResult[]): string {
+  return results
+    .map((r) =>
+      JSON.stringify({
+        engine: r.engine,
+        backend: r.backend,
+        backbone: r.backbone,
+        batchSize: r.batchSize,
+        stepsPerSecond: Number(r.stepsPerSecond.toFixed(2)),
+        ...(r.threads !== undefined ? { threads: r.threads } : {}),
+      }),
+    )
+    .join('\n')
+    .concat(results.length ? '\n' : '');
 }
 
 /** One method configuration whose training-step cost is measured. */

@@ -48,6 +48,8 @@ export interface MethodContext<C> {
   readonly config: C;
   /** The engine the runner chose among the method's `engines`. Default tfjs. */
   readonly engine?: Engine;
+  /** onnxruntime's intra-op threads for this trial's steps (default 1). */
+  readonly threads?: number;
   /** The target network's architecture. */
   readonly backbone: Backbone;
   readonly numClasses: number;

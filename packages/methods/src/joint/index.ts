@@ -108,6 +108,7 @@ export const joint: TransferMethod<JointConfig, JointState> = {
       backboneLrMultiplier: ctx.config.backboneLrMultiplier,
       loss: jointLoss(source, target, ctx.config.targetWeight),
       sourceBatches: true,
+      ...(ctx.threads ? { intraOpNumThreads: ctx.threads } : {}),
     });
     return { backbone: ctx.backbone, target, source, trainer };
   },

@@ -47,6 +47,8 @@ export async function initClassifier(args: {
   headPrefix?: string;
   freezeBatchNorm?: boolean;
   engine?: Engine;
+  /** onnxruntime intra-op threads (default 1). */
+  threads?: number;
 }): Promise<ClassifierState> {
   const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
   const headParams = head.init(args.rng.derive('head'));
@@ -60,6 +62,7 @@ export async function initClassifier(args: {
     backboneLrMultiplier: args.backboneLrMultiplier,
     ...(args.freezeBatchNorm !== undefined ? { freezeBatchNorm: args.freezeBatchNorm } : {}),
     loss: classifierLoss(head),
+    ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
   });
   return { backbone: args.backbone, head, trainer };
 }
@@ -130,6 +133,7 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
         totalSteps: ctx.totalSteps,
         freezeBatchNorm: spec.freezeBatchNorm?.(ctx.config) ?? false,
         ...(ctx.engine ? { engine: ctx.engine } : {}),
+        ...(ctx.threads ? { threads: ctx.threads } : {}),
       });
     },
     trainStep: (state, input) => classifierStep(state, input.target, input.step),
