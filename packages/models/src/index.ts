@@ -54,12 +54,6 @@ export {
   type OnnxRuntimeExtractorOptions,
 } from './onnx/runtime.js';
 export {
-  buildTrainStepGraph,
-  compileTrainStep,
-  type OnnxTrainer,
-  type OnnxTrainStepOptions,
-} from './onnx/train-step.js';
-export {
   type LoadNsfwOptions,
   loadNsfwMobileNetV2,
   loadNsfwModel,
