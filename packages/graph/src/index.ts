@@ -23,6 +23,7 @@ export * from './proto.js';
 export {
   createSession,
   type HostTensor,
+  liveSessionCount,
   loadOnnxRuntime,
   type OrtModule,
   runGraphOnce,

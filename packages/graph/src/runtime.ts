@@ -40,18 +40,39 @@ export interface SessionOptions {
   intraOpNumThreads?: number;
 }
 
-/** Create an onnxruntime session for serialized model bytes, sequential, all graph optimizations. */
+let liveSessions = 0;
+
+/** Sessions made by `createSession` and not yet released: a leak test's measure. */
+export function liveSessionCount(): number {
+  return liveSessions;
+}
+
+/**
+ * Create an onnxruntime session for serialized model bytes, sequential, all
+ * graph optimizations. Release it with `session.release()` (counted by
+ * `liveSessionCount`).
+ */
 export async function createSession(
   bytes: Uint8Array,
   opts: SessionOptions = {},
 ): Promise<Ort.InferenceSession> {
   const ort = await loadOnnxRuntime();
-  return ort.InferenceSession.create(bytes, {
+  const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: opts.intraOpNumThreads ?? 1,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
+  liveSessions++;
+  const release = session.release.bind(session);
+  let released = false;
+  session.release = async () => {
+    if (released) return;
+    released = true;
+    liveSessions--;
+    await release();
+  };
+  return session;
 }
 
 function typeName(data: HostTensor['data']): 'float32' | 'int64' | 'int32' | 'bool' {

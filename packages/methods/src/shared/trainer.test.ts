@@ -1,5 +1,8 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, mergeParams, type Params } from '@transferlab/core';
+import { liveSessionCount } from '@transferlab/graph';
 import {
   type Backbone,
   createBackbone,
@@ -14,6 +17,12 @@ import { createBatch } from './batch.js';
 import type { LossFn } from './loss-ops.js';
 import type { OptimConfig } from './optim.js';
 import { createNetworkTrainer, requireEngine } from './trainer.js';
+
+/** A full garbage collection, so buffer counts measure what is still referenced. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose_gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 const config: OptimConfig = {
   epochs: 1,
@@ -141,9 +150,51 @@ describe('network trainer: onnxruntime engine = tfjs', () => {
     );
   });
 
-  it('tensors do not grow across engine steps', async () => {
-    const before = tf.memory().numTensors;
+  it('no leaks on the engine: sessions released, no tensors or buffers growing across steps', async () => {
+    const tensors = tf.memory().numTensors;
+    const sessions = liveSessionCount();
     await train('onnxruntime', createBackbone(mlpSpec([4], [5])), 4);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(liveSessionCount()).toBe(sessions);
+    // Many steps, with a prediction snapshot after each: the snapshot is replaced, not
+    // accumulated, and the typed arrays fed and returned each step are garbage.
+    const backbone = createBackbone(mlpSpec([8, 8, 1], [32]));
+    const head = linearHead(backbone.featureDim, 3);
+    const trainer = await createNetworkTrainer({
+      engine: 'onnxruntime',
+      backbone,
+      params: mergeParams(backbone.init(createRng(0)), head.init(createRng(1))),
+      isHead: (n) => head.paramNames.includes(n),
+      config,
+      totalSteps: 1000,
+      backboneLrMultiplier: 1,
+      loss: (ops) => ops.crossEntropy(ops.linear(ops.features(ops.target.x), head), ops.target.y),
+    });
+    expect(liveSessionCount()).toBe(sessions + 1);
+    const batch = createBatch(
+      Float32Array.from(createRng(2).normalArray(16 * 64)),
+      Int32Array.from({ length: 16 }, (_, i) => i % 3),
+      [8, 8, 1],
+    );
+    const run = async (steps: number) => {
+      for (let s = 0; s < steps; s++) {
+        await trainer.step({ target: batch, step: s });
+        trainer.params();
+      }
+    };
+    await run(50);
+    const afterWarmup = tf.memory().numTensors;
+    collectGarbage();
+    const heap = process.memoryUsage().arrayBuffers;
+    await run(400);
+    expect(tf.memory().numTensors).toBe(afterWarmup);
+    collectGarbage();
+    // Kept by mistake, 400 steps would hold ~400 × 35 kB (weights, Adam's slots, snapshots).
+    expect(process.memoryUsage().arrayBuffers - heap).toBeLessThan(1e6);
+    await trainer.dispose();
+    await trainer.dispose();
+    expect(liveSessionCount()).toBe(sessions);
+    await expect(trainer.step({ target: batch, step: 0 })).rejects.toThrow(/after dispose/);
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 });
