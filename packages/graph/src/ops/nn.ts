@@ -1,4 +1,801 @@
-/** Convolutions, pooling, normalisation (filled in by the nn rules). */
-import type { OpRule } from './types.js';
+/**
+ * Convolutions, pooling, normalisation and resizing: shape inference and
+ * gradient rules (NCHW, any number of spatial axes unless said otherwise).
+ *
+ * The gradients are written with ops onnxruntime's CPU provider runs fast,
+ * and every op they emit has a rule of its own, so a gradient graph can be
+ * differentiated again (second-order meta-gradients):
+ *
+ * - Conv: the input gradient is a ConvTranspose with the same weights; the
+ *   weight gradient is im2col + one batched MatMul. im2col is itself a Conv:
+ *   fixed one-hot filters [C·K, 1, k…] with group = C copy each window
+ *   position into a channel, exactly (products with 0 and 1 only). A Conv
+ *   over transposed tensors (the textbook weight gradient) is much slower in
+ *   onnxruntime, whose grouped/odd-shaped convs have no fast path.
+ * - ConvTranspose: the adjoint pair of the above (input gradient = Conv with
+ *   the same weights; weight gradient = im2col of the output gradient).
+ * - MaxPool (no Indices output: onnxruntime's is ~30× slower): the gradient
+ *   goes to the FIRST maximum of each window in row-major window order, as
+ *   in PyTorch and tfjs — ties are common (zeros after a ReLU), and a plain
+ *   `x == upsample(pooled)` mask would send the gradient to every maximum.
+ *   Non-overlapping windows (stride = kernel) use reshapes; overlapping ones
+ *   im2col + ArgMax + col2im (a ConvTranspose with the one-hot filters).
+ * - AveragePool / GlobalAveragePool: the gradient spread back over each
+ *   window (reshape broadcast when windows tile, else a ConvTranspose with
+ *   ones), divided by the count of each window.
+ * - BatchNormalization: inference mode (running statistics) and training
+ *   mode (training_mode = 1). onnxruntime-node's CPU kernel (1.30) does run
+ *   training_mode = 1, with ONNX's conventions: batch mean and BIASED
+ *   variance, running = input·momentum + batch·(1 − momentum), the running
+ *   variance updated from the biased variance too. But it writes the updated
+ *   statistics INTO its running-mean/var inputs (the caller's feed buffers,
+ *   or the initializers, across runs) whenever its running outputs are not
+ *   graph outputs — so the training engine should not use it: use
+ *   `batchNormTraining` (../batch-norm.ts), the same computation from
+ *   primitive ops with PyTorch's convention (running variance from the
+ *   UNBIASED variance), whose gradient comes from the primitive ops' rules.
+ *   The rule here serves imported graphs: its gradient recomputes the batch
+ *   statistics from primitive ops.
+ */
+import { attr, type OnnxAttr } from '../attr.js';
+import type { GraphNode, OnnxDim, OnnxGraphBuilder, Shape, ValueInfo } from '../builder.js';
+import { DT } from '../proto.js';
+import type { GradContext, OpRule } from './types.js';
+import {
+  dimsOf,
+  emit,
+  floatAttr,
+  intAttr,
+  intsAttr,
+  normAxis,
+  stringAttr,
+  typeOf,
+} from './util.js';
 
-export const nnRules: Record<string, OpRule> = {};
+type G = OnnxGraphBuilder;
+
+const product = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from);
+
+function numeric(dims: Shape, what: string): number[] {
+  if (dims.some((d) => typeof d !== 'number'))
+    throw new Error(`${what} must have fixed sizes for a gradient, got [${dims}]`);
+  return dims as number[];
+}
+
+// ---------------------------------------------------------------------------
+// Window geometry (Conv, ConvTranspose, pools)
+
+/** A sliding window along the spatial axes, with its pads resolved (auto_pad applied). */
+interface Window {
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  begin: number[];
+  end: number[];
+}
+
+/** The span one window covers along axis i: (k − 1)·d + 1. */
+const extent = (w: Window, i: number) =>
+  ((w.kernel[i] as number) - 1) * (w.dilations[i] as number) + 1;
+
+/**
+ * ONNX's window rules for Conv and the pools: explicit pads, or auto_pad
+ * (SAME_UPPER puts the odd pad at the end, SAME_LOWER at the beginning),
+ * and the output size (floor, or ceil_mode's ceil with PyTorch's rule that
+ * the last window must start inside the input or its begin pad).
+ */
+function resolveWindow(
+  node: GraphNode,
+  spatial: Shape,
+  kernel: readonly number[],
+  ceil = false,
+): { win: Window; out: OnnxDim[] } {
+  const r = kernel.length;
+  if (spatial.length !== r)
+    throw new Error(
+      `kernel_shape [${kernel}] does not match the input's ${spatial.length} spatial axes`,
+    );
+  const strides = [...(intsAttr(node, 'strides') ?? kernel.map(() => 1))];
+  const dilations = [...(intsAttr(node, 'dilations') ?? kernel.map(() => 1))];
+  const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
+  const pads = intsAttr(node, 'pads') ?? Array(2 * r).fill(0);
+  const win: Window = { kernel: [...kernel], strides, dilations, begin: [], end: [] };
+  const out: OnnxDim[] = [];
+  for (let i = 0; i < r; i++) {
+    const d = spatial[i] as OnnxDim;
+    const s = strides[i] as number;
+    const ext = extent(win, i);
+    if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+      if (typeof d !== 'number') {
+        win.begin.push(Number.NaN);
+        win.end.push(Number.NaN);
+        out.push(`ceil(${d}/${s})`);
+        continue;
+      }
+      const o = Math.ceil(d / s);
+      const total = Math.max(0, (o - 1) * s + ext - d);
+      const small = Math.floor(total / 2);
+      win.begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
+      win.end.push(autoPad === 'SAME_UPPER' ? total - small : small);
+      out.push(o);
+      continue;
+    }
+    const b = autoPad === 'VALID' ? 0 : (pads[i] as number);
+    const e = autoPad === 'VALID' ? 0 : (pads[i + r] as number);
+    win.begin.push(b);
+    win.end.push(e);
+    if (typeof d !== 'number') {
+      out.push(`${node.opType}(${d})`);
+      continue;
+    }
+    const span = d + b + e - ext;
+    if (span < 0)
+      throw new Error(`a window of ${ext} does not fit an axis of ${d} (+ pads ${b}, ${e})`);
+    let o = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
+    if (ceil && (o - 1) * s >= d + b) o -= 1;
+    out.push(o);
+  }
+  return { win, out };
+}
+
+function windowAttrs(win: Window, extra: Record<string, OnnxAttr> = {}): Record<string, OnnxAttr> {
+  return {
+    kernel_shape: attr.ints(win.kernel),
+    strides: attr.ints(win.strides),
+    dilations: attr.ints(win.dilations),
+    pads: attr.ints([...win.begin, ...win.end]),
+    ...extra,
+  };
+}
+
+/**
+ * ConvTranspose attributes that are the adjoint of the window `win` taking
+ * `inSpatial` to `outSpatial`: output_padding restores the rows a strided
+ * window never reached; a ceil_mode overhang past the end pad is cropped by
+ * a larger end pad.
+ */
+function adjointAttrs(
+  win: Window,
+  inSpatial: readonly number[],
+  outSpatial: readonly number[],
+  extra: Record<string, OnnxAttr> = {},
+): Record<string, OnnxAttr> {
+  const end = [...win.end];
+  const outputPadding = inSpatial.map((d, i) => {
+    const covered =
+      ((outSpatial[i] as number) - 1) * (win.strides[i] as number) +
+      extent(win, i) -
+      (win.begin[i] as number) -
+      (end[i] as number);
+    const p = d - covered;
+    if (p < 0) end[i] = (end[i] as number) - p;
+    return Math.max(0, p);
+  });
+  return {
+    ...windowAttrs({ ...win, end }),
+    ...(outputPadding.some((p) => p > 0) ? { output_padding: attr.ints(outputPadding) } : {}),
+    ...extra,
+  };
+}
+
+/** The spatial sizes of a value [N, C, …spatial], fixed. */
+function spatialOf(g: G, x: string, what: string): number[] {
+  const d = g.dims(x);
+  if (!d) throw new Error(`the shape of ${what} "${x}" is unknown`);
+  return numeric(d.slice(2), `the spatial axes of ${what} "${x}"`);
+}
+
+function channelsOf(g: G, x: string, what: string): number {
+  const c = g.dims(x)?.[1];
+  if (typeof c !== 'number') throw new Error(`the channel count of ${what} "${x}" is unknown`);
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Fixed filters, one initializer per graph and shape
+
+const filterCache = new WeakMap<G, Map<string, string>>();
+
+function cachedFilter(
+  g: G,
+  key: string,
+  make: () => { data: Float32Array; dims: number[] },
+): string {
+  let m = filterCache.get(g);
+  if (!m) {
+    m = new Map();
+    filterCache.set(g, m);
+  }
+  const hit = m.get(key);
+  if (hit && g.has(hit)) return hit;
+  const { data, dims } = make();
+  const name = g.initializer(g.fresh(key.split(':')[0] as string), data, dims);
+  m.set(key, name);
+  return name;
+}
+
+/** [C·K, 1, …kernel]: filter c·K + k picks window position k (row-major) of channel c. */
+function oneHotFilters(g: G, channels: number, kernel: readonly number[]): string {
+  return cachedFilter(g, `im2col_onehot:${channels}:${kernel}`, () => {
+    const k = product(kernel);
+    const data = new Float32Array(channels * k * k);
+    for (let c = 0; c < channels; c++) for (let j = 0; j < k; j++) data[(c * k + j) * k + j] = 1;
+    return { data, dims: [channels * k, 1, ...kernel] };
+  });
+}
+
+/** [C, 1, …kernel] of ones: a depthwise window sum. */
+function onesFilters(g: G, channels: number, kernel: readonly number[]): string {
+  return cachedFilter(g, `window_ones:${channels}:${kernel}`, () => ({
+    data: new Float32Array(channels * product(kernel)).fill(1),
+    dims: [channels, 1, ...kernel],
+  }));
+}
+
+/** The windows of x [N, C, …] as channels: [N, C·K, …out], channel c·K + k = window position k of channel c. */
+function im2col(g: G, x: string, channels: number, win: Window): string {
+  return g.op(
+    'Conv',
+    [x, oneHotFilters(g, channels, win.kernel)],
+    windowAttrs(win, { group: attr.int(channels) }),
+  );
+}
+
+/**
+ * The weight gradient shared by Conv and ConvTranspose: for each group,
+ * Σ over the batch of a · patchesᵀ, as one batched MatMul [N, G, Ca/G, L] ×
+ * [N, G, L, Cp·K/G] and a sum over N; reshaped to [Ca, Cp/G, …kernel].
+ * (Conv: a = dY, patches = im2col(X). ConvTranspose: a = X, patches = im2col(dY).)
+ */
+function weightGrad(
+  g: G,
+  a: string,
+  aChannels: number,
+  patches: string,
+  patchChannels: number,
+  group: number,
+  kernel: readonly number[],
+): string {
+  const L = product(spatialOf(g, a, 'a weight-gradient operand'));
+  const K = product(kernel);
+  const A = g.op('Reshape', [a, g.ints([0, group, aChannels / group, L])]);
+  const P = g.op('Reshape', [patches, g.ints([0, group, (patchChannels / group) * K, L])]);
+  const perBatch = g.op('MatMul', [A, emit.transpose(g, P, [0, 1, 3, 2])]);
+  const summed = emit.reduceSum(g, perBatch, [0], false);
+  return g.op('Reshape', [summed, g.ints([aChannels, patchChannels / group, ...kernel])]);
+}
+
+/** Σ of dY over every axis but the channel axis 1: a bias gradient [C]. */
+function biasGrad(g: G, dy: string): string {
+  const r = (g.dims(dy) as Shape).length;
+  return emit.reduceSum(
+    g,
+    dy,
+    range(r).filter((i) => i !== 1),
+    false,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Conv and ConvTranspose
+
+function kernelOf(g: G, node: GraphNode): number[] {
+  const k = intsAttr(node, 'kernel_shape');
+  if (k) return [...k];
+  return numeric(dimsOf(g, node, 1).slice(2), 'the kernel (weights)');
+}
+
+function convGeometry(g: G, node: GraphNode) {
+  const x = dimsOf(g, node, 0);
+  const w = dimsOf(g, node, 1);
+  const group = intAttr(node, 'group', 1);
+  const kernel = kernelOf(g, node);
+  const { win, out } = resolveWindow(node, x.slice(2), kernel);
+  return { x, w, group, kernel, win, out };
+}
+
+/** ConvTranspose's own geometry: pads from output_shape or auto_pad when given (ONNX's split rule). */
+function convTransposeGeometry(g: G, node: GraphNode) {
+  const x = dimsOf(g, node, 0);
+  const w = dimsOf(g, node, 1);
+  const group = intAttr(node, 'group', 1);
+  const kernel = kernelOf(g, node);
+  const r = kernel.length;
+  const strides = [...(intsAttr(node, 'strides') ?? kernel.map(() => 1))];
+  const dilations = [...(intsAttr(node, 'dilations') ?? kernel.map(() => 1))];
+  const outputPadding = [...(intsAttr(node, 'output_padding') ?? kernel.map(() => 0))];
+  const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
+  const outputShape = intsAttr(node, 'output_shape');
+  const pads = intsAttr(node, 'pads') ?? Array(2 * r).fill(0);
+  const win: Window = { kernel, strides, dilations, begin: [], end: [] };
+  const out: OnnxDim[] = [];
+  for (let i = 0; i < r; i++) {
+    const d = x[i + 2] as OnnxDim;
+    const s = strides[i] as number;
+    const full = (n: number) => s * (n - 1) + (outputPadding[i] as number) + extent(win, i);
+    const target = outputShape
+      ? (outputShape[outputShape.length - r + i] as number)
+      : autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER'
+        ? typeof d === 'number'
+          ? d * s
+          : undefined
+        : undefined;
+    if (target !== undefined && typeof d === 'number') {
+      const total = full(d) - target;
+      const half = Math.floor(total / 2);
+      win.begin.push(autoPad === 'SAME_UPPER' ? half : total - half);
+      win.end.push(autoPad === 'SAME_UPPER' ? total - half : half);
+      out.push(target);
+    } else if (typeof d !== 'number') {
+      win.begin.push(Number.NaN);
+      win.end.push(Number.NaN);
+      out.push(target ?? `ConvTranspose(${d})`);
+    } else {
+      const b = autoPad === 'VALID' ? 0 : (pads[i] as number);
+      const e = autoPad === 'VALID' ? 0 : (pads[i + r] as number);
+      win.begin.push(b);
+      win.end.push(e);
+      out.push(full(d) - b - e);
+    }
+  }
+  return { x, w, group, kernel, win, out, outputPadding };
+}
+
+const convRule: OpRule = {
+  infer: (node, g) => {
+    const { x, w, out } = convGeometry(g, node);
+    return [{ elemType: typeOf(g, node, 0), dims: [x[0] as OnnxDim, w[0] as OnnxDim, ...out] }];
+  },
+  grad: ({ g, node, dOut, needs }) => {
+    const dy = dOut[0] as string;
+    const [x, w, b] = node.inputs as [string, string, string?];
+    const { group, kernel, win } = convGeometry(g, node);
+    const inSpatial = spatialOf(g, x, 'the Conv input');
+    const outSpatial = spatialOf(g, dy, 'the Conv output gradient');
+    const C = channelsOf(g, x, 'the Conv input');
+    const M = channelsOf(g, dy, 'the Conv output gradient');
+    const dx = needs(0)
+      ? g.op(
+          'ConvTranspose',
+          [dy, w],
+          adjointAttrs(win, inSpatial, outSpatial, { group: attr.int(group) }),
+        )
+      : undefined;
+    const dw = needs(1) ? weightGrad(g, dy, M, im2col(g, x, C, win), C, group, kernel) : undefined;
+    const db = b && needs(2) ? biasGrad(g, dy) : undefined;
+    return [dx, dw, db];
+  },
+};
+
+const convTransposeRule: OpRule = {
+  infer: (node, g) => {
+    const { x, w, group, out } = convTransposeGeometry(g, node);
+    const m = w[1];
+    const channels = typeof m === 'number' ? m * group : `${m}*${group}`;
+    return [{ elemType: typeOf(g, node, 0), dims: [x[0] as OnnxDim, channels, ...out] }];
+  },
+  grad: ({ g, node, dOut, needs }) => {
+    const dy = dOut[0] as string;
+    const [x, w, b] = node.inputs as [string, string, string?];
+    const { group, kernel, win, outputPadding } = convTransposeGeometry(g, node);
+    spatialOf(g, x, 'the ConvTranspose input');
+    if (outputPadding.some((p, i) => p >= (win.strides[i] as number)))
+      throw new Error('ConvTranspose: output_padding ≥ stride has no gradient rule');
+    const Cin = channelsOf(g, x, 'the ConvTranspose input');
+    const Cout = channelsOf(g, dy, 'the ConvTranspose output gradient');
+    // The window of this ConvTranspose, read as a Conv from its output back to its input.
+    const dx = needs(0)
+      ? g.op('Conv', [dy, w], windowAttrs(win, { group: attr.int(group) }))
+      : undefined;
+    const dw = needs(1)
+      ? weightGrad(g, x, Cin, im2col(g, dy, Cout, win), Cout, group, kernel)
+      : undefined;
+    const db = b && needs(2) ? biasGrad(g, dy) : undefined;
+    return [dx, dw, db];
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Pools
+
+function poolGeometry(g: G, node: GraphNode) {
+  const x = dimsOf(g, node, 0);
+  const kernel = intsAttr(node, 'kernel_shape');
+  if (!kernel) throw new Error(`${node.opType} needs kernel_shape`);
+  const { win, out } = resolveWindow(node, x.slice(2), kernel, intAttr(node, 'ceil_mode', 0) === 1);
+  return { x, win, out };
+}
+
+const poolInfer: OpRule['infer'] = (node, g) => {
+  const { x, out } = poolGeometry(g, node);
+  return [{ elemType: typeOf(g, node, 0), dims: [x[0] as OnnxDim, x[1] as OnnxDim, ...out] }];
+};
+
+/** Windows that tile the input: stride = kernel, no dilation, no pads (a remainder past the last window is allowed). */
+function tiles(win: Window): boolean {
+  return win.kernel.every(
+    (k, i) =>
+      win.strides[i] === k && win.dilations[i] === 1 && win.begin[i] === 0 && win.end[i] === 0,
+  );
+}
+
+/**
+ * For tiling windows: x [N, C, …in] cropped to the windows' extent and
+ * reshaped to [N, C, o1, k1, o2, k2, …], and back. Broadcasting a pooled
+ * [N, C, o1, 1, o2, 1, …] against it spreads each window's value over it.
+ */
+function tiled(g: G, inSpatial: readonly number[], win: Window, outSpatial: readonly number[]) {
+  const covered = outSpatial.map((o, i) => o * (win.kernel[i] as number));
+  const r = inSpatial.length;
+  const cropped = covered.some((c, i) => c !== inSpatial[i]);
+  const split = (v: string) =>
+    g.op('Reshape', [
+      v,
+      g.ints([0, 0, ...outSpatial.flatMap((o, i) => [o, win.kernel[i] as number])]),
+    ]);
+  const spread = (pooled: string) =>
+    g.op('Reshape', [pooled, g.ints([0, 0, ...outSpatial.flatMap((o) => [o, 1])])]);
+  const crop = (v: string) =>
+    cropped
+      ? g.op('Slice', [v, g.ints(range(r).map(() => 0)), g.ints(covered), g.ints(range(r, 2))])
+      : v;
+  /** A tiled gradient back to the input's shape: merge the window axes, zero-pad the remainder. */
+  const merge = (v: string) => {
+    const m = g.op('Reshape', [v, g.ints([0, 0, ...covered])]);
+    if (!cropped) return m;
+    const extra = inSpatial.map((d, i) => d - (covered[i] as number));
+    return g.op('Pad', [m, g.ints([0, 0, ...covered.map(() => 0), 0, 0, ...extra])]);
+  };
+  return { split: (v: string) => split(crop(v)), spread, merge };
+}
+
+/** Row-major position scores K − k of each element inside its tile, as a constant [o1, k1, o2, k2, …]. */
+function tileScores(g: G, win: Window, outSpatial: readonly number[]): string {
+  return cachedFilter(g, `maxpool_first:${outSpatial}:${win.kernel}`, () => {
+    const K = product(win.kernel);
+    const dims = outSpatial.flatMap((o, i) => [o, win.kernel[i] as number]);
+    const data = new Float32Array(product(dims));
+    // Index → (position in tile) along each axis, row-major over the tile.
+    data.forEach((_, flat) => {
+      let rest = flat;
+      let pos = 0;
+      let stride = 1;
+      for (let a = dims.length - 1; a >= 0; a--) {
+        const coord = rest % (dims[a] as number);
+        rest = Math.floor(rest / (dims[a] as number));
+        if (a % 2 === 1) {
+          pos += coord * stride;
+          stride *= dims[a] as number;
+        }
+      }
+      data[flat] = K - pos;
+    });
+    return { data, dims };
+  });
+}
+
+const maxPoolRule: OpRule = {
+  infer: (node, g) => {
+    if (node.outputs.length > 1 && node.outputs[1])
+      throw new Error(
+        'MaxPool: the Indices output is not supported (it is ~30× slower in onnxruntime)',
+      );
+    return poolInfer(node, g);
+  },
+  grad: ({ g, node, dOut }) => {
+    const dy = dOut[0] as string;
+    const x = node.inputs[0] as string;
+    const y = node.outputs[0] as string;
+    const { win } = poolGeometry(g, node);
+    const inSpatial = spatialOf(g, x, 'the MaxPool input');
+    const outSpatial = spatialOf(g, y, 'the MaxPool output');
+    const C = channelsOf(g, x, 'the MaxPool input');
+    const mask = (bool: string) => emit.mask(g, bool);
+    if (tiles(win)) {
+      // Each element is in one window: score the maxima by their position in
+      // the window (first = highest), pool the scores, keep the best one.
+      const t = tiled(g, inSpatial, win, outSpatial);
+      const isMax = mask(g.op('Equal', [t.split(x), t.spread(y)]));
+      const score = emit.mul(g, isMax, tileScores(g, win, outSpatial));
+      const best = g.op('MaxPool', [t.merge(score)], windowAttrs(win));
+      const first = mask(g.op('Equal', [score, t.spread(best)]));
+      return [t.merge(emit.mul(g, first, t.spread(dy)))];
+    }
+    // Overlapping or padded windows: an element's position differs per window,
+    // so compare within each window's own patch. Pads become −3.4e38 (never a maximum).
+    const K = product(win.kernel);
+    const L = product(outSpatial);
+    const overhang = inSpatial.map((d, i) =>
+      Math.max(
+        0,
+        ((outSpatial[i] as number) - 1) * (win.strides[i] as number) +
+          extent(win, i) -
+          (d + (win.begin[i] as number) + (win.end[i] as number)),
+      ),
+    );
+    const padded =
+      win.begin.some((p) => p > 0) || win.end.some((p) => p > 0) || overhang.some((p) => p > 0)
+        ? g.op('Pad', [
+            x,
+            g.ints([
+              0,
+              0,
+              ...win.begin,
+              0,
+              0,
+              ...win.end.map((e, i) => e + (overhang[i] as number)),
+            ]),
+            g.scalar(-3.4e38, 'pool_pad'),
+          ])
+        : x;
+    const unpadded: Window = { ...win, begin: win.begin.map(() => 0), end: win.end.map(() => 0) };
+    const patches = g.op('Reshape', [im2col(g, padded, C, unpadded), g.ints([0, C, K, L])]);
+    const firstIdx = g.op('ArgMax', [patches], { axis: attr.int(2), keepdims: attr.int(1) });
+    const first = mask(
+      g.op('Equal', [firstIdx, g.int64Initializer(g.fresh('window_pos'), range(K), [K, 1])]),
+    );
+    const cols = emit.mul(g, first, g.op('Reshape', [dy, g.ints([0, C, 1, L])]));
+    const colImage = g.op('Reshape', [cols, g.ints([0, C * K, ...outSpatial])]);
+    return [
+      g.op(
+        'ConvTranspose',
+        [colImage, oneHotFilters(g, C, win.kernel)],
+        adjointAttrs(win, inSpatial, outSpatial, { group: attr.int(C) }),
+      ),
+    ];
+  },
+};
+
+/** 1 / (elements counted in each window) as a constant [1, 1, …out] (a scalar when every window counts K). */
+function windowDivisor(
+  g: G,
+  win: Window,
+  inSpatial: readonly number[],
+  outSpatial: readonly number[],
+  includePad: boolean,
+): string {
+  const counts = outSpatial.map((o, i) =>
+    range(o).map((j) => {
+      const start = j * (win.strides[i] as number) - (win.begin[i] as number);
+      // count_include_pad counts the pads, never the overhang past them (PyTorch's rule).
+      const lo = includePad ? -(win.begin[i] as number) : 0;
+      const hi = (inSpatial[i] as number) + (includePad ? (win.end[i] as number) : 0);
+      let n = 0;
+      for (let t = 0; t < (win.kernel[i] as number); t++) {
+        const p = start + t * (win.dilations[i] as number);
+        if (p >= lo && p < hi) n++;
+      }
+      return n;
+    }),
+  );
+  const K = product(win.kernel);
+  if (counts.every((c) => c.every((n) => n === (win.kernel[counts.indexOf(c)] as number))))
+    return g.scalar(1 / K, 'pool_count');
+  const data = new Float32Array(product(outSpatial));
+  data.forEach((_, flat) => {
+    let rest = flat;
+    let n = 1;
+    for (let a = outSpatial.length - 1; a >= 0; a--) {
+      n *= (counts[a] as number[])[rest % (outSpatial[a] as number)] as number;
+      rest = Math.floor(rest / (outSpatial[a] as number));
+    }
+    data[flat] = 1 / n;
+  });
+  return g.initializer(g.fresh('pool_count'), data, [1, 1, ...outSpatial]);
+}
+
+const averagePoolRule: OpRule = {
+  infer: poolInfer,
+  grad: ({ g, node, dOut }) => {
+    const dy = dOut[0] as string;
+    const x = node.inputs[0] as string;
+    const { win } = poolGeometry(g, node);
+    const inSpatial = spatialOf(g, x, 'the AveragePool input');
+    const outSpatial = spatialOf(g, dy, 'the AveragePool output gradient');
+    const C = channelsOf(g, x, 'the AveragePool input');
+    const includePad = intAttr(node, 'count_include_pad', 0) === 1;
+    const scaled = emit.mul(g, dy, windowDivisor(g, win, inSpatial, outSpatial, includePad));
+    if (tiles(win)) {
+      const t = tiled(g, inSpatial, win, outSpatial);
+      const ones = cachedFilter(g, `tile_ones:${win.kernel}`, () => ({
+        data: new Float32Array(product(win.kernel)).fill(1),
+        dims: win.kernel.flatMap((k, i) => (i === 0 ? [k] : [1, k])),
+      }));
+      return [t.merge(emit.mul(g, t.spread(scaled), ones))];
+    }
+    return [
+      g.op(
+        'ConvTranspose',
+        [scaled, onesFilters(g, C, win.kernel)],
+        adjointAttrs(win, inSpatial, outSpatial, { group: attr.int(C) }),
+      ),
+    ];
+  },
+};
+
+const globalAveragePoolRule: OpRule = {
+  infer: (node, g) => {
+    const x = dimsOf(g, node, 0);
+    return [
+      {
+        elemType: typeOf(g, node, 0),
+        dims: [x[0] as OnnxDim, x[1] as OnnxDim, ...x.slice(2).map(() => 1)],
+      },
+    ];
+  },
+  grad: ({ g, node, dOut }) => {
+    const dy = dOut[0] as string;
+    const x = node.inputs[0] as string;
+    const spatial = (g.dims(x) as Shape).slice(2);
+    if (spatial.every((d) => typeof d === 'number')) {
+      // [N, C, 1, 1] × a constant [H, W] of 1/(H·W): one multiply, no Expand.
+      const size = product(spatial as number[]);
+      const spread = cachedFilter(g, `gap_spread:${spatial}`, () => ({
+        data: new Float32Array(size).fill(1 / size),
+        dims: spatial as number[],
+      }));
+      return [emit.mul(g, dy, spread)];
+    }
+    const count = emit.div(
+      g,
+      g.op('Cast', [g.op('Size', [x])], { to: attr.int(DT.FLOAT) }),
+      g.op('Cast', [g.op('Size', [dy])], { to: attr.int(DT.FLOAT) }),
+    );
+    const expanded = g.op('Expand', [emit.div(g, dy, count), g.op('Shape', [x])]);
+    g.setDims(expanded, g.dims(x) as Shape);
+    return [expanded];
+  },
+};
+
+// ---------------------------------------------------------------------------
+// BatchNormalization
+
+/** The axes BatchNormalization reduces over (all but channel axis 1) and a per-channel reshape target. */
+function bnAxes(g: G, x: string) {
+  const d = g.dims(x) as Shape;
+  const c = d[1];
+  if (typeof c !== 'number') throw new Error(`the channel count of "${x}" is unknown`);
+  return {
+    axes: range(d.length).filter((i) => i !== 1),
+    perChannel: (v: string) => g.op('Reshape', [v, g.ints([c, ...d.slice(2).map(() => 1)])]),
+    count: (): string => {
+      const reduced = range(d.length)
+        .filter((i) => i !== 1)
+        .map((i) => d[i]);
+      if (reduced.every((n) => typeof n === 'number'))
+        return g.scalar(product(reduced as number[]), 'bn_count');
+      return emit.div(
+        g,
+        g.op('Cast', [g.op('Size', [x])], { to: attr.int(DT.FLOAT) }),
+        g.scalar(c, 'bn_channels'),
+      );
+    },
+  };
+}
+
+const batchNormRule: OpRule = {
+  infer: (node, g) => {
+    const x = g.info(node.inputs[0] as string);
+    const c = dimsOf(g, node, 0)[1] as OnnxDim;
+    const stat: ValueInfo = { elemType: x.elemType, dims: [c] };
+    return node.outputs.map((_, i) => (i === 0 ? { ...x } : { ...stat }));
+  },
+  grad: ({ g, node, dOut, needs }: GradContext) => {
+    const [x, scale, , mean, variance] = node.inputs as [string, string, string, string, string];
+    const eps = floatAttr(node, 'epsilon', 1e-5);
+    const momentum = floatAttr(node, 'momentum', 0.9);
+    const training = intAttr(node, 'training_mode', 0) === 1;
+    const { axes, perChannel, count } = bnAxes(g, x);
+    const reduceMean = (v: string) =>
+      g.op('ReduceMean', [v], { axes: attr.ints(axes), keepdims: attr.int(1) });
+    const sum = (v: string) => emit.reduceSum(g, v, axes, false);
+    const dy = dOut[0];
+    const grads: (string | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
+    if (!training) {
+      // y = scale·(x − mean)/√(var + ε) + B with the given statistics.
+      const inv = g.op('Reciprocal', [
+        g.op('Sqrt', [emit.add(g, variance, g.scalar(eps, 'bn_eps'))]),
+      ]);
+      if (!dy) return grads;
+      const xhat = emit.mul(g, emit.sub(g, x, perChannel(mean)), perChannel(inv));
+      const dyXhat = needs(1) || needs(4) ? sum(emit.mul(g, dy, xhat)) : undefined;
+      const k = emit.mul(g, scale, inv);
+      if (needs(0)) grads[0] = emit.mul(g, dy, perChannel(k));
+      if (needs(1)) grads[1] = dyXhat;
+      if (needs(2)) grads[2] = sum(dy);
+      if (needs(3)) grads[3] = emit.neg(g, emit.mul(g, sum(dy), k));
+      if (needs(4))
+        grads[4] = emit.mul(
+          g,
+          dyXhat as string,
+          emit.mul(g, k, emit.mul(g, inv, g.scalar(-0.5, 'half'))),
+        );
+      return grads;
+    }
+    // Training mode: the batch statistics (biased variance), recomputed from primitive ops.
+    const mu = reduceMean(x);
+    const centered = emit.sub(g, x, mu);
+    const batchVar = reduceMean(emit.mul(g, centered, centered));
+    const inv = g.op('Reciprocal', [
+      g.op('Sqrt', [emit.add(g, batchVar, g.scalar(eps, 'bn_eps'))]),
+    ]);
+    const xhat = emit.mul(g, centered, inv);
+    const dx: string[] = [];
+    if (dy) {
+      if (needs(0)) {
+        // dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / √(var + ε), dx̂ = dy·scale
+        const dxhat = emit.mul(g, dy, perChannel(scale));
+        const inner = emit.sub(
+          g,
+          emit.sub(g, dxhat, reduceMean(dxhat)),
+          emit.mul(g, xhat, reduceMean(emit.mul(g, dxhat, xhat))),
+        );
+        dx.push(emit.mul(g, inner, inv));
+      }
+      if (needs(1)) grads[1] = sum(emit.mul(g, dy, xhat));
+      if (needs(2)) grads[2] = sum(dy);
+    }
+    // The running statistics, input·momentum + batch·(1 − momentum): rarely
+    // differentiated (they are state), but exact when they are.
+    const [dMean, dVar] = [dOut[1], dOut[2]];
+    const keep = g.scalar(momentum, 'bn_momentum');
+    const spreadOverX = (perChannelGrad: string) => {
+      const e = g.op('Expand', [perChannel(perChannelGrad), g.op('Shape', [x])]);
+      g.setDims(e, g.dims(x) as Shape);
+      return e;
+    };
+    if (dMean) {
+      if (needs(3)) grads[3] = emit.mul(g, dMean, keep);
+      // ∂ mean / ∂x = 1/n
+      if (needs(0))
+        dx.push(
+          spreadOverX(emit.div(g, emit.mul(g, dMean, g.scalar(1 - momentum, 'bn_take')), count())),
+        );
+    }
+    if (dVar) {
+      if (needs(4)) grads[4] = emit.mul(g, dVar, keep);
+      // ∂ var / ∂x = 2 (x − μ) / n
+      if (needs(0))
+        dx.push(
+          emit.mul(
+            g,
+            centered,
+            perChannel(
+              emit.div(g, emit.mul(g, dVar, g.scalar(2 * (1 - momentum), 'bn_take2')), count()),
+            ),
+          ),
+        );
+    }
+    if (dx.length === 1) grads[0] = dx[0];
+    else if (dx.length > 1) {
+      grads[0] = g.op('Sum', dx);
+      g.setDims(grads[0], g.dims(x) as Shape);
+    }
+    return grads;
+  },
+};
+
+// ---------------------------------------------------------------------------
+// ArgMax (for the MaxPool gradient; its output carries no gradient)
+
+const argMaxRule: OpRule = {
+  infer: (node, g) => {
+    const x = dimsOf(g, node, 0);
+    const axis = normAxis(intAttr(node, 'axis', 0), x.length);
+    const keep = intAttr(node, 'keepdims', 1) === 1;
+    const dims = x.flatMap((d, i) => (i !== axis ? [d] : keep ? [1] : []));
+    return [{ elemType: DT.INT64, dims }];
+  },
+  nonDifferentiable: true,
+};
+
+export const nnRules: Record<string, OpRule> = {
+  Conv: convRule,
+  ConvTranspose: convTransposeRule,
+  MaxPool: maxPoolRule,
+  AveragePool: averagePoolRule,
+  GlobalAveragePool: globalAveragePoolRule,
+  BatchNormalization: batchNormRule,
+  ArgMax: argMaxRule,
+};

@@ -1,0 +1,564 @@
+/**
+ * The nn rules (Conv, ConvTranspose, pools, BatchNormalization, Resize):
+ * inferred shapes against onnxruntime's, forward values and gradients
+ * against tfjs (NHWC, so the tfjs functions transpose), gradients against
+ * central finite differences, MaxPool's tie convention against a
+ * hand-computed first-maximum expectation, and a second-order check.
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { attr, type OnnxAttr } from '../attr.js';
+import { OnnxGraphBuilder } from '../builder.js';
+import { gradCheck, projectToScalar, randomFloats } from '../grad-check.js';
+import { type HostTensor, runGraphOnce } from '../runtime.js';
+
+interface NnCase {
+  name: string;
+  inputs: Record<string, readonly number[]>;
+  graph: (g: OnnxGraphBuilder) => string;
+  /** The same function in tfjs on the same NCHW values (undefined: finite differences only). */
+  tfjs?: (...xs: tf.Tensor[]) => tf.Tensor;
+  /** Input values (default: random in [−1, 1]); `distinct` spaces them ≥ 0.02 apart (max pools). */
+  data?: 'random' | 'distinct' | ((name: string, n: number) => Float32Array);
+  /** Inputs that get no gradient. */
+  fixed?: readonly string[];
+  coordinates?: number;
+}
+
+const nhwc = (t: tf.Tensor) => tf.transpose(t, [0, 2, 3, 1]);
+const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
+/** ONNX weights [O, I, kh, kw] as tfjs filters [kh, kw, I, O]. */
+const hwio = (w: tf.Tensor) => tf.transpose(w, [2, 3, 1, 0]) as tf.Tensor4D;
+const ints = (v: readonly number[]) => attr.ints(v);
+
+function inputValues(c: NnCase): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  Object.entries(c.inputs).forEach(([name, dims], k) => {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (typeof c.data === 'function') out[name] = c.data(name, n);
+    else if (c.data === 'distinct') {
+      // A shuffled ladder 0.05 apart: no two values within the finite-difference step.
+      const order = Array.from(randomFloats(n, 101 + 17 * k)).map((v, i) => [v, i] as const);
+      order.sort((a, b) => a[0] - b[0]);
+      const v = new Float32Array(n);
+      order.forEach(([, i], rank) => {
+        v[i] = (rank - n / 2) * 0.05;
+      });
+      out[name] = v;
+    } else {
+      const base = randomFloats(n, 11 + 31 * k, 1);
+      out[name] = base;
+    }
+  });
+  return out;
+}
+
+function tfjsForwardAndGrads(c: NnCase, values: Record<string, Float32Array>) {
+  return tf.tidy(() => {
+    const names = Object.keys(c.inputs);
+    const xs = names.map((n) =>
+      tf.tensor(values[n] as Float32Array, [...(c.inputs[n] as number[])]),
+    );
+    const f = c.tfjs as NonNullable<NnCase['tfjs']>;
+    const y = f(...xs);
+    const w = tf.tensor(randomFloats(y.size, 7), y.shape);
+    const free = names.map((_, i) => i).filter((i) => !c.fixed?.includes(names[i] as string));
+    const grads = tf.grads((...a: tf.Tensor[]) => {
+      const all = [...xs];
+      free.forEach((i, k) => {
+        all[i] = a[k] as tf.Tensor;
+      });
+      return tf.sum(tf.mul(f(...all), w));
+    })(free.map((i) => xs[i] as tf.Tensor));
+    return {
+      y: { data: y.dataSync() as Float32Array, dims: y.shape },
+      grads: Object.fromEntries(
+        free.map((i, k) => [names[i], (grads[k] as tf.Tensor).dataSync() as Float32Array]),
+      ),
+    };
+  });
+}
+
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const r = b[i] as number;
+    worst = Math.max(worst, Math.abs((a[i] as number) - r) / Math.max(1, Math.abs(r)));
+  }
+  return worst;
+}
+
+/** The forward output of a case through onnxruntime, with the inferred dims. */
+async function forward(c: NnCase, values: Record<string, Float32Array>) {
+  const g = new OnnxGraphBuilder('forward');
+  for (const [n, dims] of Object.entries(c.inputs)) g.input(n, dims);
+  const y = c.graph(g);
+  g.output(y);
+  const feeds: Record<string, HostTensor> = {};
+  for (const [n, dims] of Object.entries(c.inputs))
+    feeds[n] = { data: values[n] as Float32Array, dims };
+  const out = (await runGraphOnce(g.toBytes({ opset: 17 }), feeds))[y] as HostTensor;
+  return { out, inferred: g.dims(y) };
+}
+
+async function checkNnCase(c: NnCase): Promise<void> {
+  const values = inputValues(c);
+  const { out, inferred } = await forward(c, values);
+  expect(out.dims, `${c.name}: inferred shape`).toEqual(inferred);
+  const result = await gradCheck({
+    inputs: Object.fromEntries(
+      Object.entries(c.inputs).map(([n, dims]) => [
+        n,
+        { dims, data: values[n] as Float32Array, wrt: !c.fixed?.includes(n) },
+      ]),
+    ),
+    build: (g) => projectToScalar(g, c.graph(g)),
+    coordinates: c.coordinates ?? 40,
+  });
+  expect(result.maxRelError, `${c.name}: vs finite differences`).toBeLessThan(1e-2);
+  if (!c.tfjs) return;
+  const ref = tfjsForwardAndGrads(c, values);
+  expect(out.dims, `${c.name}: shape vs tfjs`).toEqual(ref.y.dims);
+  expect(
+    maxRelDiff(out.data as Float32Array, ref.y.data),
+    `${c.name}: forward vs tfjs`,
+  ).toBeLessThan(1e-5);
+  for (const [name, grad] of Object.entries(result.analytic))
+    expect(
+      maxRelDiff(grad, ref.grads[name] as Float32Array),
+      `${c.name}: ∂/∂${name} vs tfjs`,
+    ).toBeLessThan(1e-4);
+}
+
+/** Two outputs of different shapes as one value: their flattened concatenation. */
+const both = (g: OnnxGraphBuilder, a: string, b: string) =>
+  g.op('Concat', [g.op('Flatten', [a]), g.op('Flatten', [b])], { axis: attr.int(1) });
+
+/** A tfjs filter [kh, kw, I, O] dilated by 2: zeros between the taps (tfjs has no dilated conv gradient). */
+function dilate2(f: tf.Tensor4D): tf.Tensor4D {
+  const [kh, kw, i, o] = f.shape;
+  const rows = tf.slice(
+    tf.reshape(tf.stack([f, tf.zerosLike(f)], 1), [2 * kh, kw, i, o]),
+    0,
+    2 * kh - 1,
+  );
+  const cols = tf.reshape(tf.stack([rows, tf.zerosLike(rows)], 2), [2 * kh - 1, 2 * kw, i, o]);
+  return tf.slice(cols, [0, 0, 0, 0], [2 * kh - 1, 2 * kw - 1, i, o]) as tf.Tensor4D;
+}
+
+const conv =
+  (x: string, w: string, a: Record<string, OnnxAttr>, b?: string) => (g: OnnxGraphBuilder) =>
+    g.op('Conv', b ? [x, w, b] : [x, w], a);
+
+const convCases: NnCase[] = [
+  {
+    name: 'Conv 3×3 stride 2, odd input, bias',
+    inputs: { x: [2, 3, 7, 7], w: [4, 3, 3, 3], b: [4] },
+    graph: conv('x', 'w', { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }, 'b'),
+    tfjs: (x, w, b) =>
+      nchw(
+        tf.add(
+          tf.conv2d(nhwc(x as tf.Tensor) as tf.Tensor4D, hwio(w as tf.Tensor), 2, [
+            [0, 0],
+            [1, 1],
+            [1, 1],
+            [0, 0],
+          ]),
+          b as tf.Tensor,
+        ),
+      ),
+  },
+  {
+    name: 'Conv stride 2, asymmetric ("same"-like) pads, 3×2 kernel',
+    inputs: { x: [1, 2, 6, 5], w: [3, 2, 3, 2] },
+    graph: conv('x', 'w', { strides: ints([2, 2]), pads: ints([0, 0, 1, 1]) }),
+    tfjs: (x, w) =>
+      nchw(
+        tf.conv2d(nhwc(x as tf.Tensor) as tf.Tensor4D, hwio(w as tf.Tensor), 2, [
+          [0, 0],
+          [0, 1],
+          [0, 1],
+          [0, 0],
+        ]),
+      ),
+  },
+  {
+    name: 'Conv auto_pad SAME_UPPER stride 2 (tfjs "same")',
+    inputs: { x: [2, 2, 8, 7], w: [3, 2, 3, 3] },
+    graph: conv('x', 'w', { strides: ints([2, 2]), auto_pad: attr.string('SAME_UPPER') }),
+    tfjs: (x, w) =>
+      nchw(tf.conv2d(nhwc(x as tf.Tensor) as tf.Tensor4D, hwio(w as tf.Tensor), 2, 'same')),
+  },
+  {
+    name: 'Conv auto_pad SAME_LOWER and VALID (finite differences)',
+    inputs: { x: [1, 2, 7, 6], w: [2, 2, 2, 3] },
+    graph: (g) =>
+      both(
+        g,
+        g.op('Conv', ['x', 'w'], { strides: ints([2, 2]), auto_pad: attr.string('SAME_LOWER') }),
+        g.op('Conv', ['x', 'w'], {
+          strides: ints([2, 1]),
+          auto_pad: attr.string('VALID'),
+          kernel_shape: ints([2, 3]),
+        }),
+      ),
+  },
+  {
+    name: 'Conv dilation 2',
+    inputs: { x: [1, 2, 8, 8], w: [3, 2, 3, 3], b: [3] },
+    graph: conv('x', 'w', { dilations: ints([2, 2]), pads: ints([2, 2, 2, 2]) }, 'b'),
+    tfjs: (x, w, b) =>
+      nchw(
+        tf.add(
+          tf.conv2d(nhwc(x as tf.Tensor) as tf.Tensor4D, dilate2(hwio(w as tf.Tensor)), 1, [
+            [0, 0],
+            [2, 2],
+            [2, 2],
+            [0, 0],
+          ]),
+          b as tf.Tensor,
+        ),
+      ),
+  },
+  {
+    name: 'Conv dilation 2 with stride 2 (finite differences)',
+    inputs: { x: [1, 2, 9, 8], w: [2, 2, 3, 2] },
+    graph: conv('x', 'w', {
+      dilations: ints([2, 2]),
+      strides: ints([2, 2]),
+      pads: ints([1, 0, 2, 1]),
+    }),
+  },
+  {
+    name: 'Conv depthwise (group = C) 3×3 stride 2, channel multiplier 2',
+    inputs: { x: [2, 3, 9, 9], w: [6, 1, 3, 3], b: [6] },
+    graph: conv(
+      'x',
+      'w',
+      { group: attr.int(3), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) },
+      'b',
+    ),
+    tfjs: (x, w, b) => {
+      // ONNX [C·m, 1, kh, kw] → tfjs [kh, kw, C, m] (output channel c·m + j in both).
+      const f = tf.transpose(tf.reshape(w as tf.Tensor, [3, 2, 3, 3]), [2, 3, 0, 1]) as tf.Tensor4D;
+      return nchw(
+        tf.add(
+          tf.depthwiseConv2d(nhwc(x as tf.Tensor) as tf.Tensor4D, f, 2, [
+            [0, 0],
+            [1, 1],
+            [1, 1],
+            [0, 0],
+          ]),
+          b as tf.Tensor,
+        ),
+      );
+    },
+  },
+  {
+    name: 'Conv grouped (group 2)',
+    inputs: { x: [2, 4, 5, 6], w: [6, 2, 3, 3] },
+    graph: conv('x', 'w', { group: attr.int(2), pads: ints([1, 0, 1, 2]) }),
+    tfjs: (x, w) => {
+      const xs = tf.split(nhwc(x as tf.Tensor), 2, 3);
+      const ws = tf.split(w as tf.Tensor, 2, 0);
+      const pads: [[number, number], [number, number], [number, number], [number, number]] = [
+        [0, 0],
+        [1, 1],
+        [0, 2],
+        [0, 0],
+      ];
+      return nchw(
+        tf.concat(
+          xs.map((xi, i) => tf.conv2d(xi as tf.Tensor4D, hwio(ws[i] as tf.Tensor), 1, pads)),
+          3,
+        ),
+      );
+    },
+  },
+  {
+    name: 'Conv 1×1 with bias',
+    inputs: { x: [2, 5, 4, 3], w: [3, 5, 1, 1], b: [3] },
+    graph: conv('x', 'w', {}, 'b'),
+    tfjs: (x, w, b) =>
+      nchw(
+        tf.add(
+          tf.conv2d(nhwc(x as tf.Tensor) as tf.Tensor4D, hwio(w as tf.Tensor), 1, 'valid'),
+          b as tf.Tensor,
+        ),
+      ),
+  },
+  {
+    name: 'Conv 1-D (finite differences)',
+    inputs: { x: [2, 3, 11], w: [4, 3, 3], b: [4] },
+    graph: conv('x', 'w', { strides: ints([2]), pads: ints([1, 1]) }, 'b'),
+  },
+  {
+    name: 'ConvTranspose stride 2, pads, output_padding, bias',
+    inputs: { x: [1, 3, 4, 4], w: [3, 2, 3, 3], b: [2] },
+    graph: (g) =>
+      g.op('ConvTranspose', ['x', 'w', 'b'], {
+        strides: ints([2, 2]),
+        pads: ints([1, 1, 1, 1]),
+        output_padding: ints([1, 1]),
+      }),
+    tfjs: (x, w, b) => {
+      // tfjs's 'valid' transpose is the uncropped output (9×9); ONNX's pads crop it, output_padding extends it.
+      const full = tf.conv2dTranspose(
+        nhwc(x as tf.Tensor) as tf.Tensor4D,
+        hwio(w as tf.Tensor),
+        [1, 9, 9, 2],
+        2,
+        'valid',
+      );
+      const ext = tf.pad(full, [
+        [0, 0],
+        [0, 1],
+        [0, 1],
+        [0, 0],
+      ]);
+      return nchw(tf.add(tf.slice(ext, [0, 1, 1, 0], [1, 8, 8, 2]), b as tf.Tensor));
+    },
+  },
+  {
+    name: 'ConvTranspose grouped, dilated (finite differences)',
+    inputs: { x: [2, 4, 3, 4], w: [4, 3, 2, 3] },
+    graph: (g) =>
+      g.op('ConvTranspose', ['x', 'w'], {
+        group: attr.int(2),
+        strides: ints([3, 2]),
+        dilations: ints([1, 2]),
+        pads: ints([0, 1, 1, 0]),
+        output_padding: ints([2, 1]),
+      }),
+  },
+  {
+    name: 'ConvTranspose output_shape and auto_pad SAME_UPPER (finite differences)',
+    inputs: { x: [1, 2, 3, 3], w: [2, 2, 3, 3] },
+    graph: (g) =>
+      both(
+        g,
+        g.op('ConvTranspose', ['x', 'w'], { strides: ints([2, 2]), output_shape: ints([6, 5]) }),
+        g.op('ConvTranspose', ['x', 'w'], {
+          strides: ints([2, 2]),
+          auto_pad: attr.string('SAME_UPPER'),
+        }),
+      ),
+  },
+];
+
+const poolCases: NnCase[] = [
+  {
+    name: 'MaxPool 2×2/2',
+    inputs: { x: [2, 3, 6, 8] },
+    data: 'distinct',
+    graph: (g) => g.op('MaxPool', ['x'], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
+    tfjs: (x) => nchw(tf.maxPool(nhwc(x as tf.Tensor) as tf.Tensor4D, 2, 2, 'valid')),
+  },
+  {
+    name: 'MaxPool 2×2/2 on an odd input (remainder rows and columns)',
+    inputs: { x: [1, 2, 7, 5] },
+    data: 'distinct',
+    graph: (g) => g.op('MaxPool', ['x'], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
+    tfjs: (x) => nchw(tf.maxPool(nhwc(x as tf.Tensor) as tf.Tensor4D, 2, 2, 'valid')),
+  },
+  {
+    name: 'MaxPool 3×3/2 overlapping, pads 1 (tfjs "same")',
+    inputs: { x: [2, 2, 9, 9] },
+    data: 'distinct',
+    graph: (g) =>
+      g.op('MaxPool', ['x'], {
+        kernel_shape: ints([3, 3]),
+        strides: ints([2, 2]),
+        pads: ints([1, 1, 1, 1]),
+      }),
+    tfjs: (x) => nchw(tf.maxPool(nhwc(x as tf.Tensor) as tf.Tensor4D, 3, 2, 'same')),
+  },
+  {
+    name: 'MaxPool 3×3/2 overlapping, no pads',
+    inputs: { x: [1, 3, 8, 7] },
+    data: 'distinct',
+    graph: (g) => g.op('MaxPool', ['x'], { kernel_shape: ints([3, 3]), strides: ints([2, 2]) }),
+    tfjs: (x) => nchw(tf.maxPool(nhwc(x as tf.Tensor) as tf.Tensor4D, 3, 2, 'valid')),
+  },
+  {
+    name: 'MaxPool ceil_mode 2×2/2 with a pad, 3×2 dilated (finite differences)',
+    inputs: { x: [1, 2, 5, 7] },
+    data: 'distinct',
+    graph: (g) =>
+      both(
+        g,
+        g.op('MaxPool', ['x'], {
+          kernel_shape: ints([2, 2]),
+          strides: ints([2, 2]),
+          pads: ints([0, 1, 0, 0]),
+          ceil_mode: attr.int(1),
+        }),
+        g.op('MaxPool', ['x'], {
+          kernel_shape: ints([3, 2]),
+          strides: ints([1, 2]),
+          dilations: ints([1, 2]),
+          pads: ints([0, 1, 2, 1]),
+        }),
+      ),
+  },
+  {
+    name: 'AveragePool 2×2/2',
+    inputs: { x: [2, 3, 6, 7] },
+    graph: (g) => g.op('AveragePool', ['x'], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
+    tfjs: (x) => nchw(tf.avgPool(nhwc(x as tf.Tensor) as tf.Tensor4D, 2, 2, 'valid')),
+  },
+  {
+    name: 'AveragePool 3×3/2, pads 1, count_include_pad 0 (tfjs "same")',
+    inputs: { x: [2, 2, 9, 8] },
+    graph: (g) =>
+      g.op('AveragePool', ['x'], {
+        kernel_shape: ints([3, 3]),
+        strides: ints([2, 2]),
+        pads: ints([1, 0, 1, 1]),
+      }),
+    // tfjs's own avgPool gradient divides by the full window even where its
+    // forward excluded the pads; as a window sum over per-window counts its gradient is right.
+    tfjs: (x) => {
+      const pads: [number, number][] = [
+        [0, 0],
+        [1, 1],
+        [0, 1],
+        [0, 0],
+      ];
+      const sum = (t: tf.Tensor) =>
+        tf.mul(tf.avgPool(tf.pad(t, pads) as tf.Tensor4D, 3, 2, 'valid'), 9);
+      const counts = sum(tf.ones([1, 9, 8, 1]));
+      return nchw(tf.div(sum(nhwc(x as tf.Tensor)), counts));
+    },
+  },
+  {
+    name: 'AveragePool 3×3/2, pads 1, count_include_pad 1 (tfjs: zero pad, then valid)',
+    inputs: { x: [2, 2, 9, 8] },
+    graph: (g) =>
+      g.op('AveragePool', ['x'], {
+        kernel_shape: ints([3, 3]),
+        strides: ints([2, 2]),
+        pads: ints([1, 1, 1, 1]),
+        count_include_pad: attr.int(1),
+      }),
+    tfjs: (x) =>
+      nchw(
+        tf.avgPool(
+          tf.pad(nhwc(x as tf.Tensor), [
+            [0, 0],
+            [1, 1],
+            [1, 1],
+            [0, 0],
+          ]) as tf.Tensor4D,
+          3,
+          2,
+          'valid',
+        ),
+      ),
+  },
+  {
+    name: 'AveragePool ceil_mode, both count_include_pad (finite differences)',
+    inputs: { x: [1, 2, 7, 7] },
+    graph: (g) =>
+      both(
+        g,
+        g.op('AveragePool', ['x'], {
+          kernel_shape: ints([3, 2]),
+          strides: ints([2, 2]),
+          pads: ints([1, 0, 0, 0]),
+          ceil_mode: attr.int(1),
+        }),
+        g.op('AveragePool', ['x'], {
+          kernel_shape: ints([3, 2]),
+          strides: ints([2, 2]),
+          pads: ints([1, 0, 0, 0]),
+          ceil_mode: attr.int(1),
+          count_include_pad: attr.int(1),
+        }),
+      ),
+  },
+  {
+    name: 'GlobalAveragePool',
+    inputs: { x: [2, 3, 4, 5] },
+    graph: (g) => g.op('GlobalAveragePool', ['x']),
+    tfjs: (x) => tf.mean(x as tf.Tensor, [2, 3], true),
+  },
+];
+
+const bnCases: NnCase[] = [
+  {
+    name: 'BatchNormalization, inference mode (gradients to X, scale, B, mean, var)',
+    inputs: { x: [2, 3, 4, 5], s: [3], b: [3], m: [3], v: [3] },
+    data: (name, n) =>
+      name === 'v'
+        ? randomFloats(n, 5).map((u) => 0.5 + Math.abs(u))
+        : randomFloats(n, name.charCodeAt(0)),
+    graph: (g) =>
+      g.op('BatchNormalization', ['x', 's', 'b', 'm', 'v'], { epsilon: attr.float(1e-3) }),
+    tfjs: (x, s, b, m, v) =>
+      nchw(
+        tf.batchNorm(
+          nhwc(x as tf.Tensor) as tf.Tensor4D,
+          m as tf.Tensor1D,
+          v as tf.Tensor1D,
+          b as tf.Tensor1D,
+          s as tf.Tensor1D,
+          1e-3,
+        ),
+      ),
+  },
+  {
+    name: 'BatchNormalization, training mode (batch statistics), rank 3',
+    inputs: { x: [4, 3, 5], s: [3], b: [3], m: [3], v: [3] },
+    fixed: ['m', 'v'],
+    data: (name, n) =>
+      name === 'v'
+        ? randomFloats(n, 5).map((u) => 0.5 + Math.abs(u))
+        : randomFloats(n, name.charCodeAt(0)),
+    graph: (g) =>
+      g.node('BatchNormalization', ['x', 's', 'b', 'm', 'v'], 3, {
+        training_mode: attr.int(1),
+        epsilon: attr.float(1e-3),
+      })[0] as string,
+    tfjs: (x, s, b) => {
+      const { mean, variance } = tf.moments(x as tf.Tensor, [0, 2], true);
+      const r = (t: tf.Tensor) => tf.reshape(t, [3, 1]);
+      return tf.add(
+        tf.mul(
+          tf.div(tf.sub(x as tf.Tensor, mean), tf.sqrt(tf.add(variance, 1e-3))),
+          r(s as tf.Tensor),
+        ),
+        r(b as tf.Tensor),
+      );
+    },
+  },
+  {
+    name: 'BatchNormalization, training mode, through the running statistics too',
+    inputs: { x: [3, 2, 2, 3], s: [2], b: [2], m: [2], v: [2] },
+    data: (name, n) =>
+      name === 'v'
+        ? randomFloats(n, 5).map((u) => 0.5 + Math.abs(u))
+        : randomFloats(n, name.charCodeAt(0)),
+    graph: (g) => {
+      // onnxruntime writes the updated statistics into the running-statistics
+      // inputs when its running outputs are not graph outputs: feed it copies.
+      const copy = (v: string) => g.op('Add', [v, g.scalar(0)]);
+      const [y, rm, rv] = g.node('BatchNormalization', ['x', 's', 'b', copy('m'), copy('v')], 3, {
+        training_mode: attr.int(1),
+        momentum: attr.float(0.8),
+      }) as [string, string, string];
+      const stats = g.op('Mul', [g.op('Add', [rm, g.op('Mul', [rv, rv])]), g.scalar(3)]);
+      return g.op('Add', [y, g.op('Reshape', [stats, g.ints([2, 1, 1])])]);
+    },
+  },
+];
+
+describe('nn gradient rules: onnxruntime shapes, finite differences and tfjs', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+  for (const c of [...convCases, ...poolCases, ...bnCases]) it(c.name, () => checkNnCase(c));
+});
