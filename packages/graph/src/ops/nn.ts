@@ -39,9 +39,10 @@
  */
 import { attr, type OnnxAttr } from '../attr.js';
 import type { GraphNode, OnnxDim, OnnxGraphBuilder, Shape, ValueInfo } from '../builder.js';
-import { DT } from '../proto.js';
+import { DT, decodeTensor } from '../proto.js';
 import type { GradContext, OpRule } from './types.js';
 import {
+  constInput,
   dimsOf,
   emit,
   floatAttr,
@@ -261,8 +262,8 @@ function weightGrad(
   const K = product(kernel);
   const A = g.op('Reshape', [a, g.ints([0, group, aChannels / group, L])]);
   const P = g.op('Reshape', [patches, g.ints([0, group, (patchChannels / group) * K, L])]);
-  const perBatch = g.op('MatMul', [A, emit.transpose(g, P, [0, 1, 3, 2])]);
-  const summed = emit.reduceSum(g, perBatch, [0], false);
+  const perBatch = g.op('MatMul', [P, emit.transpose(g, A, [0, 1, 3, 2])]);
+  const summed = emit.transpose(g, emit.reduceSum(g, perBatch, [0], false), [0, 2, 1]);
   return g.op('Reshape', [summed, g.ints([aChannels, patchChannels / group, ...kernel])]);
 }
 
@@ -421,67 +422,66 @@ function tiles(win: Window): boolean {
 }
 
 /**
- * For tiling windows: x [N, C, …in] cropped to the windows' extent and
- * reshaped to [N, C, o1, k1, o2, k2, …], and back. Broadcasting a pooled
- * [N, C, o1, 1, o2, 1, …] against it spreads each window's value over it.
+ * For tiling windows: crop x [N, C, …in] to the windows' extent, spread a
+ * pooled value back over its window (a nearest Resize by the kernel — the
+ * one mode onnxruntime runs fast; broadcasting [N, C, o, 1, o, 1] against
+ * [N, C, o, k, o, k] or an Expand is ~10× slower), and zero-pad a gradient
+ * of the cropped extent back to the input's.
  */
 function tiled(g: G, inSpatial: readonly number[], win: Window, outSpatial: readonly number[]) {
   const covered = outSpatial.map((o, i) => o * (win.kernel[i] as number));
   const r = inSpatial.length;
   const cropped = covered.some((c, i) => c !== inSpatial[i]);
-  const split = (v: string) =>
-    g.op('Reshape', [
-      v,
-      g.ints([0, 0, ...outSpatial.flatMap((o, i) => [o, win.kernel[i] as number])]),
-    ]);
-  const spread = (pooled: string) =>
-    g.op('Reshape', [pooled, g.ints([0, 0, ...outSpatial.flatMap((o) => [o, 1])])]);
-  const crop = (v: string) =>
-    cropped
-      ? g.op('Slice', [v, g.ints(range(r).map(() => 0)), g.ints(covered), g.ints(range(r, 2))])
-      : v;
-  /** A tiled gradient back to the input's shape: merge the window axes, zero-pad the remainder. */
-  const merge = (v: string) => {
-    const m = g.op('Reshape', [v, g.ints([0, 0, ...covered])]);
-    if (!cropped) return m;
-    const extra = inSpatial.map((d, i) => d - (covered[i] as number));
-    return g.op('Pad', [m, g.ints([0, 0, ...covered.map(() => 0), 0, 0, ...extra])]);
+  return {
+    crop: (v: string) =>
+      cropped
+        ? g.op('Slice', [v, g.ints(range(r).map(() => 0)), g.ints(covered), g.ints(range(r, 2))])
+        : v,
+    spread: (pooled: string) => upsampleNearest(g, pooled, win.kernel),
+    uncrop: (v: string) =>
+      cropped
+        ? g.op('Pad', [
+            v,
+            g.ints([
+              0,
+              0,
+              ...covered.map(() => 0),
+              0,
+              0,
+              ...inSpatial.map((d, i) => d - (covered[i] as number)),
+            ]),
+          ])
+        : v,
   };
-  return { split: (v: string) => split(crop(v)), spread, merge };
 }
 
-/** Row-major position scores K − k of each element inside its tile, as a constant [o1, k1, o2, k2, …]. */
+/** Row-major position scores K − k of each element inside its tile, as a constant [k1·o1, k2·o2, …]. */
 function tileScores(g: G, win: Window, outSpatial: readonly number[]): string {
-  return cachedFilter(g, `maxpool_first:${outSpatial}:${win.kernel}`, () => {
+  const covered = outSpatial.map((o, i) => o * (win.kernel[i] as number));
+  return cachedFilter(g, `maxpool_first:${covered}:${win.kernel}`, () => {
     const K = product(win.kernel);
-    const dims = outSpatial.flatMap((o, i) => [o, win.kernel[i] as number]);
-    const data = new Float32Array(product(dims));
-    // Index → (position in tile) along each axis, row-major over the tile.
+    const data = new Float32Array(product(covered));
     data.forEach((_, flat) => {
       let rest = flat;
       let pos = 0;
       let stride = 1;
-      for (let a = dims.length - 1; a >= 0; a--) {
-        const coord = rest % (dims[a] as number);
-        rest = Math.floor(rest / (dims[a] as number));
-        if (a % 2 === 1) {
-          pos += coord * stride;
-          stride *= dims[a] as number;
-        }
+      for (let a = covered.length - 1; a >= 0; a--) {
+        const k = win.kernel[a] as number;
+        pos += ((rest % (covered[a] as number)) % k) * stride;
+        stride *= k;
+        rest = Math.floor(rest / (covered[a] as number));
       }
       data[flat] = K - pos;
     });
-    return { data, dims };
+    return { data, dims: covered };
   });
 }
 
 const maxPoolRule: OpRule = {
+  // The optional Indices output (int64, never differentiated): the gradient below does without it.
   infer: (node, g) => {
-    if (node.outputs.length > 1 && node.outputs[1])
-      throw new Error(
-        'MaxPool: the Indices output is not supported (it is ~30× slower in onnxruntime)',
-      );
-    return poolInfer(node, g);
+    const [y] = poolInfer(node, g) as [ValueInfo];
+    return node.outputs.map((_, i) => (i === 0 ? y : { ...y, elemType: DT.INT64 }));
   },
   grad: ({ g, node, dOut }) => {
     const dy = dOut[0] as string;
@@ -492,15 +492,16 @@ const maxPoolRule: OpRule = {
     const outSpatial = spatialOf(g, y, 'the MaxPool output');
     const C = channelsOf(g, x, 'the MaxPool input');
     const mask = (bool: string) => emit.mask(g, bool);
+    if (product(win.kernel) === 1 && tiles(win)) return [dy];
     if (tiles(win)) {
       // Each element is in one window: score the maxima by their position in
       // the window (first = highest), pool the scores, keep the best one.
       const t = tiled(g, inSpatial, win, outSpatial);
-      const isMax = mask(g.op('Equal', [t.split(x), t.spread(y)]));
+      const isMax = mask(g.op('Equal', [t.crop(x), t.spread(y)]));
       const score = emit.mul(g, isMax, tileScores(g, win, outSpatial));
-      const best = g.op('MaxPool', [t.merge(score)], windowAttrs(win));
+      const best = g.op('MaxPool', [score], windowAttrs(win));
       const first = mask(g.op('Equal', [score, t.spread(best)]));
-      return [t.merge(emit.mul(g, first, t.spread(dy)))];
+      return [t.uncrop(emit.mul(g, first, t.spread(dy)))];
     }
     // Overlapping or padded windows: an element's position differs per window,
     // so compare within each window's own patch. Pads become −3.4e38 (never a maximum).
@@ -598,11 +599,7 @@ const averagePoolRule: OpRule = {
     const scaled = emit.mul(g, dy, windowDivisor(g, win, inSpatial, outSpatial, includePad));
     if (tiles(win)) {
       const t = tiled(g, inSpatial, win, outSpatial);
-      const ones = cachedFilter(g, `tile_ones:${win.kernel}`, () => ({
-        data: new Float32Array(product(win.kernel)).fill(1),
-        dims: win.kernel.flatMap((k, i) => (i === 0 ? [k] : [1, k])),
-      }));
-      return [t.merge(emit.mul(g, t.spread(scaled), ones))];
+      return [t.uncrop(t.spread(scaled))];
     }
     return [
       g.op(
@@ -645,6 +642,192 @@ const globalAveragePoolRule: OpRule = {
     const expanded = g.op('Expand', [emit.div(g, dy, count), g.op('Shape', [x])]);
     g.setDims(expanded, g.dims(x) as Shape);
     return [expanded];
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Resize
+
+/** Float constants emitted here (Resize scales), by graph: the builder tracks only int64 ones. */
+const floatConstants = new WeakMap<G, Map<string, readonly number[]>>();
+
+function floatConstant(g: G, name: string): readonly number[] | undefined {
+  const mine = floatConstants.get(g)?.get(name);
+  if (mine) return mine;
+  const decode = (t: Parameters<typeof decodeTensor>[0]) => {
+    const d = decodeTensor(t, `Resize input "${name}"`);
+    return Array.from(d.data as ArrayLike<number>);
+  };
+  const constant = g.nodes.find((n) => n.opType === 'Constant' && n.outputs[0] === name);
+  const value = constant?.attrs.value;
+  if (value?.type === 'tensor') return decode(value.value);
+  const init = g.toModel().graph?.initializer?.find((t) => t.name === name);
+  return init ? decode(init) : undefined;
+}
+
+function floatInitializer(g: G, values: readonly number[], stem: string): string {
+  const name = g.initializer(g.fresh(stem), values, [values.length]);
+  let m = floatConstants.get(g);
+  if (!m) {
+    m = new Map();
+    floatConstants.set(g, m);
+  }
+  m.set(name, [...values]);
+  return name;
+}
+
+const NEAREST_FLOOR: Record<string, OnnxAttr> = {
+  mode: attr.string('nearest'),
+  coordinate_transformation_mode: attr.string('asymmetric'),
+  nearest_mode: attr.string('floor'),
+};
+
+/** Repeat each element of the spatial axes of v [N, C, …] k times (the fast nearest Resize). */
+function upsampleNearest(g: G, v: string, factors: readonly number[]): string {
+  if (factors.every((f) => f === 1)) return v;
+  const scales = floatInitializer(g, [1, 1, ...factors], 'upsample_scales');
+  return g.op('Resize', [v, '', scales], NEAREST_FLOOR);
+}
+
+/** A Resize node's scale and sizes per axis (from constant scales or sizes). */
+function resizeGeometry(g: G, node: GraphNode) {
+  const x = dimsOf(g, node, 0);
+  const sizesName = node.inputs[3];
+  const scalesName = node.inputs[2];
+  let scales: number[];
+  let out: OnnxDim[];
+  if (sizesName) {
+    const sizes = constInput(g, node, 3);
+    if (sizes.length !== x.length) throw new Error('Resize: sizes must give every axis');
+    out = [...sizes];
+    scales = sizes.map((s, i) => {
+      const d = x[i];
+      if (typeof d !== 'number') {
+        if (s === 1) throw new Error('Resize: sizes over a symbolic axis are not supported');
+        return Number.NaN;
+      }
+      return Math.fround(s / d);
+    });
+  } else if (scalesName) {
+    const v = floatConstant(g, scalesName);
+    if (!v) throw new Error(`Resize: scales "${scalesName}" must be a constant`);
+    if (v.length !== x.length) throw new Error('Resize: scales must give every axis');
+    scales = v.map((s) => Math.fround(s));
+    out = x.map((d, i) => {
+      const s = scales[i] as number;
+      if (s === 1) return d;
+      return typeof d === 'number' ? Math.floor(Math.fround(s * d)) : `resize(${d})`;
+    });
+  } else throw new Error('Resize needs scales or sizes');
+  return { x, scales, out };
+}
+
+/**
+ * The interpolation matrix [out, in] of one resized axis, as onnxruntime
+ * computes it (float32 coordinates): row o holds the weights of the input
+ * elements output o reads.
+ */
+function resizeMatrix(
+  node: GraphNode,
+  inSize: number,
+  outSize: number,
+  scale: number,
+): Float32Array {
+  const f = Math.fround;
+  const mode = stringAttr(node, 'mode', 'nearest');
+  const transform = stringAttr(node, 'coordinate_transformation_mode', 'half_pixel');
+  const nearest = stringAttr(node, 'nearest_mode', 'round_prefer_floor');
+  const original = (o: number): number => {
+    switch (transform) {
+      case 'asymmetric':
+        return f(o / scale);
+      case 'pytorch_half_pixel':
+        return outSize > 1 ? f(f(f(o + 0.5) / scale) - 0.5) : 0;
+      case 'tf_half_pixel_for_nn':
+        return f(f(o + 0.5) / scale);
+      case 'align_corners':
+        return outSize === 1 ? 0 : f(f(o * (inSize - 1)) / (outSize - 1));
+      case 'half_pixel':
+        return f(f(f(o + 0.5) / scale) - 0.5);
+      default:
+        throw new Error(
+          `Resize: coordinate_transformation_mode "${transform}" has no gradient rule`,
+        );
+    }
+  };
+  const m = new Float32Array(outSize * inSize);
+  for (let o = 0; o < outSize; o++) {
+    const xo = original(o);
+    if (mode === 'nearest') {
+      let i: number;
+      if (nearest === 'floor') i = Math.floor(xo);
+      else if (nearest === 'ceil') i = Math.ceil(xo);
+      else if (nearest === 'round_prefer_ceil') i = Math.round(xo);
+      else
+        i = xo === Math.trunc(xo) + 0.5 ? Math.floor(xo) : Math.sign(xo) * Math.round(Math.abs(xo));
+      i = Math.max(0, Math.min(inSize - 1, i));
+      m[o * inSize + i] = 1;
+    } else if (mode === 'linear') {
+      const xc = Math.max(0, Math.min(inSize - 1, xo));
+      const i1 = Math.min(Math.trunc(xc), inSize - 1);
+      const i2 = Math.min(i1 + 1, inSize - 1);
+      if (i1 === i2) m[o * inSize + i1] = 1;
+      else {
+        m[o * inSize + i1] = f(Math.abs(xc - i2));
+        m[o * inSize + i2] = f(Math.abs(xc - i1));
+      }
+    } else throw new Error(`Resize: mode "${mode}" has no gradient rule`);
+  }
+  return m;
+}
+
+const resizeRule: OpRule = {
+  infer: (node, g) => [{ elemType: typeOf(g, node, 0), dims: resizeGeometry(g, node).out }],
+  grad: ({ g, node, dOut }) => {
+    const dy = dOut[0] as string;
+    const { x, scales, out } = resizeGeometry(g, node);
+    const resized = x.map((_, i) => i).filter((i) => x[i] !== out[i]);
+    if (resized.length === 0) return [dy];
+    const r = x.length;
+    if (resized.some((i) => i < r - 2))
+      throw new Error('Resize: only the last two axes may be resized for a gradient');
+    const inSizes = resized.map((i) => x[i]);
+    const outSizes = resized.map((i) => out[i]);
+    if ([...inSizes, ...outSizes].some((d) => typeof d !== 'number'))
+      throw new Error('Resize: a resized axis of symbolic size has no gradient rule');
+    const integer = resized.every((i, k) => {
+      const s = scales[i] as number;
+      return Number.isInteger(s) && (outSizes[k] as number) === (inSizes[k] as number) * s;
+    });
+    const isNearestFloor =
+      stringAttr(node, 'mode', 'nearest') === 'nearest' &&
+      stringAttr(node, 'coordinate_transformation_mode', 'half_pixel') === 'asymmetric' &&
+      stringAttr(node, 'nearest_mode', 'round_prefer_floor') === 'floor';
+    if (isNearestFloor && integer && r >= 3 && resized.every((i) => i >= 2)) {
+      // Each input element was repeated over a tile: its gradient is the tile's sum.
+      const factors = x.slice(2).map((_, j) => scales[j + 2] as number);
+      const pooled = g.op('AveragePool', [dy], {
+        kernel_shape: attr.ints(factors),
+        strides: attr.ints(factors),
+      });
+      return [emit.mul(g, pooled, g.scalar(product(factors), 'tile_size'))];
+    }
+    // Separable: Y = A_h · X · A_wᵀ on the last two axes, so dX = A_hᵀ · dY · A_w.
+    let grad = dy;
+    for (const i of [...resized].sort((a, b) => b - a)) {
+      const n = x[i] as number;
+      const m = out[i] as number;
+      const a = resizeMatrix(node, n, m, scales[i] as number);
+      if (i === r - 1) {
+        grad = g.op('MatMul', [grad, g.initializer(g.fresh('resize_grad'), a, [m, n])]);
+      } else {
+        const t = new Float32Array(n * m);
+        for (let o = 0; o < m; o++)
+          for (let k = 0; k < n; k++) t[k * m + o] = a[o * n + k] as number;
+        grad = g.op('MatMul', [g.initializer(g.fresh('resize_grad'), t, [n, m]), grad]);
+      }
+    }
+    return [grad];
   },
 };
 
@@ -797,5 +980,6 @@ export const nnRules: Record<string, OpRule> = {
   AveragePool: averagePoolRule,
   GlobalAveragePool: globalAveragePoolRule,
   BatchNormalization: batchNormRule,
+  Resize: resizeRule,
   ArgMax: argMaxRule,
 };
