@@ -92,6 +92,13 @@ export function irVersionForOpset(opset: number): number {
   return 8;
 }
 
+/**
+ * Ops of the table that live outside the default ONNX domain: onnxruntime's
+ * contrib ops (the training engine runs on onnxruntime). A graph that uses
+ * one imports its domain.
+ */
+export const OP_DOMAINS: Readonly<Record<string, string>> = { Inverse: 'com.microsoft' };
+
 export class OnnxGraphBuilder {
   readonly nodes: GraphNode[] = [];
   private readonly initializers: ITensorProto[] = [];
@@ -274,16 +281,23 @@ export class OnnxGraphBuilder {
     } = {},
   ): IModelProto {
     const opset = opts.opset ?? 13;
+    const domains = new Set(
+      this.nodes.map((n) => OP_DOMAINS[n.opType]).filter((d): d is string => d !== undefined),
+    );
     return {
       irVersion: opts.irVersion ?? irVersionForOpset(opset),
       producerName: opts.producerName ?? 'transferlab',
-      opsetImport: [{ domain: '', version: opset }],
+      opsetImport: [
+        { domain: '', version: opset },
+        ...[...domains].map((domain) => ({ domain, version: 1 })),
+      ],
       docString: opts.docString ?? '',
       metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
       graph: {
         name: this.name,
         node: this.nodes.map((n) => ({
           opType: n.opType,
+          ...(OP_DOMAINS[n.opType] ? { domain: OP_DOMAINS[n.opType] } : {}),
           name: n.name,
           input: [...n.inputs],
           output: [...n.outputs],

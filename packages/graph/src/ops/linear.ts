@@ -10,6 +10,27 @@ function scaled(g: Parameters<typeof emit.mul>[0], x: string, alpha: number): st
 }
 
 export const linearRules: Record<string, OpRule> = {
+  /**
+   * Matrix inverse (onnxruntime's com.microsoft.Inverse, batched over leading
+   * axes). d(A⁻¹) = −A⁻¹ dA A⁻¹, so ∂L/∂A = −A⁻ᵀ G A⁻ᵀ, written with the
+   * output Y = A⁻¹ so the rule differentiates again.
+   */
+  Inverse: {
+    infer: (node, g) => {
+      const a = dimsOf(g, node, 0);
+      if (a.length < 2) throw new Error('Inverse needs a matrix');
+      return [{ elemType: typeOf(g, node, 0), dims: a }];
+    },
+    grad: ({ g, node, dOut }) => {
+      const y = node.outputs[0] as string;
+      const r = (g.dims(y) as readonly OnnxDim[]).length;
+      const perm = Array.from({ length: r }, (_, i) => i);
+      perm[r - 2] = r - 1;
+      perm[r - 1] = r - 2;
+      const yt = emit.transpose(g, y, perm);
+      return [emit.neg(g, g.op('MatMul', [g.op('MatMul', [yt, dOut[0] as string]), yt]))];
+    },
+  },
   Gemm: {
     infer: (node, g) => {
       const a = dimsOf(g, node, 0);
