@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attr, type OnnxAttr } from '../attr.js';
+import { addGradients } from '../autodiff.js';
 import { OnnxGraphBuilder } from '../builder.js';
 import { gradCheck, projectToScalar, randomFloats } from '../grad-check.js';
 import { type HostTensor, runGraphOnce } from '../runtime.js';
@@ -24,6 +25,8 @@ interface NnCase {
   data?: 'random' | 'distinct' | ((name: string, n: number) => Float32Array);
   /** Inputs that get no gradient. */
   fixed?: readonly string[];
+  /** Compare only the forward values with tfjs (where tfjs's own gradient is wrong). */
+  tfjsForwardOnly?: boolean;
   coordinates?: number;
 }
 
@@ -126,6 +129,7 @@ async function checkNnCase(c: NnCase): Promise<void> {
     maxRelDiff(out.data as Float32Array, ref.y.data),
     `${c.name}: forward vs tfjs`,
   ).toBeLessThan(1e-5);
+  if (c.tfjsForwardOnly) return;
   for (const [name, grad] of Object.entries(result.analytic))
     expect(
       maxRelDiff(grad, ref.grads[name] as Float32Array),
@@ -561,4 +565,205 @@ describe('nn gradient rules: onnxruntime shapes, finite differences and tfjs', (
     await tf.setBackend('cpu');
   });
   for (const c of [...convCases, ...poolCases, ...bnCases]) it(c.name, () => checkNnCase(c));
+});
+
+const resizeAttrs = (
+  mode: string,
+  transform: string,
+  nearest?: string,
+): Record<string, OnnxAttr> => ({
+  mode: attr.string(mode),
+  coordinate_transformation_mode: attr.string(transform),
+  ...(nearest ? { nearest_mode: attr.string(nearest) } : {}),
+});
+
+const resizeCases: NnCase[] = [
+  {
+    name: 'Resize nearest ×2 (asymmetric, floor: the fast mode)',
+    inputs: { x: [1, 3, 5, 5] },
+    graph: (g) =>
+      g.op(
+        'Resize',
+        ['x', '', g.initializer('scales', [1, 1, 2, 2], [4])],
+        resizeAttrs('nearest', 'asymmetric', 'floor'),
+      ),
+    tfjs: (x) =>
+      nchw(
+        tf.image.resizeNearestNeighbor(nhwc(x as tf.Tensor) as tf.Tensor4D, [10, 10], false, false),
+      ),
+  },
+  {
+    name: 'Resize nearest ×(3, 2), width only by sizes (asymmetric, floor)',
+    inputs: { x: [1, 2, 3, 4] },
+    graph: (g) =>
+      both(
+        g,
+        g.op(
+          'Resize',
+          ['x', '', g.initializer('scales', [1, 1, 3, 2], [4])],
+          resizeAttrs('nearest', 'asymmetric', 'floor'),
+        ),
+        g.op(
+          'Resize',
+          ['x', '', '', g.ints([1, 2, 3, 12])],
+          resizeAttrs('nearest', 'asymmetric', 'floor'),
+        ),
+      ),
+  },
+  {
+    name: 'Resize nearest 5×7 → 8×4 (half_pixel, round_prefer_floor; finite differences)',
+    inputs: { x: [1, 2, 5, 7] },
+    graph: (g) =>
+      g.op('Resize', ['x', '', '', g.ints([1, 2, 8, 4])], resizeAttrs('nearest', 'half_pixel')),
+  },
+  {
+    name: 'Resize linear ×2 (half_pixel; tfjs bilinear with half-pixel centers)',
+    inputs: { x: [1, 2, 4, 4] },
+    graph: (g) =>
+      g.op(
+        'Resize',
+        ['x', '', g.initializer('scales', [1, 1, 2, 2], [4])],
+        resizeAttrs('linear', 'half_pixel'),
+      ),
+    tfjs: (x) =>
+      nchw(tf.image.resizeBilinear(nhwc(x as tf.Tensor) as tf.Tensor4D, [8, 8], false, true)),
+    // tfjs's bilinear gradient ignores halfPixelCenters: forward against tfjs, gradient against finite differences.
+    tfjsForwardOnly: true,
+  },
+  {
+    name: 'Resize linear 4×4 → 7×7 (align_corners; tfjs alignCorners)',
+    inputs: { x: [1, 2, 4, 4] },
+    graph: (g) =>
+      g.op('Resize', ['x', '', '', g.ints([1, 2, 7, 7])], resizeAttrs('linear', 'align_corners')),
+    tfjs: (x) =>
+      nchw(tf.image.resizeBilinear(nhwc(x as tf.Tensor) as tf.Tensor4D, [7, 7], true, false)),
+  },
+  {
+    name: 'Resize linear 5×5 → 8×8 (asymmetric; tfjs without half-pixel centers)',
+    inputs: { x: [1, 2, 5, 5] },
+    graph: (g) =>
+      g.op('Resize', ['x', '', '', g.ints([1, 2, 8, 8])], resizeAttrs('linear', 'asymmetric')),
+    tfjs: (x) =>
+      nchw(tf.image.resizeBilinear(nhwc(x as tf.Tensor) as tf.Tensor4D, [8, 8], false, false)),
+  },
+  {
+    name: 'Resize linear 3×5 → 7×4 (half_pixel, non-square; finite differences)',
+    inputs: { x: [1, 2, 3, 5] },
+    graph: (g) =>
+      g.op('Resize', ['x', '', '', g.ints([1, 2, 7, 4])], resizeAttrs('linear', 'half_pixel')),
+  },
+  {
+    name: 'Resize linear downsampling 8×7 → 5×3 (pytorch_half_pixel; finite differences)',
+    inputs: { x: [1, 2, 8, 7] },
+    graph: (g) =>
+      g.op(
+        'Resize',
+        ['x', '', '', g.ints([1, 2, 5, 3])],
+        resizeAttrs('linear', 'pytorch_half_pixel'),
+      ),
+  },
+];
+
+// tfjs's resize gradients are only right for square images and a batch of 1 (else wrong shapes or
+// values), hence such tfjs cases; the rest against finite differences.
+describe('Resize gradient rules', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+  for (const c of resizeCases) it(c.name, () => checkNnCase(c));
+});
+
+/** The PyTorch convention by hand: each window's gradient goes to its first maximum (row-major), pads excluded. */
+function firstMaxGradient(
+  x: Float32Array,
+  [n, c, h, w]: readonly [number, number, number, number],
+  dy: Float32Array,
+  k: number,
+  s: number,
+  pad: number,
+): Float32Array {
+  const oh = Math.floor((h + 2 * pad - k) / s) + 1;
+  const ow = Math.floor((w + 2 * pad - k) / s) + 1;
+  const dx = new Float32Array(x.length);
+  for (let b = 0; b < n * c; b++)
+    for (let i = 0; i < oh; i++)
+      for (let j = 0; j < ow; j++) {
+        let best = -1;
+        for (let u = 0; u < k; u++)
+          for (let v = 0; v < k; v++) {
+            const r = i * s - pad + u;
+            const q = j * s - pad + v;
+            if (r < 0 || q < 0 || r >= h || q >= w) continue;
+            const at = b * h * w + r * w + q;
+            if (best < 0 || (x[at] as number) > (x[best] as number)) best = at;
+          }
+        dx[best] = (dx[best] as number) + (dy[b * oh * ow + i * ow + j] as number);
+      }
+  return dx;
+}
+
+describe('MaxPool ties: the first maximum of each window gets the gradient', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+  // ReLU-like values: mostly exact zeros, and repeated positive values.
+  const dims = [2, 3, 7, 8] as const;
+  const size = dims.reduce((a, b) => a * b, 1);
+  const x = randomFloats(size, 5).map((v) => (v < 0.3 ? 0 : Math.round(v * 4) / 4));
+  const windows = [
+    { name: '2×2/2 (tiled)', k: 2, s: 2, pad: 0 },
+    { name: '3×3/2 overlapping, pads 1', k: 3, s: 2, pad: 1 },
+    { name: '3×3/1 overlapping', k: 3, s: 1, pad: 0 },
+  ];
+  for (const { name, k, s, pad } of windows)
+    it(name, async () => {
+      const g = new OnnxGraphBuilder('ties');
+      g.input('x', dims);
+      const y = g.op('MaxPool', ['x'], {
+        kernel_shape: ints([k, k]),
+        strides: ints([s, s]),
+        pads: ints([pad, pad, pad, pad]),
+      });
+      const yd = g.dims(y) as number[];
+      g.input('dy', yd);
+      const loss = g.op('ReduceSum', [g.op('Mul', [y, 'dy'])], { keepdims: attr.int(0) });
+      const grads = addGradients(g, loss, ['x']);
+      g.output(grads.x as string);
+      const dy = randomFloats(
+        yd.reduce((a, b) => a * b, 1),
+        9,
+      );
+      const out = await runGraphOnce(g.toBytes({ opset: 17 }), {
+        x: { data: x, dims },
+        dy: { data: dy, dims: yd },
+      });
+      const expected = firstMaxGradient(x, dims, dy, k, s, pad);
+      expect(maxRelDiff(out[grads.x as string]?.data as Float32Array, expected)).toBeLessThan(1e-6);
+      // tfjs's CPU maxPool gradient follows the same convention (strict > while scanning the window).
+      const tfjsGrad = tf.tidy(() =>
+        nchw(
+          tf.grad((t: tf.Tensor) =>
+            tf.sum(
+              tf.mul(
+                tf.maxPool(
+                  t as tf.Tensor4D,
+                  k,
+                  s,
+                  pad === 0
+                    ? 'valid'
+                    : [
+                        [0, 0],
+                        [pad, pad],
+                        [pad, pad],
+                        [0, 0],
+                      ],
+                ),
+                nhwc(tf.tensor(dy, yd)),
+              ),
+            ),
+          )(nhwc(tf.tensor(x, [...dims]))),
+        ).dataSync(),
+      );
+      expect(maxRelDiff(tfjsGrad as Float32Array, expected)).toBeLessThan(1e-6);
+    });
 });
