@@ -41,7 +41,7 @@ export function addGradients(
   const dependent = new Set<string>(wrt);
   for (const n of nodes) {
     const rule = OP_RULES[n.opType];
-    if (rule?.nonDifferentiable) continue;
+    if (rule?.nonDifferentiable || n.outputs.some((o) => g.isStopped(o))) continue;
     if (n.inputs.some((i) => dependent.has(i)))
       for (const o of n.outputs) if (o && isFloat(g, o)) dependent.add(o);
   }

@@ -108,6 +108,8 @@ export class OnnxGraphBuilder {
   /** Values of int64 initializers and constants (shapes, axes), for inference. */
   private readonly constants = new Map<string, readonly number[]>();
   private counter = 0;
+  /** Values whose gradient the autodiff does not propagate (stop-gradient). */
+  private readonly stopped = new Set<string>();
 
   constructor(readonly name = 'graph') {}
 
@@ -192,6 +194,22 @@ export class OnnxGraphBuilder {
     this.initializers.push(int64TensorProto(name, data, dims));
     this.constants.set(name, [...data]);
     return name;
+  }
+
+  /**
+   * The same value with no gradient flowing back through it (an Identity the
+   * autodiff treats as a constant): a loss that trains a head on features
+   * without training the features.
+   */
+  stopGradient(x: string): string {
+    const out = this.op('Identity', [x]);
+    this.stopped.add(out);
+    return out;
+  }
+
+  /** Whether `name` is the output of `stopGradient`. */
+  isStopped(name: string): boolean {
+    return this.stopped.has(name);
   }
 
   /** A float32 scalar or small constant under a fresh name. */

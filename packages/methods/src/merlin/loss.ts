@@ -4,7 +4,7 @@ import type { NormSession } from '../shared/batch-norm.js';
 import { features, headLogits, SOURCE_HEAD, TARGET_HEAD } from '../shared/multi-head.js';
 import type { Batch } from '../types.js';
 import type { MerlinState } from './config.js';
-import { detach } from './detach.js';
+import { detach } from '../shared/detach.js';
 import { merlinOuterLoss, regressionTargets } from './head-fit.js';
 import { stratifiedSplit } from './split.js';
 

@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeParams, type Params } from '@transferlab/core';
 import {
+  DT,
   type GraphOptimizer,
   type HostTensor,
   int64Labels,
@@ -23,7 +24,13 @@ import {
 import type { Backbone } from '@transferlab/models';
 import { ENGINES, type Engine, type StepInput } from '../types.js';
 import type { NormSession } from './batch-norm.js';
-import { graphLossOps, type LossFn, tfjsLossOps } from './loss-ops.js';
+import {
+  graphLossOps,
+  type LossFn,
+  type StepValueSpec,
+  type StepValues,
+  tfjsLossOps,
+} from './loss-ops.js';
 import type { OptimConfig } from './optim.js';
 import {
   disposeTrainedModel,
@@ -53,6 +60,14 @@ export interface NetworkTrainerSpec<C extends OptimConfig = OptimConfig> {
   /** Keep normalisation in inference mode while the backbone trains. */
   freezeBatchNorm?: boolean;
   loss: LossFn;
+  /**
+   * A frozen copy of the network the loss may read (`ops.features(x, 'frozen')`,
+   * `ops.linear(f, head, 'frozen')`): backbone and head weights, taken over.
+   * It answers in inference mode and is never trained (LwF's teacher).
+   */
+  frozen?: Params;
+  /** The step values the loss reads (`ops.value(name)`), declared for the engine's compiler. */
+  values?: Readonly<Record<string, StepValueSpec>>;
   /** The loss reads a source batch (`ops.source`): the method's `needs.sourceBatches`. */
   sourceBatches?: boolean;
   /** onnxruntime intra-op threads (default 1). */
@@ -63,8 +78,11 @@ export interface NetworkTrainer {
   readonly engine: Engine;
   /** The parameters the optimizer updates (normalisation statistics never are). */
   readonly trainable: readonly string[];
-  /** One optimizer step at the schedule's learning rate for `input.step`; the loss before the update. */
-  step(input: StepInput): Promise<number>;
+  /**
+   * One optimizer step at the schedule's learning rate for `input.step`, with
+   * the step values the loss reads; the loss before the update.
+   */
+  step(input: StepInput, values?: StepValues): Promise<number>;
   /**
    * The current weights as tfjs tensors, for prediction. Live: owned by the
    * trainer and valid until the next step (copy what you keep).
@@ -85,36 +103,57 @@ export async function createNetworkTrainer<C extends OptimConfig>(
     backboneLrMultiplier: spec.backboneLrMultiplier,
     ...(spec.freezeBatchNorm !== undefined ? { freezeBatchNorm: spec.freezeBatchNorm } : {}),
   });
-  if (spec.engine === 'tfjs') return tfjsTrainer(model, spec.loss);
+  if (spec.engine === 'tfjs') return tfjsTrainer(model, spec);
   try {
     return await onnxruntimeTrainer(model, spec);
   } catch (err) {
     disposeTrainedModel(model);
     throw err;
+  } finally {
+    if (spec.frozen) disposeParams(spec.frozen);
   }
 }
 
-function tfjsTrainer(initial: TrainedModel, loss: LossFn): NetworkTrainer {
+function tfjsTrainer(initial: TrainedModel, spec: NetworkTrainerSpec): NetworkTrainer {
   let model = initial;
+  const frozen = spec.frozen;
   return {
     engine: 'tfjs',
     trainable: initial.trainable,
-    async step(input) {
+    async step(input, values = {}) {
       const batches = {
         target: { x: input.target.x, y: input.target.y },
         ...(input.source ? { source: { x: input.source.x, y: input.source.y } } : {}),
       };
-      const result = trainedModelStep(
-        model,
-        input.step,
-        (p: Params, norm: NormSession) => loss(tfjsLossOps(p, norm, batches)) as tf.Scalar,
-      );
-      model = result.state;
-      return result.loss;
+      const tensors: Record<string, tf.Tensor> = {};
+      for (const [name, v] of Object.entries(values))
+        tensors[name] = tf.tensor(
+          v.data,
+          [...v.dims],
+          v.data instanceof Int32Array ? 'int32' : 'float32',
+        );
+      try {
+        const result = trainedModelStep(
+          model,
+          input.step,
+          (p: Params, norm: NormSession) =>
+            spec.loss(
+              tfjsLossOps(p, norm, batches, {
+                values: tensors,
+                ...(frozen ? { frozen, backbone: spec.backbone } : {}),
+              }),
+            ) as tf.Scalar,
+        );
+        model = result.state;
+        return result.loss;
+      } finally {
+        tf.dispose(Object.values(tensors));
+      }
     },
     params: () => model.params,
     async dispose() {
       disposeTrainedModel(model);
+      if (frozen) disposeParams(frozen);
     },
   };
 }
@@ -162,6 +201,30 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
   // Running statistics chain from pass to pass within a step, as in the tfjs path.
   const statistics: Record<string, string> = {};
   let passes = 0;
+  // The frozen network: constants in the graph, read in inference mode.
+  const frozenValue = (name: string) => {
+    const graphName = `frozen:${name}`;
+    if (!g.has(graphName)) {
+      const t = spec.frozen?.[name];
+      if (!t)
+        throw new Error(
+          `this loss reads "${name}" of the frozen network, but the trainer's frozen weights have none (have: ${Object.keys(spec.frozen ?? {}).join(', ') || 'none'})`,
+        );
+      g.initializer(graphName, t.dataSync() as Float32Array, t.shape);
+    }
+    return graphName;
+  };
+  const frozenWeight = (name: string, _shape: readonly number[], perm?: readonly number[]) =>
+    perm
+      ? g.op('Transpose', [frozenValue(name)], { perm: { type: 'ints', value: perm } })
+      : frozenValue(name);
+  const valueInputs: Record<string, string> = {};
+  for (const [name, v] of Object.entries(spec.values ?? {}))
+    valueInputs[name] = g.input(
+      `value:${name}`,
+      v.dims,
+      v.type === 'int32' ? LABEL_TYPE : DT.FLOAT,
+    );
   const weight = (name: string, _shape: readonly number[], perm?: readonly number[]) => {
     const latest = statistics[name];
     if (latest) return latest;
@@ -180,17 +243,32 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
   const ops = graphLossOps(g, {
     target,
     ...(source ? { source } : {}),
-    features: (x) => {
-      const net = emit.call(spec.backbone, g, {
+    features: (x, net) => {
+      if (net === 'frozen')
+        return emit.call(spec.backbone, g, {
+          input: x,
+          weight: frozenWeight,
+          training: false,
+          prefix: `frozen${passes++}/`,
+        }).features;
+      const out = emit.call(spec.backbone, g, {
         input: x,
         weight: cachedWeight,
         training: model.trainBatchNorm,
         prefix: `pass${passes++}/`,
       });
-      Object.assign(statistics, net.statistics);
-      return net.features;
+      Object.assign(statistics, out.statistics);
+      return out.features;
     },
-    param: (name) => name,
+    param: (name, net) => (net === 'frozen' ? frozenValue(name) : name),
+    value: (name) => {
+      const input = valueInputs[name];
+      if (!input)
+        throw new Error(
+          `this loss reads step value "${name}", which the trainer does not declare (values: ${Object.keys(valueInputs).join(', ') || 'none'})`,
+        );
+      return input;
+    },
   });
   const loss = spec.loss(ops);
   const trainable = new Set(model.trainable);
@@ -214,7 +292,7 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
   return {
     engine: 'onnxruntime',
     trainable: model.trainable,
-    async step(input) {
+    async step(input, values = {}) {
       if (usesSource && !input.source)
         throw new Error(
           'onnxruntime engine: this loss reads a source batch, but the step has none',
@@ -226,6 +304,14 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
       if (usesSource && input.source) {
         feeds['source:x'] = { data: input.source.xData, dims: [input.source.n, ...inputShape] };
         feeds['source:y'] = { data: int64Labels(input.source.yData), dims: [input.source.n] };
+      }
+      for (const name of Object.keys(valueInputs)) {
+        const v = values[name];
+        if (!v) throw new Error(`onnxruntime engine: step value "${name}" was not supplied`);
+        feeds[`value:${name}`] = {
+          data: v.data instanceof Int32Array ? int64Labels(v.data) : v.data,
+          dims: v.dims,
+        };
       }
       const lr = spec.config.lr * trainedModelLrFactor(model, input.step);
       return (await session.step(feeds, lr)).loss;
