@@ -11,9 +11,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attr, type OnnxAttr } from '../attr.js';
 import { addGradients } from '../autodiff.js';
+import { batchNormTraining } from '../batch-norm.js';
 import { OnnxGraphBuilder } from '../builder.js';
 import { gradCheck, projectToScalar, randomFloats } from '../grad-check.js';
-import { type HostTensor, runGraphOnce } from '../runtime.js';
+import { createSession, type HostTensor, runGraphOnce, runSession } from '../runtime.js';
 
 interface NnCase {
   name: string;
@@ -766,4 +767,283 @@ describe('MaxPool ties: the first maximum of each window gets the gradient', () 
       );
       expect(maxRelDiff(tfjsGrad as Float32Array, expected)).toBeLessThan(1e-6);
     });
+});
+
+describe('BatchNormalization training mode: native node against batchNormTraining and by hand', () => {
+  const dims = [4, 3, 5, 5] as const;
+  const [n, c, h, w] = dims;
+  const size = n * c * h * w;
+  const values = {
+    x: randomFloats(size, 21, 2),
+    s: randomFloats(c, 22),
+    b: randomFloats(c, 23),
+    m: randomFloats(c, 24),
+    v: randomFloats(c, 25).map((u) => 0.5 + Math.abs(u)),
+    r: randomFloats(size, 26),
+  };
+  const momentum = 0.9; // ONNX's: the weight of the old running value
+  const eps = 1e-5;
+  const feeds = (): Record<string, HostTensor> => ({
+    x: { data: values.x.slice(), dims },
+    s: { data: values.s.slice(), dims: [c] },
+    b: { data: values.b.slice(), dims: [c] },
+    m: { data: values.m.slice(), dims: [c] },
+    v: { data: values.v.slice(), dims: [c] },
+    r: { data: values.r.slice(), dims },
+  });
+  /** Forward, running statistics and the gradients of Σ y·r with respect to x, scale and bias. */
+  async function run(emitBn: (g: OnnxGraphBuilder) => { y: string; rm: string; rv: string }) {
+    const g = new OnnxGraphBuilder('bn');
+    g.input('x', dims);
+    for (const p of ['s', 'b', 'm', 'v']) g.input(p, [c]);
+    g.input('r', dims);
+    const { y, rm, rv } = emitBn(g);
+    const loss = g.op('ReduceSum', [g.op('Mul', [y, 'r'])], { keepdims: attr.int(0) });
+    const grads = addGradients(g, loss, ['x', 's', 'b']);
+    // Every output a graph output: onnxruntime then leaves the fed statistics alone.
+    for (const o of [y, rm, rv, grads.x, grads.s, grads.b] as string[]) g.output(o);
+    const out = await runGraphOnce(g.toBytes({ opset: 17 }), feeds());
+    const get = (k: string) => out[k]?.data as Float32Array;
+    return {
+      y: get(y),
+      rm: get(rm),
+      rv: get(rv),
+      dx: get(grads.x as string),
+      ds: get(grads.s as string),
+      db: get(grads.b as string),
+    };
+  }
+
+  it('running statistics (ONNX: biased variance; PyTorch: unbiased), outputs and gradients', async () => {
+    const native = await run((g) => {
+      const [y, rm, rv] = g.node('BatchNormalization', ['x', 's', 'b', 'm', 'v'], 3, {
+        training_mode: attr.int(1),
+        momentum: attr.float(momentum),
+        epsilon: attr.float(eps),
+      }) as [string, string, string];
+      return { y, rm, rv };
+    });
+    const primitive = await run((g) => {
+      const bn = batchNormTraining(
+        g,
+        'x',
+        { scale: 's', bias: 'b', runningMean: 'm', runningVar: 'v' },
+        { epsilon: eps, momentum: 1 - momentum },
+      );
+      return { y: bn.y, rm: bn.runningMean, rv: bn.runningVar };
+    });
+    // By hand, in float64.
+    const count = n * h * w;
+    const y = new Float32Array(size);
+    for (let k = 0; k < c; k++) {
+      const at = (i: number, j: number) => i * c * h * w + k * h * w + j;
+      let mean = 0;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < h * w; j++) mean += values.x[at(i, j)] as number;
+      mean /= count;
+      let sq = 0;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < h * w; j++) sq += ((values.x[at(i, j)] as number) - mean) ** 2;
+      const biased = sq / count;
+      const unbiased = sq / (count - 1);
+      const m0 = values.m[k] as number;
+      const v0 = values.v[k] as number;
+      expect(native.rm[k]).toBeCloseTo(m0 * momentum + mean * (1 - momentum), 5);
+      expect(native.rv[k]).toBeCloseTo(v0 * momentum + biased * (1 - momentum), 5);
+      expect(primitive.rm[k]).toBeCloseTo(m0 * momentum + mean * (1 - momentum), 5);
+      expect(primitive.rv[k]).toBeCloseTo(v0 * momentum + unbiased * (1 - momentum), 5);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < h * w; j++)
+          y[at(i, j)] =
+            (((values.x[at(i, j)] as number) - mean) / Math.sqrt(biased + eps)) *
+              (values.s[k] as number) +
+            (values.b[k] as number);
+    }
+    expect(maxRelDiff(native.y, y)).toBeLessThan(1e-5);
+    expect(maxRelDiff(primitive.y, y)).toBeLessThan(1e-5);
+    // The native node's gradient rule and the primitive ops' rules agree.
+    expect(maxRelDiff(native.dx, primitive.dx)).toBeLessThan(1e-5);
+    expect(maxRelDiff(native.ds, primitive.ds)).toBeLessThan(1e-5);
+    expect(maxRelDiff(native.db, primitive.db)).toBeLessThan(1e-5);
+  });
+});
+
+describe('second order: the gradient graphs are differentiable again', () => {
+  const inputs = (dims: Record<string, readonly number[]>) =>
+    Object.fromEntries(
+      Object.entries(dims).map(([name, d], k) => [
+        name,
+        {
+          dims: d,
+          data: randomFloats(
+            d.reduce((a, b) => a * b, 1),
+            41 + k,
+          ),
+        },
+      ]),
+    );
+  const squaredNorm = (g: OnnxGraphBuilder, v: string) =>
+    g.op('ReduceSum', [g.op('Mul', [v, v])], { keepdims: attr.int(0) });
+
+  it('∂/∂x of Σ (∂L/∂W)², L = Σ tanh(Conv(x, W, b))·r, stride 2, odd input (vs finite differences)', async () => {
+    const result = await gradCheck({
+      inputs: inputs({ x: [2, 3, 7, 7], w: [4, 3, 3, 3], b: [4] }),
+      build: (g) => {
+        const y = g.op('Conv', ['x', 'w', 'b'], {
+          strides: ints([2, 2]),
+          pads: ints([1, 1, 1, 1]),
+        });
+        const loss = projectToScalar(g, g.op('Tanh', [y]));
+        const first = addGradients(g, loss, ['w'], { prefix: 'first:' });
+        return squaredNorm(g, first.w as string);
+      },
+      coordinates: 40,
+    });
+    expect(result.maxRelError).toBeLessThan(1e-2);
+  });
+
+  it('through the input gradient too (ConvTranspose and its rules), grouped, with x and W', async () => {
+    const result = await gradCheck({
+      inputs: inputs({ x: [2, 4, 6, 5], w: [6, 2, 3, 3] }),
+      build: (g) => {
+        const y = g.op('Conv', ['x', 'w'], {
+          group: attr.int(2),
+          strides: ints([2, 2]),
+          pads: ints([1, 0, 1, 1]),
+        });
+        const loss = projectToScalar(g, g.op('Tanh', [y]));
+        const first = addGradients(g, loss, ['x', 'w'], { prefix: 'first:' });
+        return g.op('Add', [squaredNorm(g, first.w as string), squaredNorm(g, first.x as string)]);
+      },
+      coordinates: 40,
+    });
+    expect(result.maxRelError).toBeLessThan(1e-2);
+  });
+
+  it('through pools, batch norm and resize (a small CNN), with respect to x and W', async () => {
+    const result = await gradCheck({
+      inputs: {
+        ...inputs({ x: [2, 2, 8, 8], w: [4, 2, 3, 3] }),
+        s: { dims: [4], data: new Float32Array([1, 0.5, 2, 1.5]) },
+        bb: { dims: [4], data: new Float32Array([0.1, -0.2, 0.3, 0]), wrt: false },
+        m: { dims: [4], data: new Float32Array([0, 0.1, -0.1, 0.2]), wrt: false },
+        v: { dims: [4], data: new Float32Array([1, 0.5, 2, 1]), wrt: false },
+      },
+      build: (g) => {
+        const c = g.op('Conv', ['x', 'w'], { pads: ints([1, 1, 1, 1]) });
+        const bn = g.op('BatchNormalization', [c, 's', 'bb', 'm', 'v']);
+        const t = g.op('Tanh', [bn]);
+        const mp = g.op('MaxPool', [t], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) });
+        const ap = g.op('AveragePool', [mp], {
+          kernel_shape: ints([3, 3]),
+          strides: ints([2, 2]),
+          pads: ints([1, 1, 1, 1]),
+        });
+        const up = g.op(
+          'Resize',
+          [ap, '', g.initializer('scales', [1, 1, 2, 2], [4])],
+          resizeAttrs('linear', 'half_pixel'),
+        );
+        const gap = g.op('GlobalAveragePool', [g.op('Mul', [up, up])]);
+        const loss = projectToScalar(g, gap);
+        const first = addGradients(g, loss, ['w'], { prefix: 'first:' });
+        return squaredNorm(g, first.w as string);
+      },
+      eps: 1e-3,
+      coordinates: 40,
+    });
+    expect(result.maxRelError).toBeLessThan(1e-2);
+  });
+});
+
+describe('a symbolic batch dimension', () => {
+  it('a conv/bn/pool chain with batch "N" computes what the same chain with a fixed batch does', async () => {
+    const batch = 3;
+    const build = (n: number | string) => {
+      const g = new OnnxGraphBuilder('symbolic');
+      g.input('x', [n, 3, 9, 9]);
+      g.input('w', [4, 3, 3, 3]);
+      g.input('dw', [4, 1, 3, 3]);
+      const c = g.op('Conv', ['x', 'w'], { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) });
+      const d = g.op('Conv', [c, 'dw'], { group: attr.int(4), pads: ints([1, 1, 1, 1]) });
+      const bn = g.node(
+        'BatchNormalization',
+        [d, ...['s', 'b', 'm', 'v'].map((p) => g.initializer(p, [1, 0.5, 2, 1], [4]))],
+        3,
+        {
+          training_mode: attr.int(1),
+        },
+      )[0] as string;
+      const mp = g.op('MaxPool', [g.op('Relu', [bn])], {
+        kernel_shape: ints([2, 2]),
+        strides: ints([2, 2]),
+      });
+      const mp3 = g.op('MaxPool', [bn], { kernel_shape: ints([3, 3]), strides: ints([2, 2]) });
+      const ap = g.op('AveragePool', [bn], { kernel_shape: ints([3, 3]), strides: ints([2, 2]) });
+      const gap = g.op('GlobalAveragePool', [
+        g.op('Mul', [g.op('Add', [mp, g.op('Add', [mp3, ap])]), mp]),
+      ]);
+      const loss = g.op('ReduceSum', [gap], { keepdims: attr.int(0) });
+      const grads = addGradients(g, loss, ['x', 'w', 'dw']);
+      g.output(loss, []);
+      for (const k of ['x', 'w', 'dw']) g.output(grads[k] as string);
+      return {
+        bytes: g.toBytes({ opset: 17 }),
+        names: ['x', 'w', 'dw'].map((k) => grads[k] as string),
+      };
+    };
+    const feeds: Record<string, HostTensor> = {
+      x: { data: randomFloats(batch * 3 * 81, 51), dims: [batch, 3, 9, 9] },
+      w: { data: randomFloats(4 * 27, 52), dims: [4, 3, 3, 3] },
+      dw: { data: randomFloats(36, 53), dims: [4, 1, 3, 3] },
+    };
+    const sym = build('N');
+    const fixed = build(batch);
+    const a = await runGraphOnce(sym.bytes, feeds);
+    const b = await runGraphOnce(fixed.bytes, feeds);
+    sym.names.forEach((name, i) => {
+      const other = b[fixed.names[i] as string] as HostTensor;
+      expect(a[name]?.dims).toEqual(other.dims);
+      expect(maxRelDiff(a[name]?.data as Float32Array, other.data as Float32Array)).toBeLessThan(
+        1e-6,
+      );
+    });
+  });
+});
+
+/**
+ * Opt-in timing (NN_BENCH=1): forward + backward of a 3×3 16→32 conv with
+ * bias on [64, 16, 28, 28] in onnxruntime, one thread.
+ */
+describe.runIf(process.env.NN_BENCH)('timing', () => {
+  it('conv 3×3 16→32 on [64, 16, 28, 28], forward + backward', async () => {
+    const g = new OnnxGraphBuilder('bench');
+    const [N, C, M, H] = [64, 16, 32, 28];
+    g.input('x', [N, C, H, H]);
+    g.input('w', [M, C, 3, 3]);
+    g.input('b', [M]);
+    g.input('r', [N, M, H, H]);
+    const y = g.op('Conv', ['x', 'w', 'b'], { pads: ints([1, 1, 1, 1]) });
+    const loss = g.op('ReduceSum', [g.op('Mul', [y, 'r'])], { keepdims: attr.int(0) });
+    const grads = addGradients(g, loss, ['x', 'w', 'b']);
+    g.output(loss, []);
+    for (const k of ['x', 'w', 'b']) g.output(grads[k] as string);
+    const session = await createSession(g.toBytes({ opset: 17 }), { intraOpNumThreads: 1 });
+    const feeds: Record<string, HostTensor> = {
+      x: { data: randomFloats(N * C * H * H, 1), dims: [N, C, H, H] },
+      w: { data: randomFloats(M * C * 9, 2), dims: [M, C, 3, 3] },
+      b: { data: randomFloats(M, 3), dims: [M] },
+      r: { data: randomFloats(N * M * H * H, 4), dims: [N, M, H, H] },
+    };
+    for (let i = 0; i < 3; i++) await runSession(session, feeds);
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      await runSession(session, feeds);
+      times.push(performance.now() - t0);
+    }
+    times.sort((p, q) => p - q);
+    console.log(`conv fwd+bwd: median ${times[5]?.toFixed(1)} ms, min ${times[0]?.toFixed(1)} ms`);
+    await session.release();
+  });
 });
