@@ -6,23 +6,35 @@
  * and every op they emit has a rule of its own, so a gradient graph can be
  * differentiated again (second-order meta-gradients):
  *
- * - Conv: the input gradient is a ConvTranspose with the same weights; the
+ * - Conv: the input gradient is a ConvTranspose with the same weights
+ *   (output_padding restores the rows a strided window never reached); the
  *   weight gradient is im2col + one batched MatMul. im2col is itself a Conv:
  *   fixed one-hot filters [C·K, 1, k…] with group = C copy each window
- *   position into a channel, exactly (products with 0 and 1 only). A Conv
- *   over transposed tensors (the textbook weight gradient) is much slower in
- *   onnxruntime, whose grouped/odd-shaped convs have no fast path.
+ *   position into a channel, exactly (products with 0 and 1 only). For a
+ *   3×3 16→32 conv on [64, 16, 28, 28] (one thread) im2col + MatMul takes
+ *   ~6 ms where the textbook Conv over transposed tensors takes ~14 ms.
  * - ConvTranspose: the adjoint pair of the above (input gradient = Conv with
  *   the same weights; weight gradient = im2col of the output gradient).
- * - MaxPool (no Indices output: onnxruntime's is ~30× slower): the gradient
- *   goes to the FIRST maximum of each window in row-major window order, as
- *   in PyTorch and tfjs — ties are common (zeros after a ReLU), and a plain
- *   `x == upsample(pooled)` mask would send the gradient to every maximum.
- *   Non-overlapping windows (stride = kernel) use reshapes; overlapping ones
- *   im2col + ArgMax + col2im (a ConvTranspose with the one-hot filters).
- * - AveragePool / GlobalAveragePool: the gradient spread back over each
- *   window (reshape broadcast when windows tile, else a ConvTranspose with
- *   ones), divided by the count of each window.
+ * - MaxPool (no Indices output: onnxruntime's is ~10× slower than the pool):
+ *   the gradient goes to the FIRST maximum of each window in row-major
+ *   window order, as in PyTorch and tfjs — ties are common (zeros after a
+ *   ReLU), and a plain `x == upsample(pooled)` mask would send the gradient
+ *   to every maximum. Windows that tile the input (stride = kernel, the
+ *   backbones' 2×2/2) rank the maxima of each tile by position and pool the
+ *   ranks again; overlapping or padded windows use im2col + ArgMax and
+ *   col2im (a ConvTranspose with the one-hot filters) — exact too, about
+ *   twice as slow (im2col materialises K copies of the input).
+ * - AveragePool / GlobalAveragePool: the gradient divided by each window's
+ *   count and spread back over the window (a nearest Resize when windows
+ *   tile, else a ConvTranspose with ones; a multiply for the global pool).
+ * - Resize (nearest and linear, the last two axes, constant scales or
+ *   sizes): separable, so the gradient is each axis's transposed
+ *   interpolation matrix as a constant MatMul — or, for the integer nearest
+ *   upsampling (asymmetric, floor) the pool gradients use, a sum pool.
+ * - Spreading a pooled value over its window: a nearest Resize (asymmetric,
+ *   floor), the one mode onnxruntime runs fast; broadcasting
+ *   [N, C, h, 1, w, 1] against [N, C, h, 2, w, 2] (Equal, Mul) or an Expand
+ *   is ~10× slower there.
  * - BatchNormalization: inference mode (running statistics) and training
  *   mode (training_mode = 1). onnxruntime-node's CPU kernel (1.30) does run
  *   training_mode = 1, with ONNX's conventions: batch mean and BIASED
@@ -236,6 +248,11 @@ function onesFilters(g: G, channels: number, kernel: readonly number[]): string 
 
 /** The windows of x [N, C, …] as channels: [N, C·K, …out], channel c·K + k = window position k of channel c. */
 function im2col(g: G, x: string, channels: number, win: Window): string {
+  const identity =
+    product(win.kernel) === 1 &&
+    win.strides.every((s) => s === 1) &&
+    [...win.begin, ...win.end].every((p) => p === 0);
+  if (identity) return x;
   return g.op(
     'Conv',
     [x, oneHotFilters(g, channels, win.kernel)],
@@ -245,8 +262,10 @@ function im2col(g: G, x: string, channels: number, win: Window): string {
 
 /**
  * The weight gradient shared by Conv and ConvTranspose: for each group,
- * Σ over the batch of a · patchesᵀ, as one batched MatMul [N, G, Ca/G, L] ×
- * [N, G, L, Cp·K/G] and a sum over N; reshaped to [Ca, Cp/G, …kernel].
+ * Σ over the batch of a · patchesᵀ. As one batched MatMul
+ * patches [N, G, Cp·K/G, L] × aᵀ [N, G, L, Ca/G] (onnxruntime fuses the
+ * transpose into the MatMul; the smaller operand is the transposed one),
+ * a sum over N and a small transpose, reshaped to [Ca, Cp/G, …kernel].
  * (Conv: a = dY, patches = im2col(X). ConvTranspose: a = X, patches = im2col(dY).)
  */
 function weightGrad(
@@ -570,9 +589,8 @@ function windowDivisor(
       return n;
     }),
   );
-  const K = product(win.kernel);
-  if (counts.every((c) => c.every((n) => n === (win.kernel[counts.indexOf(c)] as number))))
-    return g.scalar(1 / K, 'pool_count');
+  if (counts.every((axis, i) => axis.every((n) => n === win.kernel[i])))
+    return g.scalar(1 / product(win.kernel), 'pool_count');
   const data = new Float32Array(product(outSpatial));
   data.forEach((_, flat) => {
     let rest = flat;
@@ -700,13 +718,10 @@ function resizeGeometry(g: G, node: GraphNode) {
     const sizes = constInput(g, node, 3);
     if (sizes.length !== x.length) throw new Error('Resize: sizes must give every axis');
     out = [...sizes];
+    // onnxruntime's scale from sizes: out / in in float32 (unknown over a symbolic axis).
     scales = sizes.map((s, i) => {
       const d = x[i];
-      if (typeof d !== 'number') {
-        if (s === 1) throw new Error('Resize: sizes over a symbolic axis are not supported');
-        return Number.NaN;
-      }
-      return Math.fround(s / d);
+      return typeof d === 'number' ? Math.fround(s / d) : Number.NaN;
     });
   } else if (scalesName) {
     const v = floatConstant(g, scalesName);
@@ -877,10 +892,10 @@ const batchNormRule: OpRule = {
     const grads: (string | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
     if (!training) {
       // y = scale·(x − mean)/√(var + ε) + B with the given statistics.
+      if (!dy) return grads;
       const inv = g.op('Reciprocal', [
         g.op('Sqrt', [emit.add(g, variance, g.scalar(eps, 'bn_eps'))]),
       ]);
-      if (!dy) return grads;
       const xhat = emit.mul(g, emit.sub(g, x, perChannel(mean)), perChannel(inv));
       const dyXhat = needs(1) || needs(4) ? sum(emit.mul(g, dy, xhat)) : undefined;
       const k = emit.mul(g, scale, inv);
