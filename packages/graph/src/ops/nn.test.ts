@@ -410,6 +410,15 @@ const poolCases: NnCase[] = [
       ),
   },
   {
+    name: 'MaxPool and AveragePool 2×2/2 ceil_mode on an odd input (a window past the end)',
+    inputs: { x: [2, 2, 7, 5] },
+    data: 'distinct',
+    graph: (g) => {
+      const a = { kernel_shape: ints([2, 2]), strides: ints([2, 2]), ceil_mode: attr.int(1) };
+      return both(g, g.op('MaxPool', ['x'], a), g.op('AveragePool', ['x'], a));
+    },
+  },
+  {
     name: 'AveragePool 2×2/2',
     inputs: { x: [2, 3, 6, 7] },
     graph: (g) => g.op('AveragePool', ['x'], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
@@ -484,6 +493,13 @@ const poolCases: NnCase[] = [
           count_include_pad: attr.int(1),
         }),
       ),
+  },
+  {
+    name: 'GlobalMaxPool',
+    inputs: { x: [2, 3, 4, 5] },
+    data: 'distinct',
+    graph: (g) => g.op('GlobalMaxPool', ['x']),
+    tfjs: (x) => tf.max(x as tf.Tensor, [2, 3], true),
   },
   {
     name: 'GlobalAveragePool',
@@ -708,23 +724,26 @@ describe('MaxPool ties: the first maximum of each window gets the gradient', () 
     await tf.setBackend('cpu');
   });
   // ReLU-like values: mostly exact zeros, and repeated positive values.
-  const dims = [2, 3, 7, 8] as const;
+  const dims = [2, 3, 7, 7] as const;
   const size = dims.reduce((a, b) => a * b, 1);
   const x = randomFloats(size, 5).map((v) => (v < 0.3 ? 0 : Math.round(v * 4) / 4));
   const windows = [
-    { name: '2×2/2 (tiled)', k: 2, s: 2, pad: 0 },
-    { name: '3×3/2 overlapping, pads 1', k: 3, s: 2, pad: 1 },
-    { name: '3×3/1 overlapping', k: 3, s: 1, pad: 0 },
+    { name: '2×2/2 (tiled)', k: 2, s: 2, pad: 0, global: false },
+    { name: '7×7 global (GlobalMaxPool)', k: 7, s: 1, pad: 0, global: true },
+    { name: '3×3/2 overlapping, pads 1', k: 3, s: 2, pad: 1, global: false },
+    { name: '3×3/1 overlapping', k: 3, s: 1, pad: 0, global: false },
   ];
-  for (const { name, k, s, pad } of windows)
+  for (const { name, k, s, pad, global } of windows)
     it(name, async () => {
       const g = new OnnxGraphBuilder('ties');
       g.input('x', dims);
-      const y = g.op('MaxPool', ['x'], {
-        kernel_shape: ints([k, k]),
-        strides: ints([s, s]),
-        pads: ints([pad, pad, pad, pad]),
-      });
+      const y = global
+        ? g.op('GlobalMaxPool', ['x'])
+        : g.op('MaxPool', ['x'], {
+            kernel_shape: ints([k, k]),
+            strides: ints([s, s]),
+            pads: ints([pad, pad, pad, pad]),
+          });
       const yd = g.dims(y) as number[];
       g.input('dy', yd);
       const loss = g.op('ReduceSum', [g.op('Mul', [y, 'dy'])], { keepdims: attr.int(0) });

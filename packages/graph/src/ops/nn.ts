@@ -432,11 +432,18 @@ const poolInfer: OpRule['infer'] = (node, g) => {
   return [{ elemType: typeOf(g, node, 0), dims: [x[0] as OnnxDim, x[1] as OnnxDim, ...out] }];
 };
 
-/** Windows that tile the input: stride = kernel, no dilation, no pads (a remainder past the last window is allowed). */
-function tiles(win: Window): boolean {
+/**
+ * Windows that tile the input: stride = kernel, no dilation, no pads, none
+ * past the input's end (ceil_mode); a remainder no window reaches is allowed.
+ */
+function tiles(win: Window, inSpatial: readonly number[], outSpatial: readonly number[]): boolean {
   return win.kernel.every(
     (k, i) =>
-      win.strides[i] === k && win.dilations[i] === 1 && win.begin[i] === 0 && win.end[i] === 0,
+      win.strides[i] === k &&
+      win.dilations[i] === 1 &&
+      win.begin[i] === 0 &&
+      win.end[i] === 0 &&
+      (outSpatial[i] as number) * k <= (inSpatial[i] as number),
   );
 }
 
@@ -496,74 +503,103 @@ function tileScores(g: G, win: Window, outSpatial: readonly number[]): string {
   });
 }
 
+/** The gradient of y = MaxPool(x) over the windows `win`: dy to the first maximum of each window. */
+function maxPoolGrad(g: G, x: string, y: string, dy: string, win: Window): string[] {
+  const inSpatial = spatialOf(g, x, 'the MaxPool input');
+  const outSpatial = spatialOf(g, y, 'the MaxPool output');
+  const C = channelsOf(g, x, 'the MaxPool input');
+  const mask = (bool: string) => emit.mask(g, bool);
+  if (product(win.kernel) === 1 && tiles(win, inSpatial, outSpatial)) return [dy];
+  if (tiles(win, inSpatial, outSpatial)) {
+    // Each element is in one window: score the maxima by their position in
+    // the window (first = highest), pool the scores, keep the best one.
+    const t = tiled(g, inSpatial, win, outSpatial);
+    const isMax = mask(g.op('Equal', [t.crop(x), t.spread(y)]));
+    const score = emit.mul(g, isMax, tileScores(g, win, outSpatial));
+    const best = g.op('MaxPool', [score], windowAttrs(win));
+    const first = mask(g.op('Equal', [score, t.spread(best)]));
+    return [t.uncrop(emit.mul(g, first, t.spread(dy)))];
+  }
+  // Overlapping or padded windows: an element's position differs per window,
+  // so compare within each window's own patch. Pads become −3.4e38 (never a maximum).
+  const K = product(win.kernel);
+  const L = product(outSpatial);
+  const overhang = inSpatial.map((d, i) =>
+    Math.max(
+      0,
+      ((outSpatial[i] as number) - 1) * (win.strides[i] as number) +
+        extent(win, i) -
+        (d + (win.begin[i] as number) + (win.end[i] as number)),
+    ),
+  );
+  const padded =
+    win.begin.some((p) => p > 0) || win.end.some((p) => p > 0) || overhang.some((p) => p > 0)
+      ? g.op('Pad', [
+          x,
+          g.ints([0, 0, ...win.begin, 0, 0, ...win.end.map((e, i) => e + (overhang[i] as number))]),
+          g.scalar(-3.4e38, 'pool_pad'),
+        ])
+      : x;
+  const unpadded: Window = { ...win, begin: win.begin.map(() => 0), end: win.end.map(() => 0) };
+  const patches = g.op('Reshape', [im2col(g, padded, C, unpadded), g.ints([0, C, K, L])]);
+  const firstIdx = g.op('ArgMax', [patches], { axis: attr.int(2), keepdims: attr.int(1) });
+  const first = mask(
+    g.op('Equal', [firstIdx, g.int64Initializer(g.fresh('window_pos'), range(K), [K, 1])]),
+  );
+  const cols = emit.mul(g, first, g.op('Reshape', [dy, g.ints([0, C, 1, L])]));
+  const colImage = g.op('Reshape', [cols, g.ints([0, C * K, ...outSpatial])]);
+  return [
+    g.op(
+      'ConvTranspose',
+      [colImage, oneHotFilters(g, C, win.kernel)],
+      adjointAttrs(win, inSpatial, outSpatial, { group: attr.int(C) }),
+    ),
+  ];
+}
+
 const maxPoolRule: OpRule = {
-  // The optional Indices output (int64, never differentiated): the gradient below does without it.
+  // The optional Indices output (int64, never differentiated): the gradient does without it.
   infer: (node, g) => {
     const [y] = poolInfer(node, g) as [ValueInfo];
     return node.outputs.map((_, i) => (i === 0 ? y : { ...y, elemType: DT.INT64 }));
   },
+  grad: ({ g, node, dOut }) =>
+    maxPoolGrad(
+      g,
+      node.inputs[0] as string,
+      node.outputs[0] as string,
+      dOut[0] as string,
+      poolGeometry(g, node).win,
+    ),
+};
+
+/** One window over the whole of each spatial axis. */
+function globalWindow(g: G, x: string): Window {
+  const spatial = spatialOf(g, x, 'the global pool input');
+  return {
+    kernel: spatial,
+    strides: spatial,
+    dilations: spatial.map(() => 1),
+    begin: spatial.map(() => 0),
+    end: spatial.map(() => 0),
+  };
+}
+
+const globalPoolInfer: OpRule['infer'] = (node, g) => {
+  const x = dimsOf(g, node, 0);
+  return [
+    {
+      elemType: typeOf(g, node, 0),
+      dims: [x[0] as OnnxDim, x[1] as OnnxDim, ...x.slice(2).map(() => 1)],
+    },
+  ];
+};
+
+const globalMaxPoolRule: OpRule = {
+  infer: globalPoolInfer,
   grad: ({ g, node, dOut }) => {
-    const dy = dOut[0] as string;
     const x = node.inputs[0] as string;
-    const y = node.outputs[0] as string;
-    const { win } = poolGeometry(g, node);
-    const inSpatial = spatialOf(g, x, 'the MaxPool input');
-    const outSpatial = spatialOf(g, y, 'the MaxPool output');
-    const C = channelsOf(g, x, 'the MaxPool input');
-    const mask = (bool: string) => emit.mask(g, bool);
-    if (product(win.kernel) === 1 && tiles(win)) return [dy];
-    if (tiles(win)) {
-      // Each element is in one window: score the maxima by their position in
-      // the window (first = highest), pool the scores, keep the best one.
-      const t = tiled(g, inSpatial, win, outSpatial);
-      const isMax = mask(g.op('Equal', [t.crop(x), t.spread(y)]));
-      const score = emit.mul(g, isMax, tileScores(g, win, outSpatial));
-      const best = g.op('MaxPool', [score], windowAttrs(win));
-      const first = mask(g.op('Equal', [score, t.spread(best)]));
-      return [t.uncrop(emit.mul(g, first, t.spread(dy)))];
-    }
-    // Overlapping or padded windows: an element's position differs per window,
-    // so compare within each window's own patch. Pads become −3.4e38 (never a maximum).
-    const K = product(win.kernel);
-    const L = product(outSpatial);
-    const overhang = inSpatial.map((d, i) =>
-      Math.max(
-        0,
-        ((outSpatial[i] as number) - 1) * (win.strides[i] as number) +
-          extent(win, i) -
-          (d + (win.begin[i] as number) + (win.end[i] as number)),
-      ),
-    );
-    const padded =
-      win.begin.some((p) => p > 0) || win.end.some((p) => p > 0) || overhang.some((p) => p > 0)
-        ? g.op('Pad', [
-            x,
-            g.ints([
-              0,
-              0,
-              ...win.begin,
-              0,
-              0,
-              ...win.end.map((e, i) => e + (overhang[i] as number)),
-            ]),
-            g.scalar(-3.4e38, 'pool_pad'),
-          ])
-        : x;
-    const unpadded: Window = { ...win, begin: win.begin.map(() => 0), end: win.end.map(() => 0) };
-    const patches = g.op('Reshape', [im2col(g, padded, C, unpadded), g.ints([0, C, K, L])]);
-    const firstIdx = g.op('ArgMax', [patches], { axis: attr.int(2), keepdims: attr.int(1) });
-    const first = mask(
-      g.op('Equal', [firstIdx, g.int64Initializer(g.fresh('window_pos'), range(K), [K, 1])]),
-    );
-    const cols = emit.mul(g, first, g.op('Reshape', [dy, g.ints([0, C, 1, L])]));
-    const colImage = g.op('Reshape', [cols, g.ints([0, C * K, ...outSpatial])]);
-    return [
-      g.op(
-        'ConvTranspose',
-        [colImage, oneHotFilters(g, C, win.kernel)],
-        adjointAttrs(win, inSpatial, outSpatial, { group: attr.int(C) }),
-      ),
-    ];
+    return maxPoolGrad(g, x, node.outputs[0] as string, dOut[0] as string, globalWindow(g, x));
   },
 };
 
@@ -615,7 +651,7 @@ const averagePoolRule: OpRule = {
     const C = channelsOf(g, x, 'the AveragePool input');
     const includePad = intAttr(node, 'count_include_pad', 0) === 1;
     const scaled = emit.mul(g, dy, windowDivisor(g, win, inSpatial, outSpatial, includePad));
-    if (tiles(win)) {
+    if (tiles(win, inSpatial, outSpatial)) {
       const t = tiled(g, inSpatial, win, outSpatial);
       return [t.uncrop(t.spread(scaled))];
     }
@@ -630,15 +666,7 @@ const averagePoolRule: OpRule = {
 };
 
 const globalAveragePoolRule: OpRule = {
-  infer: (node, g) => {
-    const x = dimsOf(g, node, 0);
-    return [
-      {
-        elemType: typeOf(g, node, 0),
-        dims: [x[0] as OnnxDim, x[1] as OnnxDim, ...x.slice(2).map(() => 1)],
-      },
-    ];
-  },
+  infer: globalPoolInfer,
   grad: ({ g, node, dOut }) => {
     const dy = dOut[0] as string;
     const x = node.inputs[0] as string;
@@ -937,14 +965,14 @@ const batchNormRule: OpRule = {
     // The running statistics, input·momentum + batch·(1 − momentum): rarely
     // differentiated (they are state), but exact when they are.
     const [dMean, dVar] = [dOut[1], dOut[2]];
-    const keep = g.scalar(momentum, 'bn_momentum');
+    const keep = () => g.scalar(momentum, 'bn_momentum');
     const spreadOverX = (perChannelGrad: string) => {
       const e = g.op('Expand', [perChannel(perChannelGrad), g.op('Shape', [x])]);
       g.setDims(e, g.dims(x) as Shape);
       return e;
     };
     if (dMean) {
-      if (needs(3)) grads[3] = emit.mul(g, dMean, keep);
+      if (needs(3)) grads[3] = emit.mul(g, dMean, keep());
       // ∂ mean / ∂x = 1/n
       if (needs(0))
         dx.push(
@@ -952,7 +980,7 @@ const batchNormRule: OpRule = {
         );
     }
     if (dVar) {
-      if (needs(4)) grads[4] = emit.mul(g, dVar, keep);
+      if (needs(4)) grads[4] = emit.mul(g, dVar, keep());
       // ∂ var / ∂x = 2 (x − μ) / n
       if (needs(0))
         dx.push(
@@ -994,6 +1022,7 @@ export const nnRules: Record<string, OpRule> = {
   MaxPool: maxPoolRule,
   AveragePool: averagePoolRule,
   GlobalAveragePool: globalAveragePoolRule,
+  GlobalMaxPool: globalMaxPoolRule,
   BatchNormalization: batchNormRule,
   Resize: resizeRule,
   ArgMax: argMaxRule,
