@@ -1,12 +1,13 @@
 import type { Rng } from '@transferlab/core';
+import type { Backbone, LinearHead } from '@transferlab/models';
 import {
   mergeConfig,
   requireNonNegative,
   requireOneOf,
   requirePositive,
 } from '../shared/config.js';
-import type { MultiHeadState } from '../shared/multi-head.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
+import type { NetworkTrainer } from '../shared/trainer.js';
 import type { MerlinHead } from './head-fit.js';
 import { splitSizes } from './split.js';
 
@@ -34,7 +35,13 @@ export interface MerlinConfig extends OptimConfig {
 }
 
 export interface MerlinState {
-  readonly model: MultiHeadState<MerlinConfig>;
+  readonly config: MerlinConfig;
+  readonly backbone: Backbone;
+  /** The evaluation head (`head`, what predict uses) and, with a source loss, the source head. */
+  readonly heads: { readonly target: LinearHead; readonly source?: LinearHead };
+  readonly trainer: NetworkTrainer;
+  /** The closed form of the head fit, chosen once from the full batch's split (both forms are the same function). */
+  readonly form: 'primal' | 'dual';
   readonly numClasses: number;
   /** Split streams are derived from this per step, so a step's split depends only on the seed and the step index. */
   readonly splitRng: Rng;

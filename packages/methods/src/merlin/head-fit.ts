@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { choleskySolve, softmaxCrossEntropy } from '@transferlab/core';
+import { softmaxCrossEntropy } from '@transferlab/core';
+import { type TensorOps, tfjsTensorOps } from '../shared/loss-ops.js';
 
 /**
  * The inner problem of MeRLin: fit a head on the train half's features and
@@ -58,19 +59,78 @@ export function regressionTargets(labels: ArrayLike<number>, numClasses: number)
   return tf.tensor2d(out, [n, numClasses]);
 }
 
-function l2Normalise(f: tf.Tensor2D): tf.Tensor2D {
-  // The epsilon keeps an all-zero feature row (dead ReLUs) at zero instead of NaN.
-  return tf.div(f, tf.sqrt(tf.add(tf.sum(tf.square(f), 1, true), 1e-12))) as tf.Tensor2D;
+/** Which closed form a fit on `n` train rows of `d` features uses. */
+export function closedForm(
+  n: number,
+  d: number,
+  form: HeadFitOptions['form'] = 'auto',
+): 'primal' | 'dual' {
+  return form === 'dual' || (form === 'auto' && n <= d) ? 'dual' : 'primal';
 }
 
-function addRidge(m: tf.Tensor2D, lam: tf.Scalar): tf.Tensor2D {
-  return tf.add(m, tf.mul(tf.eye(m.shape[0]), lam)) as tf.Tensor2D;
+/**
+ * The sizes a fit needs besides the features: the number of train rows as a
+ * scalar value (so a graph compiled once serves every batch size), the
+ * identity of the solved system's size, and which form to solve.
+ */
+export interface FitShape<T> {
+  /** n, the number of train rows, as a scalar. */
+  n: T;
+  /** The identity matrix of the system: n × n (dual) or d × d (primal). */
+  eye: T;
+  form: 'primal' | 'dual';
 }
 
 /**
  * Predictions [nVal, C] on the val features of a head fit on
- * (trainFeatures, targets). Differentiable in both feature matrices.
+ * (trainFeatures, targets), written once against `TensorOps` so both
+ * engines run it. Differentiable in both feature matrices.
  */
+export function fitAndPredictWith<T>(
+  ops: TensorOps<T>,
+  trainFeatures: T,
+  valFeatures: T,
+  targets: T,
+  opts: HeadFitOptions,
+  shape: FitShape<T>,
+): T {
+  const kernel = opts.head === 'kernel';
+  // The epsilon keeps an all-zero feature row (dead ReLUs) at zero instead of NaN.
+  const l2Normalise = (f: T) =>
+    ops.div(f, ops.sqrt(ops.add(ops.sum(ops.square(f), 1), ops.constant(1e-12))));
+  const ftr = kernel ? l2Normalise(trainFeatures) : trainFeatures;
+  const fva = kernel ? l2Normalise(valFeatures) : valFeatures;
+  // tr(K)/n: the mean squared norm of a train feature row (1 after normalising).
+  const meanSq = kernel ? ops.constant(1) : ops.div(ops.sum(ops.square(ftr)), shape.n);
+  const lam = ops.scale(meanSq, opts.lambda);
+
+  if (opts.innerSteps > 0) {
+    const k = ops.matMul(ftr, ftr, false, true);
+    const mu = ops.div(lam, shape.n);
+    const eta = ops.div(ops.constant(opts.innerLr), ops.add(meanSq, mu));
+    // a₁ = η Y / n (the first step from a₀ = 0), then the remaining k − 1 steps.
+    let a = ops.mul(targets, ops.div(eta, shape.n));
+    for (let t = 1; t < opts.innerSteps; t++) {
+      const grad = ops.add(ops.div(ops.sub(ops.matMul(k, a), targets), shape.n), ops.mul(a, mu));
+      a = ops.sub(a, ops.mul(grad, eta));
+    }
+    return ops.matMul(ops.matMul(fva, ftr, false, true), a);
+  }
+  // The cosine kernel is the linear kernel of the normalised features, so
+  // both heads have both forms.
+  const ridge = ops.mul(shape.eye, lam);
+  if (shape.form === 'dual') {
+    const alpha = ops.solveSpd(ops.add(ops.matMul(ftr, ftr, false, true), ridge), targets);
+    return ops.matMul(ops.matMul(fva, ftr, false, true), alpha);
+  }
+  const w = ops.solveSpd(
+    ops.add(ops.matMul(ftr, ftr, true, false), ridge),
+    ops.matMul(ftr, targets, true, false),
+  );
+  return ops.matMul(fva, w);
+}
+
+/** `fitAndPredictWith` on tfjs tensors, the sizes read off the features. */
 export function fitAndPredict(
   trainFeatures: tf.Tensor2D,
   valFeatures: tf.Tensor2D,
@@ -81,42 +141,14 @@ export function fitAndPredict(
   if (targets.shape[0] !== n) {
     throw new Error(`fitAndPredict: ${n} train feature rows but ${targets.shape[0]} target rows`);
   }
-  const kernel = opts.head === 'kernel';
-  const ftr = kernel ? l2Normalise(trainFeatures) : trainFeatures;
-  const fva = kernel ? l2Normalise(valFeatures) : valFeatures;
-  // tr(K)/n: the mean squared norm of a train feature row (1 after normalising).
-  const meanSq = kernel ? tf.scalar(1) : (tf.div(tf.sum(tf.square(ftr)), n) as tf.Scalar);
-  const lam = tf.mul(meanSq, opts.lambda) as tf.Scalar;
-
-  if (opts.innerSteps > 0) {
-    const k = tf.matMul(ftr, ftr, false, true);
-    const mu = tf.div(lam, n) as tf.Scalar;
-    const eta = tf.div(opts.innerLr, tf.add(meanSq, mu)) as tf.Scalar;
-    // a₁ = η Y / n (the first step from a₀ = 0), then the remaining k − 1 steps.
-    let a = tf.mul(targets, tf.div(eta, n)) as tf.Tensor2D;
-    for (let t = 1; t < opts.innerSteps; t++) {
-      const grad = tf.add(
-        tf.div(tf.sub(tf.matMul(k, a), targets), n),
-        tf.mul(a, mu),
-      ) as tf.Tensor2D;
-      a = tf.sub(a, tf.mul(grad, eta)) as tf.Tensor2D;
-    }
-    return tf.matMul(tf.matMul(fva, ftr, false, true), a);
-  }
-
-  const form = opts.form ?? 'auto';
-  // The cosine kernel is the linear kernel of the normalised features, so
-  // both heads have both forms.
-  const dual = form === 'dual' || (form === 'auto' && n <= d);
-  if (dual) {
-    const alpha = choleskySolve(addRidge(tf.matMul(ftr, ftr, false, true), lam), targets);
-    return tf.matMul(tf.matMul(fva, ftr, false, true), alpha);
-  }
-  const w = choleskySolve(
-    addRidge(tf.matMul(ftr, ftr, true, false), lam),
-    tf.matMul(ftr, targets, true, false),
-  );
-  return tf.matMul(fva, w);
+  const form = closedForm(n, d, opts.form);
+  return tf.tidy(() =>
+    fitAndPredictWith(tfjsTensorOps, trainFeatures, valFeatures, targets, opts, {
+      n: tf.scalar(n),
+      eye: tf.eye(form === 'dual' ? n : d),
+      form,
+    }),
+  ) as tf.Tensor2D;
 }
 
 /**

@@ -1,14 +1,12 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { mergeParams } from '@transferlab/core';
+import { linearHead } from '@transferlab/models';
 import {
-  disposeMultiHead,
   initialBackbone,
-  initMultiHead,
-  multiHeadStep,
   requireSourceClasses,
   SOURCE_HEAD,
   TARGET_HEAD,
-  targetLogits,
 } from '../shared/multi-head.js';
+import { createNetworkTrainer } from '../shared/trainer.js';
 import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 import {
   ID,
@@ -18,7 +16,8 @@ import {
   minBatchSize,
   validateMerlin,
 } from './config.js';
-import { lossTerms, prepareBatch } from './loss.js';
+import { closedForm } from './head-fit.js';
+import { merlinLoss, merlinValueSpecs, prepareBatch } from './loss.js';
 import { splitSizes } from './split.js';
 
 export type { MerlinConfig, MerlinState } from './config.js';
@@ -82,7 +81,8 @@ export const merlin: TransferMethod<MerlinConfig, MerlinState> = {
   // pretrained backbone is ignored when fromPretrained is false.
   needs: { pretrainedBackbone: true, sourceBatches: true },
   validate: validateMerlin,
-  init(ctx) {
+  engines: ['onnxruntime', 'tfjs'],
+  async init(ctx) {
     const c = ctx.config;
     const { nTrain, nVal } = splitSizes(c.batchSize, c.valFraction);
     if (nTrain < ctx.numClasses || nVal < ctx.numClasses) {
@@ -90,48 +90,63 @@ export const merlin: TransferMethod<MerlinConfig, MerlinState> = {
         `method "${ID}": batchSize ${c.batchSize} with valFraction ${c.valFraction} splits a batch into ${nTrain} train / ${nVal} val examples, fewer than the ${ctx.numClasses} classes (each half needs every class); use batchSize ≥ ${minBatchSize(c.valFraction, ctx.numClasses)}`,
       );
     }
-    const heads = [{ prefix: TARGET_HEAD, numClasses: ctx.numClasses }];
-    if (c.sourceWeight > 0) {
-      heads.push({ prefix: SOURCE_HEAD, numClasses: requireSourceClasses(ID, ctx) });
-    }
+    const dim = ctx.backbone.featureDim;
+    // Heads drawn as initMultiHead draws them: the evaluation head starts where the classifier's does.
+    const target = linearHead(dim, ctx.numClasses, TARGET_HEAD);
+    const source =
+      c.sourceWeight > 0 ? linearHead(dim, requireSourceClasses(ID, ctx), SOURCE_HEAD) : undefined;
+    const params = mergeParams(
+      initialBackbone(ID, ctx),
+      target.init(ctx.rng.derive(TARGET_HEAD)),
+      ...(source ? [source.init(ctx.rng.derive(SOURCE_HEAD))] : []),
+    );
+    const headNames = new Set([...target.paramNames, ...(source?.paramNames ?? [])]);
+    const heads = { target, ...(source ? { source } : {}) };
+    const form = closedForm(nTrain, dim);
+    const trainer = await createNetworkTrainer({
+      engine: ctx.engine ?? 'tfjs',
+      backbone: ctx.backbone,
+      params,
+      isHead: (name) => headNames.has(name),
+      config: c,
+      totalSteps: ctx.totalSteps,
+      backboneLrMultiplier: c.backboneLrMultiplier,
+      loss: merlinLoss(c, heads, form),
+      values: merlinValueSpecs(ctx.numClasses, form === 'dual' ? 'T' : dim),
+      sourceBatches: c.sourceWeight > 0,
+      ...(ctx.threads ? { intraOpNumThreads: ctx.threads } : {}),
+    });
     return {
-      model: initMultiHead({
-        backbone: ctx.backbone,
-        backboneParams: initialBackbone(ID, ctx),
-        heads,
-        config: c,
-        backboneLrMultiplier: c.backboneLrMultiplier,
-        rng: ctx.rng,
-        totalSteps: ctx.totalSteps,
-      }),
+      config: c,
+      backbone: ctx.backbone,
+      heads,
+      trainer,
+      form,
       numClasses: ctx.numClasses,
       splitRng: ctx.rng.derive('merlin-split'),
     };
   },
-  trainStep(state, input) {
-    const { model } = state;
-    const c = model.config;
+  async trainStep(state, input) {
+    const c = state.config;
     const source = c.sourceWeight > 0 ? input.source : undefined;
     if (c.sourceWeight > 0 && !source) {
       throw new Error(
         `method "${ID}": sourceWeight ${c.sourceWeight} > 0 needs a source minibatch (input.source) every step`,
       );
     }
-    const batch = prepareBatch(state, input.target, input.step);
+    const prepared = prepareBatch(state, input.target, input.step);
     try {
-      const out = multiHeadStep(model, input.step, (p, norm) => {
-        const terms = lossTerms(state, p, batch, source, norm);
-        let loss: tf.Tensor = terms.evalHead;
-        if (terms.meta) loss = tf.add(loss, terms.meta);
-        if (terms.source) loss = tf.add(loss, tf.mul(terms.source, c.sourceWeight));
-        return loss as tf.Scalar;
-      });
-      return { state: { ...state, model: out.state }, loss: out.loss };
+      const loss = await state.trainer.step(
+        { target: prepared.batch, ...(source ? { source } : {}), step: input.step },
+        prepared.values,
+      );
+      return { state, loss };
     } finally {
-      batch.dispose();
+      prepared.dispose();
     }
   },
-  predictParams: (state) => state.model.params,
-  predict: (state, params, x) => targetLogits(state.model, params, x),
-  dispose: (state) => disposeMultiHead(state.model),
+  predictParams: (state) => state.trainer.params(),
+  predict: (state, params, x) =>
+    state.heads.target.apply(params, state.backbone.apply(params, x).features),
+  dispose: (state) => state.trainer.dispose(),
 };

@@ -75,7 +75,7 @@ async function train(
     }
   }
   const params = Object.fromEntries(
-    Object.keys(state.model.params).map((n) => [n, values(state.model.params, n)]),
+    Object.keys(state.trainer.params()).map((n) => [n, values(state.trainer.params(), n)]),
   );
   await merlin.dispose(state);
   for (const t of Object.values(pretrained)) t.dispose();
@@ -90,7 +90,7 @@ function heldOutMetaLoss(state: MerlinState): number {
     const prepared = prepareBatch(state, held, 12345);
     try {
       sum += tf.tidy(
-        () => lossTerms(state, state.model.params, prepared).meta?.dataSync()[0] as number,
+        () => lossTerms(state, state.trainer.params(), prepared).meta?.dataSync()[0] as number,
       );
     } finally {
       prepared.dispose();
@@ -238,16 +238,18 @@ describe('merlin method', () => {
       totalSteps: 1,
       ...extra,
     });
-    expect(() => merlin.init(ctx({ batchSize: 16 }))).toThrow(
+    await expect(async () => merlin.init(ctx({ batchSize: 16 }))).rejects.toThrow(
       /batchSize 16 with valFraction 0.5 splits a batch into 8 train \/ 8 val examples, fewer than the 10 classes.*use batchSize ≥ 20/,
     );
-    expect(() => merlin.init(ctx({ batchSize: 40, valFraction: 0.2 }))).toThrow(
+    await expect(async () => merlin.init(ctx({ batchSize: 40, valFraction: 0.2 }))).rejects.toThrow(
       /32 train \/ 8 val.*use batchSize ≥ 48/,
     );
-    expect(() => merlin.init(ctx({}))).toThrow(/fromPretrained is true but no pretrained backbone/);
-    expect(() =>
+    await expect(async () => merlin.init(ctx({}))).rejects.toThrow(
+      /fromPretrained is true but no pretrained backbone/,
+    );
+    await expect(async () =>
       merlin.init(ctx({ fromPretrained: false, sourceWeight: 1 }, { sourceNumClasses: undefined })),
-    ).toThrow(/needs the source task's number of classes/);
+    ).rejects.toThrow(/needs the source task's number of classes/);
     const s = await merlin.init(ctx({ fromPretrained: false }));
     await merlin.dispose(s);
   });
@@ -295,13 +297,13 @@ describe('merlin method', () => {
   it('only the meta loss moves the backbone: frozen backbone ⇒ held-out meta loss unchanged', async () => {
     let { state, pretrained } = await start({ backboneLrMultiplier: 0 });
     const before = heldOutMetaLoss(state);
-    const fc1 = values(state.model.params, 'fc1.weight');
+    const fc1 = values(state.trainer.params(), 'fc1.weight');
     for (let step = 0; step < 5; step++) {
       const b = batch(10 + step);
       state = (await merlin.trainStep(state, { target: b, step })).state;
       disposeBatch(b);
     }
-    expect(values(state.model.params, 'fc1.weight')).toEqual(fc1);
+    expect(values(state.trainer.params(), 'fc1.weight')).toEqual(fc1);
     expect(heldOutMetaLoss(state)).toBeCloseTo(before, 6);
     await merlin.dispose(state);
     for (const t of Object.values(pretrained)) t.dispose();
@@ -309,10 +311,12 @@ describe('merlin method', () => {
 
   it('starts from a copy of the pretrained backbone, or a random one with fromPretrained: false', async () => {
     const a = await start({});
-    expect(values(a.state.model.params, 'fc1.weight')).toEqual(values(a.pretrained, 'fc1.weight'));
-    expect(a.state.model.params['fc1.weight']).not.toBe(a.pretrained['fc1.weight']);
+    expect(values(a.state.trainer.params(), 'fc1.weight')).toEqual(
+      values(a.pretrained, 'fc1.weight'),
+    );
+    expect(a.state.trainer.params()['fc1.weight']).not.toBe(a.pretrained['fc1.weight']);
     const b = await start({ fromPretrained: false });
-    expect(values(b.state.model.params, 'fc1.weight')).not.toEqual(
+    expect(values(b.state.trainer.params(), 'fc1.weight')).not.toEqual(
       values(b.pretrained, 'fc1.weight'),
     );
     for (const s of [a, b]) {
@@ -339,7 +343,7 @@ describe('merlin method', () => {
     expect(withSource.params['fc1.weight']).not.toEqual(without.params['fc1.weight']);
     let { state, pretrained } = await start({ sourceWeight: 1 });
     const b = batch(4);
-    expect(() => merlin.trainStep(state, { target: b, step: 0 })).toThrow(
+    await expect(async () => merlin.trainStep(state, { target: b, step: 0 })).rejects.toThrow(
       /sourceWeight 1 > 0 needs a source minibatch/,
     );
     // A ragged last batch of one example cannot be split: it still trains the heads.

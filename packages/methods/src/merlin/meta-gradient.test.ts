@@ -163,7 +163,7 @@ describe('MeRLin meta-gradient', () => {
           return (l as tf.Scalar).dataSync()[0] as number;
         });
 
-      const params = state.model.params;
+      const params = state.trainer.params();
       const { value, grads } = valueAndGrads(full, params, backboneNames);
       // Larger steps cross ReLU kinks; smaller ones drown in float32 rounding.
       const h = tc.activation === 'relu' ? 3e-3 : 1e-2;
@@ -240,7 +240,7 @@ describe('MeRLin meta-gradient', () => {
     const prepared = prepareBatch(state, target, 0);
     const split = prepared.split as NonNullable<typeof prepared.split>;
     const backboneNames = Object.keys(backbone.paramShapes);
-    const params = state.model.params;
+    const params = state.trainer.params();
     const { grads } = valueAndGrads(
       (p) => {
         const t = lossTerms(state, p, prepared);
