@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
+import type { LossOps } from '../shared/loss-ops.js';
 import type { MethodContext } from '../types.js';
 
 /** Parameter prefix of the source ("old task") head, as the bench's pre-training names it. */
@@ -39,14 +40,44 @@ export function sourceHeadOf(
   return { [w]: weight, [b]: bias };
 }
 
-/** −mean_b Σ_k softmax(teacher/T)_k · log softmax(student/T)_k (Li & Hoiem's L_old, no T² factor). */
+/** The ops the distillation term needs: a subset of `LossOps`, so it is written once for both engines. */
+export type DistillationOps<T> = Pick<
+  LossOps<T>,
+  'scale' | 'mul' | 'sum' | 'mean' | 'softmax' | 'logSoftmax'
+>;
+
+/**
+ * −mean_b Σ_k softmax(teacher/T)_k · log softmax(student/T)_k (Li & Hoiem's
+ * L_old, no T² factor), once for both engines. The teacher is a target: pass
+ * it from the frozen network (no gradient) or detached. Logits are scaled by
+ * 1/T: exactly x/T for a power-of-two T (the default 2), else within an ulp.
+ */
+export function distillation<T>(
+  ops: DistillationOps<T>,
+  student: T,
+  teacher: T,
+  temperature: number,
+): T {
+  const target = ops.softmax(ops.scale(teacher, 1 / temperature));
+  const logProbs = ops.logSoftmax(ops.scale(student, 1 / temperature));
+  return ops.scale(ops.mean(ops.sum(ops.mul(target, logProbs), 1)), -1);
+}
+
+/** tfjs's `DistillationOps`, as `tfjsLossOps` maps them. */
+const tfjsOps: DistillationOps<tf.Tensor> = {
+  scale: (a, s) => tf.mul(a, s),
+  mul: (a, b) => tf.mul(a, b),
+  sum: (a, axis) => (axis === undefined ? tf.sum(a) : tf.sum(a, axis, true)),
+  mean: (a, axis) => (axis === undefined ? tf.mean(a) : tf.mean(a, axis, true)),
+  softmax: (a) => tf.softmax(a),
+  logSoftmax: (a) => tf.logSoftmax(a),
+};
+
+/** `distillation` on tfjs tensors: the term on its own, for callers and tests. */
 export function distillationLoss(
   student: tf.Tensor,
   teacher: tf.Tensor,
   temperature: number,
 ): tf.Scalar {
-  const target = tf.softmax(tf.div(teacher, temperature));
-  return tf.neg(
-    tf.mean(tf.sum(tf.mul(target, tf.logSoftmax(tf.div(student, temperature))), 1)),
-  ) as tf.Scalar;
+  return distillation(tfjsOps, student, teacher, temperature) as tf.Scalar;
 }

@@ -1,28 +1,18 @@
-import * as tf from '@tensorflow/tfjs-core';
-import {
-  cloneParams,
-  disposeParams,
-  mergeParams,
-  type Params,
-  softmaxCrossEntropy,
-} from '@transferlab/core';
-import { type LinearHead, linearHead } from '@transferlab/models';
+import type * as tf from '@tensorflow/tfjs-core';
+import { cloneParams, mergeParams, type Params } from '@transferlab/core';
+import { type Backbone, type LinearHead, linearHead } from '@transferlab/models';
 import { mergeConfig, requireNonNegative, requirePositive } from '../shared/config.js';
+import type { LossFn } from '../shared/loss-ops.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
-import {
-  disposeTrainedModel,
-  initTrainedModel,
-  type TrainedModel,
-  trainedModelStep,
-} from '../shared/trained-model.js';
+import { createNetworkTrainer, type NetworkTrainer } from '../shared/trainer.js';
 import {
   type MethodContext,
   TRANSFER_METHOD_SPECIFICATION_VERSION,
   type TransferMethod,
 } from '../types.js';
-import { distillationLoss, LWF_SOURCE_HEAD, sourceHeadOf } from './distillation.js';
+import { distillation, LWF_SOURCE_HEAD, sourceHeadOf } from './distillation.js';
 
-export { distillationLoss, LWF_SOURCE_HEAD } from './distillation.js';
+export { distillation, distillationLoss, LWF_SOURCE_HEAD } from './distillation.js';
 
 export interface LwfConfig extends OptimConfig {
   /** T: softmax temperature of the distillation term (2 in the paper). */
@@ -34,20 +24,45 @@ export interface LwfConfig extends OptimConfig {
 }
 
 /**
- * MethodContext plus the source head. The runner's context has no source
- * head yet: LwF reads it from `sourceHead` when the runner provides it, or
- * from `source_head.weight` / `source_head.bias` inside `pretrained`.
+ * LwF's context: MethodContext, whose `sourceHead` LwF needs. LwF reads the
+ * source head from `sourceHead`, or from `source_head.weight` /
+ * `source_head.bias` inside `pretrained`.
  */
 export interface LwfContext extends MethodContext<LwfConfig> {
   readonly sourceHead?: Params;
 }
 
-/** The student: shared backbone + new head `head.*` + old head `source_head.*`, all trained. */
-export interface LwfState extends TrainedModel<LwfConfig> {
+/**
+ * The student — shared backbone + new head `head.*` + old head
+ * `source_head.*`, all trained — in its trainer, which also holds the frozen
+ * original network (backbone + source head): the "recorded" old-task responses.
+ */
+export interface LwfState {
+  readonly backbone: Backbone;
   readonly head: LinearHead;
   readonly oldHead: LinearHead;
-  /** Frozen copy of the original network (backbone + source head): the "recorded" old-task responses. */
-  readonly original: Params;
+  readonly trainer: NetworkTrainer;
+}
+
+/**
+ * CE(head(f(x)), y) + λ_o · KD_T(oldHead(f(x)) ‖ original network(x)), once
+ * for both engines. The original network (the trainer's frozen copy) answers
+ * in inference mode; the student's normalisation trains as fine-tuning's.
+ * The term is kept when λ_o = 0 (weight 0) so the old head still has a gradient.
+ */
+export function lwfLoss(
+  head: LinearHead,
+  oldHead: LinearHead,
+  c: Pick<LwfConfig, 'temperature' | 'lambdaOld'>,
+): LossFn {
+  return (ops) => {
+    const { x, y } = ops.target;
+    const teacher = ops.linear(ops.features(x, 'frozen'), oldHead, 'frozen');
+    const feats = ops.features(x);
+    const ce = ops.crossEntropy(ops.linear(feats, head), y);
+    const old = distillation(ops, ops.linear(feats, oldHead), teacher, c.temperature);
+    return ops.add(ce, ops.scale(old, c.lambdaOld));
+  };
 }
 
 const ID = 'lwf';
@@ -60,9 +75,11 @@ const ID = 'lwf';
  *   loss = CE(new head) + λ_o · KD_T(old head ‖ original network).
  * The original network's responses, which the paper records before
  * training, are computed on the fly from a frozen copy (the same values:
- * no dropout or augmentation here). Defaults: T = 2, λ_o = 1 (the paper);
- * the optimizer as `fine-tune`'s (heads at lr, backbone at lr × 0.03). Not
- * implemented: the paper's warm-up phase (new head alone first).
+ * no dropout or augmentation here): the trainer's `frozen` network, read in
+ * inference mode. One loss (`lwfLoss`) runs on both engines. Defaults:
+ * T = 2, λ_o = 1 (the paper); the optimizer as `fine-tune`'s (heads at lr,
+ * backbone at lr × 0.03). Not implemented: the paper's warm-up phase (new
+ * head alone first).
  *
  * Needs the source head: see `LwfContext`.
  */
@@ -99,7 +116,8 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     requireNonNegative(ID, 'backboneLrMultiplier', c.backboneLrMultiplier);
     return c;
   },
-  init(ctx: LwfContext) {
+  engines: ['onnxruntime', 'tfjs'],
+  async init(ctx: LwfContext) {
     if (!ctx.pretrained) throw new Error(`method "${ID}": needs the source-pretrained backbone`);
     const backbone = ctx.backbone;
     const backboneNames = Object.keys(backbone.paramShapes);
@@ -115,49 +133,30 @@ export const lwf: TransferMethod<LwfConfig, LwfState> = {
     const head = linearHead(backbone.featureDim, ctx.numClasses, 'head');
     const oldHead = linearHead(backbone.featureDim, sourceClasses, LWF_SOURCE_HEAD);
     const heads = new Set([...head.paramNames, ...oldHead.paramNames]);
-    const model = initTrainedModel({
+    // The runner owns the pretrained weights and the source head: the trainer
+    // takes over copies, one to train and one frozen.
+    const trainer = await createNetworkTrainer({
+      engine: ctx.engine ?? 'tfjs',
       backbone,
       params: mergeParams(
         cloneParams(pretrainedBackbone),
         head.init(ctx.rng.derive('head')),
         cloneParams(srcHead),
       ),
+      isHead: (n) => heads.has(n),
       config: ctx.config,
       totalSteps: ctx.totalSteps,
-      isHead: (n) => heads.has(n),
       backboneLrMultiplier: ctx.config.backboneLrMultiplier,
+      loss: lwfLoss(head, oldHead, ctx.config),
+      frozen: cloneParams(mergeParams(pretrainedBackbone, srcHead)),
+      ...(ctx.threads ? { intraOpNumThreads: ctx.threads } : {}),
     });
-    return {
-      ...model,
-      head,
-      oldHead,
-      original: cloneParams(mergeParams(pretrainedBackbone, srcHead)),
-    };
+    return { backbone, head, oldHead, trainer };
   },
-  trainStep(state, input) {
-    const { x, y } = input.target;
-    const c = state.config;
-    const teacher = tf.tidy(() =>
-      state.oldHead.apply(state.original, state.backbone.apply(state.original, x).features),
-    );
-    // The student's normalisation trains like fine-tuning's; the teacher (the
-    // original network) answers in inference mode.
-    try {
-      return trainedModelStep(state, input.step, (p, norm) => {
-        const feats = norm.apply(p, x).features;
-        const ce = softmaxCrossEntropy(state.head.apply(p, feats), y);
-        // Kept when λ_o = 0 (as a zero term) so the old head still has a gradient.
-        const old = distillationLoss(state.oldHead.apply(p, feats), teacher, c.temperature);
-        return tf.add(ce, tf.mul(old, c.lambdaOld)) as tf.Scalar;
-      });
-    } finally {
-      teacher.dispose();
-    }
+  async trainStep(state, input) {
+    return { state, loss: await state.trainer.step(input) };
   },
-  predictParams: (state) => state.params,
+  predictParams: (state) => state.trainer.params(),
   predict: (state, params, x) => state.head.apply(params, state.backbone.apply(params, x).features),
-  dispose(state) {
-    disposeTrainedModel(state);
-    disposeParams(state.original);
-  },
+  dispose: (state) => state.trainer.dispose(),
 };

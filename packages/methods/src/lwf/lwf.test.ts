@@ -56,7 +56,8 @@ const arrays = (p: Params) =>
 describe('lwf', () => {
   it('needs the source head, and says what the runner must pass', async () => {
     const src = sourceNetwork();
-    expect(() =>
+    expect(lwf.engines).toEqual(['onnxruntime', 'tfjs']);
+    await expect(async () =>
       lwf.init({
         config: lwf.validate({}),
         backbone,
@@ -65,16 +66,22 @@ describe('lwf', () => {
         rng: createRng(0),
         totalSteps: 1,
       }),
-    ).toThrow(
+    ).rejects.toThrow(
       /needs the source network's head \(source_head.weight, source_head.bias\).*MethodContext.sourceHead/,
     );
-    expect(() => lwf.init({ ...context({}, src), sourceNumClasses: 5 })).toThrow(
-      /the source head has 4 outputs but sourceNumClasses is 5/,
-    );
+    await expect(async () =>
+      lwf.init({ ...context({}, src), sourceNumClasses: 5 }),
+    ).rejects.toThrow(/the source head has 4 outputs but sourceNumClasses is 5/);
+    await expect(async () =>
+      lwf.init({
+        ...context({}, src),
+        pretrained: { 'fc1.weight': src.backbone['fc1.weight'] as tf.Tensor },
+      }),
+    ).rejects.toThrow(/the pretrained weights lack fc1.bias, fc2.weight, fc2.bias/);
     // Either route works: a `sourceHead` field or the names inside `pretrained`.
     for (const how of ['field', 'pretrained'] as const) {
       const state = await lwf.init(context({}, src, how));
-      expect(Object.keys(state.params).sort()).toEqual([
+      expect(Object.keys(await lwf.predictParams(state)).sort()).toEqual([
         'fc1.bias',
         'fc1.weight',
         'fc2.bias',
@@ -118,7 +125,7 @@ describe('lwf', () => {
       b = (await fineTune.trainStep(b, { target: t, step })).state;
       tf.dispose([t.x, t.y]);
     }
-    const pa = arrays(a.params);
+    const pa = arrays(await lwf.predictParams(a));
     for (const [n, v] of Object.entries(arrays(b.trainer.params()))) expect(pa[n], n).toEqual(v);
     await lwf.dispose(a);
     await fineTune.dispose(b);
@@ -138,12 +145,11 @@ describe('lwf', () => {
         { warmup: 2, steps: 20 },
       );
       expect(growth.grew).toBe(false);
+      const p = await lwf.predictParams(state);
       const d = tf.tidy(() => {
-        const now = state.oldHead.apply(state.params, backbone.apply(state.params, t.x).features);
-        const then = state.oldHead.apply(
-          state.original,
-          backbone.apply(state.original, t.x).features,
-        );
+        const now = state.oldHead.apply(p, backbone.apply(p, t.x).features);
+        // The original network: the runner's weights, which LwF never touches.
+        const then = state.oldHead.apply(src.head, backbone.apply(src.backbone, t.x).features);
         return tf.mean(tf.abs(tf.sub(tf.softmax(now), tf.softmax(then)))).dataSync()[0] as number;
       });
       await lwf.dispose(state);
