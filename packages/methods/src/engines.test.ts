@@ -17,6 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fineTune } from './fine-tune/index.js';
 import { joint } from './joint/index.js';
 import { linearProbe } from './linear-probe/index.js';
+import { lwf } from './lwf/index.js';
 import { merlin } from './merlin/index.js';
 import { scratch } from './scratch/index.js';
 import { createBatch, disposeBatch } from './shared/batch.js';
@@ -172,6 +173,13 @@ const cases: [string, AnyTransferMethod, Record<string, unknown>, BackboneSpec][
     mlpSpec([4, 4, 1], [16, 8]),
   ],
   ['merlin, BN statistics', merlin, { ...sgd, lambda: 1e-2, backboneLrMultiplier: 1 }, denseBn],
+  [
+    'lwf (T 3, λ_o 2), SGD',
+    lwf,
+    { ...sgd, temperature: 3, lambdaOld: 2 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
+  ['lwf, BN trained', lwf, { ...sgd, backboneLrMultiplier: 1 }, denseBn],
   ['scratch on the CNN', scratch, {}, cnnSpec([8, 8, 1], [4, 6], 12)],
   [
     'fine-tune on the batch-normalised ResNet',

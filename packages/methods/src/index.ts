@@ -43,6 +43,7 @@ export {
   type LwfContext,
   type LwfState,
   lwf,
+  lwfLoss,
 } from './lwf/index.js';
 export {
   fitAndPredict,
