@@ -263,6 +263,25 @@ const convCases: NnCase[] = [
     },
   },
   {
+    name: 'Conv depthwise (group = C) 3×3 stride 1, pads 1',
+    inputs: { x: [2, 3, 6, 7], w: [3, 1, 3, 3] },
+    graph: conv('x', 'w', { group: attr.int(3), pads: ints([1, 1, 1, 1]) }),
+    tfjs: (x, w) =>
+      nchw(
+        tf.depthwiseConv2d(
+          nhwc(x as tf.Tensor) as tf.Tensor4D,
+          tf.transpose(w as tf.Tensor, [2, 3, 0, 1]) as tf.Tensor4D,
+          1,
+          [
+            [0, 0],
+            [1, 1],
+            [1, 1],
+            [0, 0],
+          ],
+        ),
+      ),
+  },
+  {
     name: 'Conv grouped (group 2)',
     inputs: { x: [2, 4, 5, 6], w: [6, 2, 3, 3] },
     graph: conv('x', 'w', { group: attr.int(2), pads: ints([1, 0, 1, 2]) }),
@@ -338,6 +357,16 @@ const convCases: NnCase[] = [
         pads: ints([0, 1, 1, 0]),
         output_padding: ints([2, 1]),
       }),
+  },
+  {
+    name: 'ConvTranspose stride 1: depthwise, and dense with pads (finite differences)',
+    inputs: { x: [2, 4, 4, 5], wd: [4, 1, 3, 3], w: [4, 3, 2, 3] },
+    graph: (g) =>
+      both(
+        g,
+        g.op('ConvTranspose', ['x', 'wd'], { group: attr.int(4), pads: ints([1, 1, 1, 1]) }),
+        g.op('ConvTranspose', ['x', 'w'], { pads: ints([0, 1, 1, 0]), dilations: ints([2, 1]) }),
+      ),
   },
   {
     name: 'ConvTranspose output_shape and auto_pad SAME_UPPER (finite differences)',

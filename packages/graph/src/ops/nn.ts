@@ -261,29 +261,115 @@ function im2col(g: G, x: string, channels: number, win: Window): string {
 }
 
 /**
- * The weight gradient shared by Conv and ConvTranspose: for each group,
- * Σ over the batch of a · patchesᵀ. As one batched MatMul
- * patches [N, G, Cp·K/G, L] × aᵀ [N, G, L, Ca/G] (onnxruntime fuses the
- * transpose into the MatMul; the smaller operand is the transposed one),
- * a sum over N and a small transpose, reshaped to [Ca, Cp/G, …kernel].
- * (Conv: a = dY, patches = im2col(X). ConvTranspose: a = X, patches = im2col(dY).)
+ * For stride 1: the K shifted views of src [N, C, …in] a window reads —
+ * view k holds, at output position o, the element at window position k
+ * (row-major) of window o, zero in the pads. Plain slices of the padded
+ * input (a strided axis would need step slices, slow in onnxruntime: im2col
+ * is used there instead).
+ */
+function windowViews(g: G, src: string, win: Window, outSpatial: readonly number[]): string[] {
+  const inSpatial = spatialOf(g, src, 'a window source');
+  const r = inSpatial.length;
+  // Rows read, in padded coordinates: [0, out + (k − 1)·d). Crop what no window reaches, pad the rest.
+  const span = outSpatial.map((o, i) => o + extent(win, i) - 1);
+  const keep = inSpatial.map((d, i) => Math.min(d, (span[i] as number) - (win.begin[i] as number)));
+  let v = src;
+  if (keep.some((k, i) => k < (inSpatial[i] as number)))
+    v = g.op('Slice', [v, g.ints(keep.map(() => 0)), g.ints(keep), g.ints(range(r, 2))]);
+  const back = keep.map((k, i) => (span[i] as number) - (win.begin[i] as number) - k);
+  if ([...win.begin, ...back].some((p) => p > 0))
+    v = g.op('Pad', [v, g.ints([0, 0, ...win.begin, 0, 0, ...back])]);
+  const views: string[] = [];
+  for (let k = 0; k < product(win.kernel); k++) {
+    const starts: number[] = [];
+    let rest = k;
+    for (let i = r - 1; i >= 0; i--) {
+      starts[i] = (rest % (win.kernel[i] as number)) * (win.dilations[i] as number);
+      rest = Math.floor(rest / (win.kernel[i] as number));
+    }
+    const axes = range(r).filter((i) => starts[i] !== 0 || outSpatial[i] !== span[i]);
+    views.push(
+      axes.length === 0
+        ? v
+        : g.op('Slice', [
+            v,
+            g.ints(axes.map((i) => starts[i] as number)),
+            g.ints(axes.map((i) => (starts[i] as number) + (outSpatial[i] as number))),
+            g.ints(axes.map((i) => i + 2)),
+          ]),
+    );
+  }
+  return views;
+}
+
+/**
+ * The weight gradient shared by Conv and ConvTranspose: per group, Σ over
+ * the batch and the output positions of a · (window view of src)ᵀ,
+ * reshaped to [Ca, Cs/G, …kernel]. (Conv: a = dY, src = X. ConvTranspose:
+ * a = X, src = dY.) Two forms, whichever onnxruntime runs faster:
+ * - stride 1: one batched MatMul per window position, view_k
+ *   [N, G, Cs/G, L] × aᵀ [N, G, L, Ca/G] (the transpose fused into the
+ *   MatMul), summed over N and stacked; depthwise, a multiply and a sum.
+ *   ~40% faster than im2col: the views are plain slices, nothing is
+ *   materialised K times over.
+ * - strided: im2col (the one-hot Conv, computing only at the output
+ *   positions) + one batched MatMul, summed over N.
  */
 function weightGrad(
   g: G,
   a: string,
   aChannels: number,
-  patches: string,
-  patchChannels: number,
+  src: string,
+  srcChannels: number,
   group: number,
-  kernel: readonly number[],
+  win: Window,
 ): string {
-  const L = product(spatialOf(g, a, 'a weight-gradient operand'));
-  const K = product(kernel);
-  const A = g.op('Reshape', [a, g.ints([0, group, aChannels / group, L])]);
-  const P = g.op('Reshape', [patches, g.ints([0, group, (patchChannels / group) * K, L])]);
-  const perBatch = g.op('MatMul', [P, emit.transpose(g, A, [0, 1, 3, 2])]);
-  const summed = emit.transpose(g, emit.reduceSum(g, perBatch, [0], false), [0, 2, 1]);
-  return g.op('Reshape', [summed, g.ints([aChannels, patchChannels / group, ...kernel])]);
+  const outSpatial = spatialOf(g, a, 'a weight-gradient operand');
+  const L = product(outSpatial);
+  const K = product(win.kernel);
+  const ga = aChannels / group;
+  const gs = srcChannels / group;
+  const At = emit.transpose(g, g.op('Reshape', [a, g.ints([0, group, ga, L])]), [0, 1, 3, 2]);
+  if (win.strides.some((s) => s > 1)) {
+    const P = g.op('Reshape', [im2col(g, src, srcChannels, win), g.ints([0, group, gs * K, L])]);
+    // [G, Cs/G·K, Ca/G] → [G, Ca/G, Cs/G·K] → [Ca, Cs/G, …kernel]
+    const summed = emit.transpose(
+      g,
+      emit.reduceSum(g, g.op('MatMul', [P, At]), [0], false),
+      [0, 2, 1],
+    );
+    return g.op('Reshape', [summed, g.ints([aChannels, gs, ...win.kernel])]);
+  }
+  const views = windowViews(g, src, win, outSpatial);
+  const stack = (parts: string[], axis: number) => {
+    const lifted = parts.map((p) => g.op('Unsqueeze', [p, g.ints([axis])]));
+    return lifted.length === 1
+      ? (lifted[0] as string)
+      : g.op('Concat', lifted, { axis: attr.int(axis) });
+  };
+  if (ga === 1 && gs === 1) {
+    const A = g.op('Reshape', [a, g.ints([0, aChannels, L])]);
+    const perPosition = views.map((v) =>
+      emit.reduceSum(
+        g,
+        emit.mul(g, g.op('Reshape', [v, g.ints([0, srcChannels, L])]), A),
+        [0, 2],
+        false,
+      ),
+    );
+    return g.op('Reshape', [stack(perPosition, 1), g.ints([aChannels, 1, ...win.kernel])]);
+  }
+  const perPosition = views.map((v) =>
+    emit.reduceSum(
+      g,
+      g.op('MatMul', [g.op('Reshape', [v, g.ints([0, group, gs, L])]), At]),
+      [0],
+      false,
+    ),
+  );
+  // [G, Cs/G, Ca/G, K] → [G, Ca/G, Cs/G, K] → [Ca, Cs/G, …kernel]
+  const stacked = emit.transpose(g, stack(perPosition, 3), [0, 2, 1, 3]);
+  return g.op('Reshape', [stacked, g.ints([aChannels, gs, ...win.kernel])]);
 }
 
 /** Σ of dY over every axis but the channel axis 1: a bias gradient [C]. */
@@ -370,7 +456,7 @@ const convRule: OpRule = {
   grad: ({ g, node, dOut, needs }) => {
     const dy = dOut[0] as string;
     const [x, w, b] = node.inputs as [string, string, string?];
-    const { group, kernel, win } = convGeometry(g, node);
+    const { group, win } = convGeometry(g, node);
     const inSpatial = spatialOf(g, x, 'the Conv input');
     const outSpatial = spatialOf(g, dy, 'the Conv output gradient');
     const C = channelsOf(g, x, 'the Conv input');
@@ -382,7 +468,7 @@ const convRule: OpRule = {
           adjointAttrs(win, inSpatial, outSpatial, { group: attr.int(group) }),
         )
       : undefined;
-    const dw = needs(1) ? weightGrad(g, dy, M, im2col(g, x, C, win), C, group, kernel) : undefined;
+    const dw = needs(1) ? weightGrad(g, dy, M, x, C, group, win) : undefined;
     const db = b && needs(2) ? biasGrad(g, dy) : undefined;
     return [dx, dw, db];
   },
@@ -398,7 +484,7 @@ const convTransposeRule: OpRule = {
   grad: ({ g, node, dOut, needs }) => {
     const dy = dOut[0] as string;
     const [x, w, b] = node.inputs as [string, string, string?];
-    const { group, kernel, win, outputPadding } = convTransposeGeometry(g, node);
+    const { group, win, outputPadding } = convTransposeGeometry(g, node);
     spatialOf(g, x, 'the ConvTranspose input');
     if (outputPadding.some((p, i) => p >= (win.strides[i] as number)))
       throw new Error('ConvTranspose: output_padding ≥ stride has no gradient rule');
@@ -408,9 +494,7 @@ const convTransposeRule: OpRule = {
     const dx = needs(0)
       ? g.op('Conv', [dy, w], windowAttrs(win, { group: attr.int(group) }))
       : undefined;
-    const dw = needs(1)
-      ? weightGrad(g, x, Cin, im2col(g, dy, Cout, win), Cout, group, kernel)
-      : undefined;
+    const dw = needs(1) ? weightGrad(g, x, Cin, dy, Cout, group, win) : undefined;
     const db = b && needs(2) ? biasGrad(g, dy) : undefined;
     return [dx, dw, db];
   },
