@@ -7,14 +7,18 @@
  * differentiated again (second-order meta-gradients):
  *
  * - Conv: the input gradient is a ConvTranspose with the same weights
- *   (output_padding restores the rows a strided window never reached); the
- *   weight gradient is im2col + one batched MatMul. im2col is itself a Conv:
- *   fixed one-hot filters [C·K, 1, k…] with group = C copy each window
- *   position into a channel, exactly (products with 0 and 1 only). For a
- *   3×3 16→32 conv on [64, 16, 28, 28] (one thread) im2col + MatMul takes
- *   ~6 ms where the textbook Conv over transposed tensors takes ~14 ms.
+ *   (output_padding restores the rows a strided window never reached). The
+ *   weight gradient is a MatMul of the input's windows with dY: for stride
+ *   1 the windows are shifted slices of the padded input (one MatMul per
+ *   window position); for strided convs, im2col + one batched MatMul, where
+ *   im2col is itself a Conv — fixed one-hot filters [C·K, 1, k…] with
+ *   group = C copy each window position into a channel, exactly (products
+ *   with 0 and 1 only). Either is ~2× faster in onnxruntime than the
+ *   textbook Conv over transposed tensors (3×3 16→32 on [64, 16, 28, 28],
+ *   one thread: ~14 ms for that, ~6 ms im2col + MatMul, ~4.5 ms slices).
  * - ConvTranspose: the adjoint pair of the above (input gradient = Conv with
- *   the same weights; weight gradient = im2col of the output gradient).
+ *   the same weights; weight gradient = the same MatMul over the windows of
+ *   the output gradient).
  * - MaxPool (no Indices output: onnxruntime's is ~10× slower than the pool):
  *   the gradient goes to the FIRST maximum of each window in row-major
  *   window order, as in PyTorch and tfjs — ties are common (zeros after a
@@ -23,7 +27,8 @@
  *   backbones' 2×2/2) rank the maxima of each tile by position and pool the
  *   ranks again; overlapping or padded windows use im2col + ArgMax and
  *   col2im (a ConvTranspose with the one-hot filters) — exact too, about
- *   twice as slow (im2col materialises K copies of the input).
+ *   twice as slow (im2col materialises K copies of the input). GlobalMaxPool
+ *   is the tiled case with one window. (ArgMax gets a shape rule here.)
  * - AveragePool / GlobalAveragePool: the gradient divided by each window's
  *   count and spread back over the window (a nearest Resize when windows
  *   tile, else a ConvTranspose with ones; a multiply for the global pool).
