@@ -253,11 +253,6 @@ function onesFilters(g: G, channels: number, kernel: readonly number[]): string 
 
 /** The windows of x [N, C, …] as channels: [N, C·K, …out], channel c·K + k = window position k of channel c. */
 function im2col(g: G, x: string, channels: number, win: Window): string {
-  const identity =
-    product(win.kernel) === 1 &&
-    win.strides.every((s) => s === 1) &&
-    [...win.begin, ...win.end].every((p) => p === 0);
-  if (identity) return x;
   return g.op(
     'Conv',
     [x, oneHotFilters(g, channels, win.kernel)],
