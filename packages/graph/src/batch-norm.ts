@@ -29,7 +29,8 @@ export function batchNormTraining(
   if (!dims || dims.length < 2)
     throw new Error(`batchNormTraining: "${x}" needs a known shape [N, C, …], got [${dims}]`);
   const c = dims[1];
-  if (typeof c !== 'number') throw new Error(`batchNormTraining: the channel count of "${x}" is unknown`);
+  if (typeof c !== 'number')
+    throw new Error(`batchNormTraining: the channel count of "${x}" is unknown`);
   const m = opts.momentum ?? 0.1;
   const eps = opts.epsilon ?? 1e-5;
   const axes = dims.map((_, i) => i).filter((i) => i !== 1);
@@ -40,7 +41,9 @@ export function batchNormTraining(
     axes: attr.ints(axes),
     keepdims: attr.int(1),
   });
-  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar(eps, 'bn_eps')])])]);
+  const inv = g.op('Reciprocal', [
+    g.op('Sqrt', [g.op('Add', [variance, g.scalar(eps, 'bn_eps')])]),
+  ]);
   const shape = g.ints(perChannel, 'bn_shape');
   const scale = g.op('Reshape', [p.scale, shape]);
   const bias = g.op('Reshape', [p.bias, shape]);
@@ -48,7 +51,10 @@ export function batchNormTraining(
   // Values per channel: known when every reduced axis is; else counted at run time.
   const reduced = axes.map((a) => dims[a]);
   const count = reduced.every((d) => typeof d === 'number')
-    ? g.scalar((reduced as number[]).reduce((a, b) => a * b, 1), 'bn_count')
+    ? g.scalar(
+        (reduced as number[]).reduce((a, b) => a * b, 1),
+        'bn_count',
+      )
     : g.op('Div', [
         g.op('Cast', [g.op('Size', [x])], { to: attr.int(DT.FLOAT) }),
         g.scalar(c, 'bn_channels'),

@@ -1,5 +1,6 @@
 export { attr, type OnnxAttr } from './attr.js';
 export { addGradients, type GradientOptions } from './autodiff.js';
+export { type BatchNormTrainingOutputs, batchNormTraining } from './batch-norm.js';
 export {
   type GraphNode,
   irVersionForOpset,
@@ -36,4 +37,3 @@ export {
   type TrainingGraphSpec,
   TrainingSession,
 } from './training.js';
-export { type BatchNormTrainingOutputs, batchNormTraining } from './batch-norm.js';

@@ -11,7 +11,7 @@ import { DT } from './proto.js';
 export function softmaxCrossEntropy(g: OnnxGraphBuilder, logits: string, labels: string): string {
   const dims = g.dims(logits);
   const k = dims?.[1];
-  if (!dims || dims.length !== 2 || typeof k !== 'number')
+  if (dims?.length !== 2 || typeof k !== 'number')
     throw new Error(`softmaxCrossEntropy: logits must be [N, K] with K known, got [${dims}]`);
   const oneHot = g.op(
     'OneHot',

@@ -14,7 +14,6 @@ import {
   appendOptimizer,
   type GraphOptimizer,
   OPTIMIZER_INPUTS,
-  optimizerSlots,
 } from './optimizers.js';
 import { createSession, type HostTensor, runSession } from './runtime.js';
 
@@ -51,7 +50,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): {
 } {
   const g = spec.graph;
   const lossDims = g.dims(spec.loss);
-  if (!lossDims || lossDims.length !== 0)
+  if (lossDims?.length !== 0)
     throw new Error(
       `training graph: the loss "${spec.loss}" must be a scalar, has dims [${lossDims}]`,
     );
