@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
+import {
+  formatSpeedJson,
+  formatStepCost,
+  measureSpeed,
+  measureStepCost,
+  type SpeedResult,
+} from './speed.js';
 
 describe('measureStepCost', () => {
   it('times each method on the same batch relative to fine-tuning, reports failures and frees everything', async () => {
@@ -73,7 +79,7 @@ describe('measureSpeed', () => {
       backend: null,
       backbone: 'mlp-256-128',
       batchSize: 16,
-      stepsPerSecond: Number((results[0]?.stepsPerSecond as number).toFixed(2)),
+      stepsPerSecond: Number((results[0] as SpeedResult).stepsPerSecond.toFixed(2)),
       threads: 1,
     });
     expect(lines[2]).toMatchObject({ engine: 'tfjs', backend: 'wasm', backbone: 'mlp-256-128' });
