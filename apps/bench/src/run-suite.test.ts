@@ -91,6 +91,8 @@ describe('runSuite', () => {
     const result = await runSuite({ suite, outDir: out, backend: 'wasm', progress: silent });
     expect(result.records[0]?.status).toBe('failed');
     expect(result.records[0]?.error).toMatch(/diverged at step \d+: loss is (NaN|Infinity)/);
+    // …on the default engine, which the record names.
+    expect(result.records.map((r) => r.engine)).toEqual(['onnxruntime', 'onnxruntime']);
     expect(result.records[1]?.status).toBe('ok');
     // the disk cache holds the pre-trained backbone: a second run reuses it
     const again = await runSuite({ suite, outDir: out, backend: 'wasm', progress: silent });

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, mergeParams, type Params } from '@transferlab/core';
-import { liveSessionCount } from '@transferlab/graph';
+import { liveSessionCount, OnnxGraphBuilder } from '@transferlab/graph';
 import {
   type Backbone,
   createBackbone,
@@ -18,10 +18,18 @@ import type { LossFn } from './loss-ops.js';
 import type { OptimConfig } from './optim.js';
 import { createNetworkTrainer, requireEngine } from './trainer.js';
 
-/** A full garbage collection, so buffer counts measure what is still referenced. */
-function collectGarbage(): void {
+/**
+ * Full garbage collections, so buffer counts measure what is still
+ * referenced. V8 frees array-buffer memory on a concurrent sweeper: collect
+ * a few times with pauses between, or freed buffers still count.
+ */
+async function collectGarbage(): Promise<void> {
   setFlagsFromString('--expose_gc');
-  (runInNewContext('gc') as () => void)();
+  const gc = runInNewContext('gc') as () => void;
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 const config: OptimConfig = {
@@ -144,6 +152,50 @@ describe('network trainer: onnxruntime engine = tfjs', () => {
     expect(Object.keys(b.params)).toContain('bn1.running_var');
   });
 
+  it('a model with an op the autodiff has no rule for fails at compile time, naming op and node', async () => {
+    // An imported graph: Gemm → LeakyRelu (tfjs runs it; the gradient table has no LeakyRelu).
+    const g = new OnnxGraphBuilder('leaky');
+    g.input('input', ['N', 4]);
+    g.initializer('fc.weight', new Float32Array(12).fill(0.1), [4, 3]);
+    g.initializer('fc.bias', [0, 0, 0], [3]);
+    g.op(
+      'LeakyRelu',
+      [g.op('Gemm', ['input', 'fc.weight', 'fc.bias'])],
+      {},
+      'features',
+      'act/leaky',
+    );
+    g.output('features', ['N', 3]);
+    const { backbone, params } = importOnnx(g.toBytes({ opset: 13 }), { source: 'leaky.onnx' });
+    const head = linearHead(3, 2);
+    const spec = {
+      backbone,
+      isHead: (n: string) => head.paramNames.includes(n),
+      config,
+      totalSteps: 1,
+      backboneLrMultiplier: 1,
+      loss: ((ops) =>
+        ops.crossEntropy(ops.linear(ops.features(ops.target.x), head), ops.target.y)) as LossFn,
+    };
+    const tensors = tf.memory().numTensors;
+    await expect(
+      createNetworkTrainer({
+        ...spec,
+        engine: 'onnxruntime',
+        params: mergeParams(backbone.init(), head.init(createRng(0))),
+      }),
+    ).rejects.toThrow(/no gradient rule for op "LeakyRelu" \(node "act\/leaky"\).*--engine tfjs/);
+    // Nothing leaks on the failed compile; tfjs trains the same model.
+    expect(tf.memory().numTensors).toBe(tensors);
+    const trainer = await createNetworkTrainer({
+      ...spec,
+      engine: 'tfjs',
+      params: mergeParams(backbone.init(), head.init(createRng(0))),
+    });
+    await trainer.dispose();
+    for (const t of Object.values(params)) t.dispose();
+  });
+
   it('an unknown engine lists the valid ones', () => {
     expect(() => requireEngine('torch')).toThrow(
       /unknown engine "torch" \(valid: onnxruntime, tfjs\)/,
@@ -184,11 +236,11 @@ describe('network trainer: onnxruntime engine = tfjs', () => {
     };
     await run(50);
     const afterWarmup = tf.memory().numTensors;
-    collectGarbage();
+    await collectGarbage();
     const heap = process.memoryUsage().arrayBuffers;
     await run(400);
     expect(tf.memory().numTensors).toBe(afterWarmup);
-    collectGarbage();
+    await collectGarbage();
     // Kept by mistake, 400 steps would hold ~400 × 35 kB (weights, Adam's slots, snapshots).
     expect(process.memoryUsage().arrayBuffers - heap).toBeLessThan(1e6);
     await trainer.dispose();

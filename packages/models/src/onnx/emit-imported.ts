@@ -10,11 +10,13 @@
 import {
   attr,
   batchNormTraining,
+  DIFFERENTIABLE_OPS,
   DT,
   floatTensorProto,
   int64TensorProto,
   type OnnxAttr,
   type OnnxGraphBuilder,
+  OP_RULES,
 } from '@transferlab/graph';
 import type { EmitBackboneOptions, EmittedBackbone } from './emit.js';
 import type { AttrValue, HostValue, NodeInfo } from './ops.js';
@@ -87,6 +89,10 @@ export function emitImportedGraph(
   };
   for (const n of imported.nodes) {
     const what = `${imported.source}: node "${n.label}" (${n.opType})`;
+    if (!OP_RULES[n.opType] && n.opType !== 'Dropout')
+      throw new Error(
+        `${imported.source}: no gradient rule for op "${n.opType}" (node "${n.label}"); the training engine cannot compile this model — run it with --engine tfjs (ops with rules: ${DIFFERENTIABLE_OPS.join(', ')})`,
+      );
     const attrs: Record<string, OnnxAttr> = {};
     for (const [k, a] of n.attrs) attrs[k] = toOnnxAttr(a, what);
     let inputs = n.inputs.map(value);
