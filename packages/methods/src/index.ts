@@ -81,7 +81,6 @@ export {
 } from './shared/feature-transfer.js';
 export { graphLossOps, type LossFn, type LossOps, tfjsLossOps } from './shared/loss-ops.js';
 export { matMulFast } from './shared/mat-mul.js';
-export { initMultiHead, type MultiHeadState, multiHeadStep } from './shared/multi-head.js';
 export {
   createOptimizer,
   type OptimConfig,

@@ -89,7 +89,7 @@ export const joint: TransferMethod<JointConfig, JointState> = {
   },
   async init(ctx) {
     const sourceClasses = requireSourceClasses(ID, ctx);
-    // Heads drawn as initMultiHead draws them: the target head starts where the classifier's does.
+    // Each head from rng.derive(prefix): the target head starts where the classifier's does.
     const target = linearHead(ctx.backbone.featureDim, ctx.numClasses, TARGET_HEAD);
     const source = linearHead(ctx.backbone.featureDim, sourceClasses, SOURCE_HEAD);
     const params: Params = mergeParams(

@@ -91,7 +91,7 @@ export const merlin: TransferMethod<MerlinConfig, MerlinState> = {
       );
     }
     const dim = ctx.backbone.featureDim;
-    // Heads drawn as initMultiHead draws them: the evaluation head starts where the classifier's does.
+    // Each head from rng.derive(prefix): the evaluation head starts where the classifier's does.
     const target = linearHead(dim, ctx.numClasses, TARGET_HEAD);
     const source =
       c.sourceWeight > 0 ? linearHead(dim, requireSourceClasses(ID, ctx), SOURCE_HEAD) : undefined;

@@ -50,7 +50,7 @@ export function normSession(backbone: Backbone, training: boolean): NormSession 
       if (training && passes === 0) {
         // A loss that ran the backbone itself: its normalisation silently stayed in inference mode.
         throw new Error(
-          `normSession: no forward pass of "${backbone.name}" went through this step's session; pass the step's norm session to features() / targetLogits() (or call its apply)`,
+          `normSession: no forward pass of "${backbone.name}" went through this step's session; run every forward pass through the step's norm session (its apply)`,
         );
       }
       const final = latest;
