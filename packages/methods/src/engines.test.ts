@@ -20,21 +20,12 @@ import { linearProbe } from './linear-probe/index.js';
 import { lwf } from './lwf/index.js';
 import { merlin } from './merlin/index.js';
 import { scratch } from './scratch/index.js';
-import { createBatch, disposeBatch } from './shared/batch.js';
+import { disposeBatch } from './shared/batch.js';
+import { denseBnSpec, maxRelDifference, randomBatch } from './shared/testing.js';
 import type { AnyTransferMethod, Engine } from './types.js';
 
 const NUM_CLASSES = 3;
 const SOURCE_CLASSES = 4;
-
-function randomBatch(backbone: Backbone, n: number, seed: number, classes: number) {
-  const r = createRng(seed);
-  const size = backbone.inputShape.reduce((a, b) => a * b, 1);
-  return createBatch(
-    Float32Array.from(r.normalArray(n * size)),
-    Int32Array.from({ length: n }, (_, i) => i % classes),
-    backbone.inputShape,
-  );
-}
 
 async function weightsAfter(
   engine: Engine,
@@ -62,8 +53,13 @@ async function weightsAfter(
   });
   for (let step = 0; step < steps; step++) {
     const n = config.batchSize as number;
-    const target = randomBatch(backbone, step === steps - 1 ? n - 2 : n, 100 + step, NUM_CLASSES);
-    const source = randomBatch(backbone, n, 200 + step, SOURCE_CLASSES);
+    const target = randomBatch(
+      backbone.inputShape,
+      step === steps - 1 ? n - 2 : n,
+      100 + step,
+      NUM_CLASSES,
+    );
+    const source = randomBatch(backbone.inputShape, n, 200 + step, SOURCE_CLASSES);
     const out = await method.trainStep(state, {
       target,
       ...(method.needs.sourceBatches ? { source } : {}),
@@ -83,37 +79,7 @@ async function weightsAfter(
   return out;
 }
 
-export function maxRelDifference(
-  a: Record<string, Float32Array>,
-  b: Record<string, Float32Array>,
-): { worst: number; at: string } {
-  let worst = 0;
-  let at = '';
-  expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
-  for (const [k, av] of Object.entries(a)) {
-    const bv = b[k] as Float32Array;
-    const scale = Math.max(1e-2, ...Array.from(bv, Math.abs));
-    av.forEach((v, i) => {
-      const d = Math.abs(v - (bv[i] as number)) / scale;
-      if (d > worst) {
-        worst = d;
-        at = k;
-      }
-    });
-  }
-  return { worst, at };
-}
-
-const denseBn: BackboneSpec = {
-  name: 'dense-bn',
-  inputShape: [12],
-  layers: [
-    { kind: 'dense', name: 'fc1', units: 10 },
-    { kind: 'batchNorm', name: 'bn1' },
-    { kind: 'relu', name: 'r1' },
-    { kind: 'dense', name: 'fc2', units: 8, activation: 'relu' },
-  ],
-};
+const denseBn = denseBnSpec(12, 10, 8);
 
 // SGD where a gradient is (near) zero — a bias feeding batch normalisation, and
 // MeRLin at λ = 1e-4: Adam divides by √v and turns each engine's float32

@@ -14,8 +14,13 @@ import {
   mlpSpec,
 } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createBatch, disposeBatch } from '../shared/batch.js';
-import { measureTensorGrowthAsync } from '../shared/testing.js';
+import { disposeBatch } from '../shared/batch.js';
+import {
+  denseBnSpec,
+  maxRelDifference,
+  measureTensorGrowthAsync,
+  randomBatch,
+} from '../shared/testing.js';
 import type { Engine } from '../types.js';
 import { lwf } from './index.js';
 
@@ -26,25 +31,10 @@ beforeAll(async () => {
 const CLASSES = 3;
 const SOURCE_CLASSES = 4;
 const mlp = mlpSpec([4, 4, 1], [16, 8]);
-const denseBn: BackboneSpec = {
-  name: 'dense-bn',
-  inputShape: [12],
-  layers: [
-    { kind: 'dense', name: 'fc1', units: 10 },
-    { kind: 'batchNorm', name: 'bn1' },
-    { kind: 'relu', name: 'r1' },
-    { kind: 'dense', name: 'fc2', units: 8, activation: 'relu' },
-  ],
-};
+const denseBn = denseBnSpec(12, 10, 8);
 
-function randomBatch(backbone: Backbone, n: number, seed: number) {
-  const size = backbone.inputShape.reduce((a, b) => a * b, 1);
-  return createBatch(
-    Float32Array.from(createRng(seed).normalArray(n * size)),
-    Int32Array.from({ length: n }, (_, i) => i % CLASSES),
-    backbone.inputShape,
-  );
-}
+const batchOf = (backbone: Backbone, n: number, seed: number) =>
+  randomBatch(backbone.inputShape, n, seed, CLASSES);
 
 /** The source network (runner-owned) and an LwF state on it. */
 async function start(engine: Engine, options: Record<string, unknown>, backbone: Backbone) {
@@ -72,7 +62,7 @@ async function start(engine: Engine, options: Record<string, unknown>, backbone:
 async function weightsAfter(engine: Engine, options: Record<string, unknown>, backbone: Backbone) {
   let { state, release } = await start(engine, options, backbone);
   for (let step = 0; step < 5; step++) {
-    const target = randomBatch(backbone, step === 4 ? 6 : 8, 100 + step);
+    const target = batchOf(backbone, step === 4 ? 6 : 8, 100 + step);
     state = (await lwf.trainStep(state, { target, step })).state;
     disposeBatch(target);
   }
@@ -81,23 +71,6 @@ async function weightsAfter(engine: Engine, options: Record<string, unknown>, ba
   await lwf.dispose(state);
   release();
   return out;
-}
-
-type Weights = Record<string, Float32Array | Int32Array | Uint8Array>;
-
-/** The largest difference, relative to each parameter's largest magnitude in `b`. */
-function maxRelDifference(a: Weights, b: Weights) {
-  expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
-  let worst = 0;
-  let at = '';
-  for (const [k, bv] of Object.entries(b)) {
-    const scale = Math.max(1e-2, ...Array.from(bv, Math.abs));
-    (a[k] as Weights[string]).forEach((v, i) => {
-      const d = Math.abs(v - (bv[i] as number)) / scale;
-      if (d > worst) [worst, at] = [d, k];
-    });
-  }
-  return { worst, at };
 }
 
 const rows = (t: tf.Tensor) => t.arraySync() as number[][];
@@ -159,7 +132,7 @@ describe('lwf on the onnxruntime engine', () => {
       let { state, src, release } = await start(engine, { ...c, lr: 0.05 }, backbone);
       // At step 0 the old head answers as the teacher; after it, it has moved away.
       for (let step = 0; step < 4; step++) {
-        const target = randomBatch(backbone, 8, 300 + step);
+        const target = batchOf(backbone, 8, 300 + step);
         const p = await lwf.predictParams(state);
         const logits: Logits = tf.tidy(() => {
           const f = backbone.apply(p, target.x).features;
@@ -190,7 +163,7 @@ describe('lwf on the onnxruntime engine', () => {
     for (const engine of ['onnxruntime', 'tfjs'] as const) {
       let { state, release } = await start(engine, sgd, backbone);
       expect(liveSessionCount()).toBe(sessions + (engine === 'onnxruntime' ? 1 : 0));
-      const target = randomBatch(backbone, 8, 1);
+      const target = batchOf(backbone, 8, 1);
       let step = 0;
       const growth = await measureTensorGrowthAsync(
         async () => {

@@ -16,6 +16,7 @@ import type { Engine } from '../types.js';
 import { createBatch } from './batch.js';
 import type { LossFn } from './loss-ops.js';
 import type { OptimConfig } from './optim.js';
+import { denseBnSpec, maxRelDifference, type Weights } from './testing.js';
 import { createNetworkTrainer, requireEngine } from './trainer.js';
 
 /**
@@ -79,18 +80,7 @@ async function train(engine: Engine, backbone: Backbone, steps: number, c = conf
   return { params: out, losses };
 }
 
-function maxRelDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
-  let worst = 0;
-  for (const [k, av] of Object.entries(a)) {
-    const bv = b[k] as Float32Array;
-    expect(bv, k).toBeDefined();
-    const scale = Math.max(1e-3, ...Array.from(bv, Math.abs));
-    av.forEach((v, i) => {
-      worst = Math.max(worst, Math.abs(v - (bv[i] as number)) / scale);
-    });
-  }
-  return worst;
-}
+const maxRelDiff = (a: Weights, b: Weights) => maxRelDifference(a, b).worst;
 
 describe('network trainer: onnxruntime engine = tfjs', () => {
   beforeAll(async () => {
@@ -108,15 +98,7 @@ describe('network trainer: onnxruntime engine = tfjs', () => {
   });
 
   it('SGD with momentum, batch-normalised dense backbone (statistics carried)', async () => {
-    const backbone = createBackbone({
-      name: 'dense-bn',
-      inputShape: [10],
-      layers: [
-        { kind: 'dense', name: 'fc1', units: 8 },
-        { kind: 'batchNorm', name: 'bn1' },
-        { kind: 'relu', name: 'r1' },
-      ],
-    });
+    const backbone = createBackbone(denseBnSpec(10, 8));
     const sgd: OptimConfig = { ...config, optimizer: 'sgd', lr: 0.1, schedule: 'constant' };
     const a = await train('tfjs', backbone, 5, sgd);
     const b = await train('onnxruntime', backbone, 5, sgd);
@@ -128,16 +110,7 @@ describe('network trainer: onnxruntime engine = tfjs', () => {
   });
 
   it('an imported ONNX model (exported, re-imported; BatchNormalization trained) trains alike', async () => {
-    const built = createBackbone({
-      name: 'dense-bn',
-      inputShape: [10],
-      layers: [
-        { kind: 'dense', name: 'fc1', units: 8 },
-        { kind: 'batchNorm', name: 'bn1' },
-        { kind: 'relu', name: 'r1' },
-        { kind: 'dense', name: 'fc2', units: 6, activation: 'relu' },
-      ],
-    });
+    const built = createBackbone(denseBnSpec(10, 8, 6));
     const weights = built.init(createRng(1));
     const { backbone, params } = importOnnx(exportBackboneToOnnx(built, weights), {
       source: 'dense-bn.onnx',
