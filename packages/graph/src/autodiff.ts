@@ -7,6 +7,7 @@
  */
 import type { GraphNode, OnnxGraphBuilder } from './builder.js';
 import { OP_RULES } from './ops/index.js';
+import { sameShape } from './ops/util.js';
 import { DT } from './proto.js';
 
 export interface GradientOptions {
@@ -36,6 +37,29 @@ export function addGradients(
   const prefix = opts.prefix ?? 'grad:';
   for (const w of wrt) g.info(w);
   const nodes = g.nodes.slice();
+  const firstGradNode = nodes.length;
+
+  // The node producing each value (indexed lazily as rules append nodes).
+  const producers = new Map<string, GraphNode>();
+  let indexed = 0;
+  const producer = (value: string): GraphNode | undefined => {
+    for (; indexed < g.nodes.length; indexed++)
+      for (const o of (g.nodes[indexed] as GraphNode).outputs)
+        producers.set(o, g.nodes[indexed] as GraphNode);
+    return producers.get(value);
+  };
+  /**
+   * A gradient that is an Expand (a reduction's gradient spread over its
+   * input): the value before the Expand, which broadcasts to the same result.
+   * A rule multiplying it by a full-shaped value, or a sum with a
+   * full-shaped contribution, broadcasts it instead of reading a
+   * materialised copy (an Expand left unused is pruned at the end).
+   */
+  const compact = (value: string): string | undefined => {
+    const n = producer(value);
+    if (n?.opType !== 'Expand' || !g.dims(n.inputs[0] as string)) return undefined;
+    return n.inputs[0];
+  };
 
   // Values that depend on a differentiated value (forward from `wrt`) …
   const dependent = new Set<string>(wrt);
@@ -63,8 +87,12 @@ export function addGradients(
     const list = contributions.get(value);
     if (!list || list.length === 0) return undefined;
     if (list.length === 1) return list[0];
-    const sum = g.op('Sum', list);
-    g.setDims(sum, g.dims(value) ?? []);
+    // Expanded contributions join a full-shaped one by broadcasting (Sum broadcasts).
+    const dims = g.dims(value);
+    const full = list.filter((c) => !compact(c) && sameShape(g.dims(c), dims));
+    const terms = full.length > 0 ? list.map((c) => compact(c) ?? c) : list;
+    const sum = g.op('Sum', terms);
+    g.setDims(sum, dims ?? []);
     contributions.set(value, [sum]);
     return sum;
   };
@@ -95,7 +123,7 @@ export function addGradients(
     };
     let grads: (string | undefined)[];
     try {
-      grads = rule.grad({ g, node, dOut, needs });
+      grads = rule.grad({ g, node, dOut, needs, compact });
     } catch (err) {
       throw new Error(
         `autodiff: ${node.opType} node "${node.name}": ${(err as Error).message}; ` +
@@ -120,5 +148,32 @@ export function addGradients(
     }
     out[w] = name;
   }
+  pruneUnused(g, firstGradNode, Object.values(out));
   return out;
+}
+
+/**
+ * Drop the nodes appended from index `from` on whose outputs nothing reads
+ * (onnxruntime runs every node of a graph, used or not): gradient pieces a
+ * rule emitted and a later rule bypassed. `keep` and graph outputs stay.
+ */
+function pruneUnused(g: OnnxGraphBuilder, from: number, keep: readonly string[]): void {
+  const roots = new Set([...keep, ...g.outputNames()]);
+  const uses = new Map<string, number>();
+  for (const n of g.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+  const dead = new Set<GraphNode>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let i = g.nodes.length - 1; i >= from; i--) {
+      const n = g.nodes[i] as GraphNode;
+      if (dead.has(n) || n.outputs.some((o) => roots.has(o) || (uses.get(o) ?? 0) > 0)) continue;
+      dead.add(n);
+      for (const inp of n.inputs) uses.set(inp, (uses.get(inp) ?? 0) - 1);
+      changed = true;
+    }
+  }
+  if (dead.size === 0) return;
+  const alive = g.nodes.filter((n) => !dead.has(n));
+  g.nodes.length = 0;
+  g.nodes.push(...alive);
 }

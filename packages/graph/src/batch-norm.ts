@@ -47,7 +47,8 @@ export function batchNormTraining(
   const shape = g.ints(perChannel, 'bn_shape');
   const scale = g.op('Reshape', [p.scale, shape]);
   const bias = g.op('Reshape', [p.bias, shape]);
-  const y = g.op('Add', [g.op('Mul', [g.op('Mul', [centered, inv]), scale]), bias]);
+  // scale/√(var + ε) per channel first: one full-size product, not two.
+  const y = g.op('Add', [g.op('Mul', [centered, g.op('Mul', [inv, scale])]), bias]);
   // Values per channel: known when every reduced axis is; else counted at run time.
   const reduced = axes.map((a) => dims[a]);
   const count = reduced.every((d) => typeof d === 'number')

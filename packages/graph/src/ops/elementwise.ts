@@ -1,7 +1,7 @@
 /** Elementwise ops: arithmetic with broadcasting, activations, casts, comparisons. */
 import { DT } from '../proto.js';
 import type { OpRule } from './types.js';
-import { boolOut, broadcastInfer, emit, same, sumToShapeOf, typeOf } from './util.js';
+import { boolOut, broadcastInfer, emit, same, sameShape, sumToShapeOf, typeOf } from './util.js';
 
 const nonDiffBool: OpRule = { infer: boolOut(), nonDifferentiable: true };
 
@@ -28,18 +28,34 @@ export const elementwiseRules: Record<string, OpRule> = {
       const dy = dOut[0] as string;
       return [
         needs(0) ? sumToShapeOf(g, dy, node.inputs[0] as string) : undefined,
-        needs(1) ? sumToShapeOf(g, emit.neg(g, dy), node.inputs[1] as string) : undefined,
+        // Negate after the broadcast sum: on the (smaller) summed gradient.
+        needs(1) ? emit.neg(g, sumToShapeOf(g, dy, node.inputs[1] as string)) : undefined,
       ];
     },
   },
   Mul: {
     infer: broadcastInfer,
-    grad: ({ g, node, dOut, needs }) => {
+    grad: ({ g, node, dOut, needs, compact }) => {
       const dy = dOut[0] as string;
       const [a, b] = node.inputs as [string, string];
+      // A broadcast gradient (an Expand) times an operand of the output's shape: broadcast it instead.
+      const outDims = g.dims(node.outputs[0] as string);
+      const dyTimes = (other: string) => {
+        const c = compact?.(dy);
+        return c && sameShape(g.dims(other), outDims) ? c : dy;
+      };
+      if (a === b) {
+        // x·x: one gradient 2·x·dy instead of two summed.
+        if (!needs(0)) return [undefined, undefined];
+        const d = dyTimes(a);
+        const two = g.scalar(2, 'two');
+        const twice =
+          d === dy ? emit.mul(g, emit.mul(g, dy, a), two) : emit.mul(g, emit.mul(g, d, two), a);
+        return [sumToShapeOf(g, twice, a), undefined];
+      }
       return [
-        needs(0) ? sumToShapeOf(g, emit.mul(g, dy, b), a) : undefined,
-        needs(1) ? sumToShapeOf(g, emit.mul(g, dy, a), b) : undefined,
+        needs(0) ? sumToShapeOf(g, emit.mul(g, dyTimes(b), b), a) : undefined,
+        needs(1) ? sumToShapeOf(g, emit.mul(g, dyTimes(a), a), b) : undefined,
       ];
     },
   },

@@ -41,6 +41,27 @@ const cases: OpCase[] = [
     tfjs: (a, b) => tf.mul(a as tf.Tensor, b as tf.Tensor),
   },
   {
+    name: 'Mul (a value by itself)',
+    inputs: { x: [3, 4] },
+    graph: (g) => g.op('Mul', ['x', 'x']),
+    tfjs: (x) => tf.mul(x as tf.Tensor, x as tf.Tensor),
+  },
+  {
+    name: 'centred variance times the input (broadcast gradients join by broadcasting)',
+    inputs: { x: [3, 2, 4] },
+    graph: (g) => {
+      const mean = (v: string) =>
+        g.op('ReduceMean', [v], { axes: attr.ints([0, 2]), keepdims: attr.int(1) });
+      const c = g.op('Sub', ['x', mean('x')]);
+      return g.op('Mul', [g.op('Mul', [c, mean(g.op('Mul', [c, c]))]), 'x']);
+    },
+    tfjs: (x) => {
+      const t = x as tf.Tensor;
+      const c = tf.sub(t, tf.mean(t, [0, 2], true));
+      return tf.mul(tf.mul(c, tf.mean(tf.mul(c, c), [0, 2], true)), t);
+    },
+  },
+  {
     name: 'Div',
     inputs: { a: [3, 2], b: [3, 2] },
     graph: (g) => g.op('Div', ['a', 'b']),

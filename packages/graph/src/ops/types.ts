@@ -8,6 +8,12 @@ export interface GradContext {
   readonly dOut: readonly (string | undefined)[];
   /** Whether input `i` needs a gradient (it depends on a differentiated value). */
   needs(i: number): boolean;
+  /**
+   * For a gradient that is a broadcast (an Expand of a smaller value): that
+   * smaller value. A rule may use it where broadcasting against a
+   * full-shaped operand gives the same result without reading the expanded copy.
+   */
+  compact?(value: string): string | undefined;
 }
 
 /**
