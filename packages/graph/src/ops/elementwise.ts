@@ -75,12 +75,14 @@ export const elementwiseRules: Record<string, OpRule> = {
   Neg: { infer: same(), grad: ({ g, dOut }) => [emit.neg(g, dOut[0] as string)] },
   Relu: {
     infer: same(),
-    // PyTorch's and tfjs's convention: no gradient at 0.
+    // PyTorch's and tfjs's convention: no gradient at 0. The mask reads the
+    // OUTPUT (y > 0 ⇔ x > 0): the input stays private to the forward node,
+    // so onnxruntime can fuse it into a Conv (FusedConv) instead of writing it out.
     grad: ({ g, node, dOut }) => [
       emit.mul(
         g,
         dOut[0] as string,
-        emit.mask(g, g.op('Greater', [node.inputs[0] as string, g.scalar(0, 'zero')])),
+        emit.mask(g, g.op('Greater', [node.outputs[0] as string, g.scalar(0, 'zero')])),
       ),
     ],
   },
@@ -147,12 +149,15 @@ export const elementwiseRules: Record<string, OpRule> = {
   Clip: {
     infer: same(),
     // Gradient where min < x < max (PyTorch's hardtanh/ReLU6 convention); none to the bounds.
+    // Read from the output (min < y < max ⇔ min < x < max), as Relu: the
+    // input can then fuse into the Conv that produces it.
     grad: ({ g, node, dOut }) => {
-      const [x, lo, hi] = node.inputs as [string, string?, string?];
+      const [, lo, hi] = node.inputs as [string, string?, string?];
+      const y = node.outputs[0] as string;
       let mask: string | undefined;
       const and = (m: string) => (mask ? emit.mul(g, mask, m) : m);
-      if (lo) mask = and(emit.mask(g, g.op('Greater', [x, lo])));
-      if (hi) mask = and(emit.mask(g, g.op('Less', [x, hi])));
+      if (lo) mask = and(emit.mask(g, g.op('Greater', [y, lo])));
+      if (hi) mask = and(emit.mask(g, g.op('Less', [y, hi])));
       return [mask ? emit.mul(g, dOut[0] as string, mask) : dOut[0]];
     },
   },
