@@ -968,6 +968,38 @@ describe('second order: the gradient graphs are differentiable again', () => {
     expect(result.maxRelError).toBeLessThan(1e-2);
   });
 
+  it('through stride-1 input gradients (flipped Convs) and training-mode batch norm, with x and W', async () => {
+    const result = await gradCheck({
+      inputs: {
+        ...inputs({ x: [3, 4, 5, 5], w: [4, 2, 3, 3], w2: [4, 4, 1, 1] }),
+        s: { dims: [4], data: new Float32Array([1, 0.5, 2, 1.5]) },
+        bb: { dims: [4], data: new Float32Array([0.1, -0.2, 0.3, 0]) },
+        m: { dims: [4], data: new Float32Array(4), wrt: false },
+        v: { dims: [4], data: new Float32Array(4).fill(1), wrt: false },
+      },
+      build: (g) => {
+        const c = g.op('Conv', ['x', 'w'], { group: attr.int(2), pads: ints([1, 0, 1, 2]) });
+        const bn = batchNormTraining(g, c, {
+          scale: 's',
+          bias: 'bb',
+          runningMean: 'm',
+          runningVar: 'v',
+        });
+        const c2 = g.op('Conv', [g.op('Tanh', [bn.y]), 'w2']);
+        const loss = projectToScalar(g, g.op('Tanh', [c2]));
+        const first = addGradients(g, loss, ['x', 'w', 's'], { prefix: 'first:' });
+        return g.op('Sum', [
+          squaredNorm(g, first.w as string),
+          squaredNorm(g, first.x as string),
+          squaredNorm(g, first.s as string),
+        ]);
+      },
+      eps: 1e-3,
+      coordinates: 40,
+    });
+    expect(result.maxRelError).toBeLessThan(1e-2);
+  });
+
   it('through pools, batch norm and resize (a small CNN), with respect to x and W', async () => {
     const result = await gradCheck({
       inputs: {
