@@ -82,12 +82,12 @@ export function emitBackbone(
     if (cached) return cached;
     if (v.shape.length !== 3)
       throw new Error(`emitBackbone: "${key}" is not a spatial [H, W, C] value`);
-    const name = g.op(
-      'Transpose',
-      [v.name],
-      { perm: attr.ints([0, 3, 1, 2]) },
-      named(`${key}:nchw`),
-    );
+    const [h, w, c] = v.shape as [number, number, number];
+    // One channel: [N, H, W, 1] and [N, 1, H, W] hold the same elements in the same order.
+    const name =
+      c === 1
+        ? g.op('Reshape', [v.name, g.ints([0, 1, h, w], 'nchw_shape')], {}, named(`${key}:nchw`))
+        : g.op('Transpose', [v.name], { perm: attr.ints([0, 3, 1, 2]) }, named(`${key}:nchw`));
     const out: Val = { name, layout: 'nchw', shape: v.shape };
     nchwForm.set(key, out);
     return out;
@@ -189,6 +189,19 @@ export function emitBackbone(
     return { name: out, layout: 'nchw', shape: [oh, ow, c.filters] };
   };
 
+  /**
+   * A ReLU directly followed by a max pool runs after the pool instead:
+   * relu(maxpool(x)) = maxpool(relu(x)) (ReLU is monotone), element for
+   * element, and the gradient is the same too — the first maximum of a
+   * window with a positive maximum is the same element before and after
+   * the ReLU, and a window whose maximum is ≤ 0 gets no gradient either
+   * way. The ReLU and its backward mask then cost a quarter (2×2 pool).
+   * `deferRelu`: this layer leaves its ReLU to the pool after it;
+   * `reluAfterPool`: this pool applies it.
+   */
+  let deferRelu = false;
+  let reluAfterPool = false;
+
   const emitLayer = (layer: LayerSpec, x: Val, xKey: string, shape: number[]): Val => {
     const L = layer.name;
     switch (layer.kind) {
@@ -220,16 +233,17 @@ export function emitBackbone(
         return activate({ name: gemm, layout: 'tf', shape: [layer.units] }, layer.activation, L);
       }
       case 'conv2d': {
-        const activated = layer.activation === 'relu' || layer.activation === 'square';
+        const activated =
+          !deferRelu && (layer.activation === 'relu' || layer.activation === 'square');
         const val = conv(asNchw(x, xKey), shape, {
           prefix: L,
           filters: layer.filters,
           kernel: layer.kernelSize,
           stride: layer.stride ?? 1,
           padding: layer.padding ?? 'same',
-          out: activated ? `${L}:conv` : `${L}:nchw`,
+          out: activated || deferRelu ? `${L}:conv` : `${L}:nchw`,
         });
-        return activate(val, layer.activation, L);
+        return activated ? activate(val, layer.activation, L) : val;
       }
       case 'residual': {
         const v = asNchw(x, xKey);
@@ -268,7 +282,7 @@ export function emitBackbone(
         const v = asNchw(x, xKey);
         const [h, w, c] = shape as [number, number, number];
         const s = layer.stride ?? layer.size;
-        const name = g.op(
+        const pooled = g.op(
           'MaxPool',
           [v.name],
           {
@@ -276,14 +290,15 @@ export function emitBackbone(
             strides: attr.ints([s, s]),
             pads: attr.ints([0, 0, 0, 0]),
           },
-          named(`${L}:nchw`),
+          named(reluAfterPool ? `${L}:pooled` : `${L}:nchw`),
           named(`${L}/MaxPool`),
         );
-        return {
-          name,
+        const out: Val = {
+          name: pooled,
           layout: 'nchw',
           shape: [Math.floor((h - layer.size) / s) + 1, Math.floor((w - layer.size) / s) + 1, c],
         };
+        return reluAfterPool ? relu(out, L) : out;
       }
       case 'globalAvgPool': {
         const v = asNchw(x, xKey);
@@ -305,7 +320,7 @@ export function emitBackbone(
         return { name, layout: 'tf', shape: [c] };
       }
       case 'relu':
-        return relu(x, L);
+        return deferRelu ? x : relu(x, L);
     }
   };
 
@@ -314,7 +329,15 @@ export function emitBackbone(
   let inShape: number[] = [...spec.inputShape];
   const wanted = new Set(opts.taps ?? []);
   const taps: Record<string, string> = {};
-  for (const layer of spec.layers) {
+  for (let i = 0; i < spec.layers.length; i++) {
+    const layer = spec.layers[i] as LayerSpec;
+    // The pool reads the pre-ReLU value: only when nothing else reads this layer's output.
+    const pendingRelu = deferRelu;
+    deferRelu =
+      spec.layers[i + 1]?.kind === 'maxPool' &&
+      !wanted.has(layer.name) &&
+      ((layer.kind === 'conv2d' && layer.activation === 'relu') || layer.kind === 'relu');
+    reluAfterPool = layer.kind === 'maxPool' && pendingRelu;
     const next = emitLayer(layer, cur, curKey, inShape);
     const expected = outputShape(layer, inShape);
     if (next.shape.join() !== expected.join())
