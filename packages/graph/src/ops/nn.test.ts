@@ -968,10 +968,10 @@ describe('second order: the gradient graphs are differentiable again', () => {
     expect(result.maxRelError).toBeLessThan(1e-2);
   });
 
-  it('through stride-1 input gradients (flipped Convs) and training-mode batch norm, with x and W', async () => {
+  it('through stride-1 gradients (flipped Conv, row-flattened windows) and training-mode batch norm', async () => {
     const result = await gradCheck({
       inputs: {
-        ...inputs({ x: [3, 4, 5, 5], w: [4, 2, 3, 3], w2: [4, 4, 1, 1] }),
+        ...inputs({ x: [3, 4, 5, 5], w: [4, 2, 3, 3], w2: [6, 4, 3, 3] }),
         s: { dims: [4], data: new Float32Array([1, 0.5, 2, 1.5]) },
         bb: { dims: [4], data: new Float32Array([0.1, -0.2, 0.3, 0]) },
         m: { dims: [4], data: new Float32Array(4), wrt: false },
@@ -985,13 +985,14 @@ describe('second order: the gradient graphs are differentiable again', () => {
           runningMean: 'm',
           runningVar: 'v',
         });
-        const c2 = g.op('Conv', [g.op('Tanh', [bn.y]), 'w2']);
+        const c2 = g.op('Conv', [g.op('Tanh', [bn.y]), 'w2'], { pads: ints([1, 1, 1, 1]) });
         const loss = projectToScalar(g, g.op('Tanh', [c2]));
-        const first = addGradients(g, loss, ['x', 'w', 's'], { prefix: 'first:' });
+        const first = addGradients(g, loss, ['x', 'w', 's', 'w2'], { prefix: 'first:' });
         return g.op('Sum', [
           squaredNorm(g, first.w as string),
           squaredNorm(g, first.x as string),
           squaredNorm(g, first.s as string),
+          squaredNorm(g, first.w2 as string),
         ]);
       },
       eps: 1e-3,

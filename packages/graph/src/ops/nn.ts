@@ -318,8 +318,10 @@ function windowViews(g: G, src: string, win: Window, outSpatial: readonly number
  * slice copies rows of W elements (3×3 dW on [64, 32, 14, 14]: 2.9 →
  * 2.0 ms). A window position that reaches δ columns left or right of the
  * output reads the neighbouring row's edge at the δ output columns nearest
- * that side instead of a zero pad: `a` is zeroed there (one multiply with a
- * constant mask per distinct δ). Undefined where it does not apply.
+ * that side instead of a zero pad: `a` is zeroed there, or, when the input
+ * has fewer channels, the input columns only those reads reach (one
+ * multiply with a constant mask per distinct δ). Undefined where it does
+ * not apply.
  */
 function rowWindows(
   g: G,
@@ -337,23 +339,38 @@ function rowWindows(
   if (Wo !== W || left + right !== extent(win, 1) - 1) return undefined;
   const channels = channelsOf(g, src, 'a window source');
   const L = Ho * W;
+  const flatLength = (top + H + bottom) * W + left + right;
   let flat = g.op('Reshape', [src, g.ints([0, channels, H * W])]);
   if (top + bottom + left + right > 0)
     flat = g.op('Pad', [flat, g.ints([0, 0, top * W + left, 0, 0, bottom * W + right])]);
+  // Zero what a wrapped read meets on the side with fewer channels: in `a`,
+  // the output columns that wrap; else in the input, the columns only a
+  // wrapped read reaches (the last −δ for δ < 0, the first δ for δ > 0).
+  const maskInput = channels < channelsOf(g, a, 'a weight-gradient operand');
   const masked = new Map<number, string>();
-  const aFor = (shift: number): string => {
-    if (shift === 0) return a;
+  const maskedFor = (shift: number): string => {
+    const base = maskInput ? flat : a;
+    if (shift === 0) return base;
     const hit = masked.get(shift);
     if (hit) return hit;
-    const mask = cachedFilter(g, `row_wrap_mask:${Ho}:${W}:${shift}`, () => {
-      const data = new Float32Array(L).fill(1);
-      for (let p = 0; p < L; p++) {
-        const x = p % W;
-        if (x + shift < 0 || x + shift >= W) data[p] = 0;
-      }
-      return { data, dims: [Ho, W] };
-    });
-    const m = emit.mul(g, a, mask);
+    const mask = maskInput
+      ? cachedFilter(g, `row_wrap_input_mask:${flatLength}:${left}:${W}:${shift}`, () => {
+          const data = new Float32Array(flatLength).fill(1);
+          for (let f = 0; f < flatLength; f++) {
+            const col = (((f - left) % W) + W) % W;
+            if ((shift < 0 && col >= W + shift) || (shift > 0 && col < shift)) data[f] = 0;
+          }
+          return { data, dims: [flatLength] };
+        })
+      : cachedFilter(g, `row_wrap_mask:${Ho}:${W}:${shift}`, () => {
+          const data = new Float32Array(L).fill(1);
+          for (let p = 0; p < L; p++) {
+            const x = p % W;
+            if (x + shift < 0 || x + shift >= W) data[p] = 0;
+          }
+          return { data, dims: [Ho, W] };
+        });
+    const m = emit.mul(g, base, mask);
     masked.set(shift, m);
     return m;
   };
@@ -363,12 +380,14 @@ function rowWindows(
   for (let i = 0; i < kh; i++)
     for (let j = 0; j < kw; j++) {
       const offset = i * dh * W + j * dw;
-      const whole = offset === 0 && L === (top + H + bottom) * W + left + right;
+      const shift = j * dw - left;
+      const source = maskInput ? maskedFor(shift) : flat;
       pairs.push({
-        view: whole
-          ? flat
-          : g.op('Slice', [flat, g.ints([offset]), g.ints([offset + L]), g.ints([2])]),
-        a: aFor(j * dw - left),
+        view:
+          offset === 0 && L === flatLength
+            ? source
+            : g.op('Slice', [source, g.ints([offset]), g.ints([offset + L]), g.ints([2])]),
+        a: maskInput ? a : maskedFor(shift),
       });
     }
   return pairs;
