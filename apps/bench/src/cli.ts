@@ -21,7 +21,7 @@ const USAGE = `transferlab benchmark
                                             training engine: default onnxruntime for every method it covers
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
   pnpm bench speed [--engine onnxruntime|tfjs] [--backend NAME] [--backbone ID|mobilenetv2-224]
-                   [--seconds S] [--threads N] [--json]
+                   [--seconds S] [--threads 1,2] [--json]
                                             training steps/s of each backbone on each engine (and tfjs backend);
                                             --json: one JSON line per row
   pnpm bench step-cost [--backbone ID] [--backend NAME] [--seconds S]
@@ -171,9 +171,11 @@ async function main(argv: string[]): Promise<number> {
       const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
       if (!(seconds > 0))
         throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
-      const threads = values.threads === undefined ? 1 : Number(values.threads);
-      if (!(Number.isInteger(threads) && threads > 0))
-        throw new Error(`--threads must be a positive integer, got "${values.threads}"`);
+      const threads = values.threads === undefined ? [1, 2] : values.threads.split(',').map(Number);
+      if (!threads.every((t) => Number.isInteger(t) && t > 0))
+        throw new Error(
+          `--threads must be positive integers separated by commas, got "${values.threads}"`,
+        );
       const engine = values.engine === undefined ? undefined : requireEngine(values.engine);
       // --engine onnxruntime times only the engine; --engine tfjs or --backend only tfjs (that backend).
       const { results, unavailable } = await measureSpeed({

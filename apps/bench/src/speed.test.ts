@@ -58,6 +58,7 @@ describe('measureSpeed', () => {
       backbones: ['mlp', 'cnn'],
       batchSize: 16,
       seconds: 0.2,
+      threads: [1],
     });
     expect(unavailable).toEqual([]);
     expect(results.map((r) => [r.engine, r.backend, r.backbone])).toEqual([
@@ -81,8 +82,23 @@ describe('measureSpeed', () => {
       batchSize: 16,
       stepsPerSecond: Number((results[0] as SpeedResult).stepsPerSecond.toFixed(2)),
       threads: 1,
+      best: true,
     });
     expect(lines[2]).toMatchObject({ engine: 'tfjs', backend: 'wasm', backbone: 'mlp-256-128' });
+  });
+
+  it('times the engine at each thread count and marks the faster row', async () => {
+    const { results } = await measureSpeed({
+      backends: [],
+      backbones: ['mlp'],
+      batchSize: 16,
+      seconds: 0.1,
+      threads: [1, 2],
+    });
+    expect(results.map((r) => r.threads)).toEqual([1, 2]);
+    const best = results.filter((r) => r.best);
+    expect(best).toHaveLength(1);
+    expect(best[0]?.stepsPerSecond).toBe(Math.max(...results.map((r) => r.stepsPerSecond)));
   });
 
   it('an unknown backbone lists the valid ones before any work', async () => {
