@@ -16,6 +16,7 @@ import {
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fineTune } from './fine-tune/index.js';
 import { joint } from './joint/index.js';
+import { l2Sp } from './l2-sp/index.js';
 import { linearProbe } from './linear-probe/index.js';
 import { lwf } from './lwf/index.js';
 import { merlin } from './merlin/index.js';
@@ -146,6 +147,12 @@ const cases: [string, AnyTransferMethod, Record<string, unknown>, BackboneSpec][
     mlpSpec([4, 4, 1], [16, 8]),
   ],
   ['lwf, BN trained', lwf, { ...sgd, backboneLrMultiplier: 1 }, denseBn],
+  [
+    'l2-sp (α 1, β 0.1)',
+    l2Sp,
+    { alpha: 1, beta: 0.1, backboneLrMultiplier: 0.5 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
   ['scratch on the CNN', scratch, {}, cnnSpec([8, 8, 1], [4, 6], 12)],
   [
     'fine-tune on the batch-normalised ResNet',

@@ -53,9 +53,10 @@ describe('built-in methods', () => {
       'feature-matching',
       'attention-transfer',
       'lwf',
+      'l2-sp',
     ]);
     expect(() => registry.get('finetune')).toThrow(
-      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin, l2t-ww, feature-matching, attention-transfer, lwf',
+      'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin, l2t-ww, feature-matching, attention-transfer, lwf, l2-sp',
     );
   });
 

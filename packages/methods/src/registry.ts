@@ -3,6 +3,7 @@ import { attentionTransfer } from './attention-transfer/index.js';
 import { featureMatching } from './feature-matching/index.js';
 import { fineTune } from './fine-tune/index.js';
 import { joint } from './joint/index.js';
+import { l2Sp } from './l2-sp/index.js';
 import { l2tWw } from './l2t-ww/index.js';
 import { linearProbe } from './linear-probe/index.js';
 import { lwf } from './lwf/index.js';
@@ -21,6 +22,7 @@ export const builtinMethods: readonly AnyTransferMethod[] = [
   featureMatching,
   attentionTransfer,
   lwf,
+  l2Sp,
 ];
 
 /**

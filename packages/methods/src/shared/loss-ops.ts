@@ -81,6 +81,8 @@ export interface LossOps<T> extends TensorOps<T> {
   linear(features: T, head: LinearHead, net?: Net): T;
   /** A step value the method supplies with each step (see `StepValues`). */
   value(name: string): T;
+  /** A parameter's value in the trained or the frozen set (regularisers toward a starting point: L2-SP). */
+  param(name: string, net?: Net): T;
 }
 
 /** A method's training loss: generic in the engine's value type, so one definition serves both. */
@@ -142,6 +144,11 @@ export function tfjsLossOps(
         throw new Error(`this loss reads step value "${name}", which the step did not supply`);
       return v;
     },
+    param: (name, net = 'trained') => {
+      const p = (net === 'frozen' ? frozenParams() : params)[name];
+      if (!p) throw new Error(`this loss reads parameter "${name}" (${net}), which does not exist`);
+      return p;
+    },
     ...tfjsTensorOps,
   };
 }
@@ -175,6 +182,7 @@ export function graphLossOps(
         args.param(`${head.prefix}.bias`, net),
       ]),
     value: args.value,
+    param: (name, net = 'trained') => args.param(name, net),
     ...graphTensorOps(g),
   };
 }

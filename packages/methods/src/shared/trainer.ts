@@ -260,7 +260,14 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
       Object.assign(statistics, out.statistics);
       return out.features;
     },
-    param: (name, net) => (net === 'frozen' ? frozenValue(name) : name),
+    param: (name, net) => {
+      if (net === 'frozen') return frozenValue(name);
+      if (!(name in params))
+        throw new Error(
+          `this loss reads parameter "${name}", which does not exist (have: ${Object.keys(params).join(', ')})`,
+        );
+      return name;
+    },
     value: (name) => {
       const input = valueInputs[name];
       if (!input)
