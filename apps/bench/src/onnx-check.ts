@@ -5,7 +5,7 @@ import { checkOnnxAgainstRuntime, importOnnx, onnxOperatorCounts } from '@transf
 /**
  * `pnpm bench onnx-check <model.onnx>`: import the file, run one random batch
  * through the import (tfjs) and through onnxruntime, and describe the model.
- * One JSON object (DESIGN.md's contract: `maxAbsDiff` among its fields).
+ * One JSON object (the contract in docs/contracts.md: `maxAbsDiff` among its fields).
  */
 export async function onnxCheck(
   path: string,

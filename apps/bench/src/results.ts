@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Progress } from './progress.js';
 
-/** One line of `results.jsonl`: the contract other tools read (see DESIGN.md). */
+/** One line of `results.jsonl`: the contract other tools read (docs/contracts.md). */
 export interface TrialRecord {
   suite: string;
   /** When the suite run that produced this record started (ISO 8601): groups one run's records. */

@@ -7,8 +7,8 @@
  * images only. Pre-training latches onto the mark (it is easier to learn),
  * so its features transfer badly to the target, where the mark is absent.
  *
- * The paper's exact image modification is not reproduced here (see the notes
- * in shared/PAPERS.md): this is a parameterised construction of the same kind.
+ * The paper's exact image modification is not reproduced here (see
+ * docs/references.md): this is a parameterised construction of the same kind.
  */
 import { createRng, type Rng } from '@transferlab/core';
 import { defineTask } from '../define-task.js';

@@ -37,7 +37,7 @@
  *   - logistic: Gauss–Hermite quadrature over ξ of the proximal operator
  *     (see `logisticHats`).
  *
- * **The √γ convention.** Loureiro et al. (and PAPERS.md) write the same
+ * **The √γ convention.** Loureiro et al. (see docs/references.md) write the same
  * equations with t_i = (UᵀΦθθᵀΦᵀU)_ii = k t̃_i, ⟨·⟩ the mean over the p
  * eigenvalues, γ = k/p, m̂ = α/(√γ(1+V)) and m = (m̂/√γ)⟨t/(λ+V̂ω)⟩. Since
  * (1/p)·k t̃_i/√γ = √γ t̃_i, their equations are ours with m̂ₛ = √γ m̂: the two

@@ -33,7 +33,7 @@ function normalizedFeatures(rng: Rng, d: number, p: number): Dense {
 }
 
 describe('Gaussian-equivalence coefficients', () => {
-  it('the table agrees with quadrature to 1e-9 and with PAPERS.md to its 6 digits', () => {
+  it('the table agrees with quadrature to 1e-9 and with the published values (docs/references.md) to 6 digits', () => {
     for (const a of ACTIVATIONS) {
       const table = GAUSSIAN_EQUIVALENCE[a];
       const quad = gaussianEquivalenceCoefficients(a);
