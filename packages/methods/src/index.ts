@@ -12,7 +12,7 @@ export {
 } from './feature-matching/index.js';
 export { type FineTuneConfig, fineTune } from './fine-tune/index.js';
 export { type JointConfig, type JointState, joint, jointLoss } from './joint/index.js';
-export { type L2SpConfig, type L2SpState, l2Sp, l2SpLoss } from './l2-sp/index.js';
+export { type L2SpConfig, l2Sp, l2SpPenalty } from './l2-sp/index.js';
 export {
   type L2tWwConfig,
   type L2tWwPairSummary,

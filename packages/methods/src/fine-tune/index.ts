@@ -1,5 +1,5 @@
 import { supervisedMethod } from '../shared/classifier.js';
-import type { OptimConfig } from '../shared/optim.js';
+import { type OptimConfig, pretrainedOptimDefaults } from '../shared/optim.js';
 
 export interface FineTuneConfig extends OptimConfig {
   /** The backbone's learning rate relative to the head's (0 freezes it: a linear probe). */
@@ -18,19 +18,7 @@ export const fineTune = supervisedMethod<FineTuneConfig>({
   title: 'Fine-tuning',
   description:
     'Source-pretrained backbone + new head, all trained on the target (backbone lr × backboneLrMultiplier).',
-  defaults: {
-    epochs: 30,
-    batchSize: 32,
-    optimizer: 'adam',
-    // A new head needs a large step while the pretrained backbone needs a small
-    // one: a random head's gradients would otherwise wash the features out early.
-    lr: 1e-2,
-    momentum: 0.9,
-    weightDecay: 0,
-    schedule: 'constant',
-    backboneLrMultiplier: 0.03,
-    freezeBatchNorm: false,
-  },
+  defaults: { ...pretrainedOptimDefaults, freezeBatchNorm: false },
   start: 'pretrained',
   backboneLrMultiplier: (c) => c.backboneLrMultiplier,
   freezeBatchNorm: (c) => c.freezeBatchNorm,

@@ -100,6 +100,6 @@ describe('l2-sp', () => {
         rng: createRng(0),
         totalSteps: 1,
       }),
-    ).rejects.toThrow(/needs the source-pretrained backbone/);
+    ).rejects.toThrow(/l2-sp needs a pretrained backbone/);
   });
 });

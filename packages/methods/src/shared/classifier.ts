@@ -49,8 +49,12 @@ export async function initClassifier(args: {
   engine?: Engine;
   /** onnxruntime intra-op threads (default 1). */
   threads?: number;
+  /** Terms added to the cross-entropy (a regulariser); `penalty.start` is the frozen network it may read. */
+  penalty?: { terms: (head: LinearHead) => LossFn; start: Params };
 }): Promise<ClassifierState> {
   const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
+  const ce = classifierLoss(head);
+  const extra = args.penalty?.terms(head);
   const headParams = head.init(args.rng.derive('head'));
   const trainer = await createNetworkTrainer({
     engine: args.engine ?? 'tfjs',
@@ -61,7 +65,8 @@ export async function initClassifier(args: {
     totalSteps: args.totalSteps,
     backboneLrMultiplier: args.backboneLrMultiplier,
     ...(args.freezeBatchNorm !== undefined ? { freezeBatchNorm: args.freezeBatchNorm } : {}),
-    loss: classifierLoss(head),
+    loss: extra ? (ops) => ops.add(ce(ops), extra(ops)) : ce,
+    ...(args.penalty ? { frozen: args.penalty.start } : {}),
     ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
   });
   return { backbone: args.backbone, head, trainer };
@@ -101,12 +106,19 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
   check?: (config: C) => void;
   /** Keep BatchNormalization in inference mode while the backbone trains (default: train it). */
   freezeBatchNorm?: (config: C) => boolean;
+  /**
+   * Terms added to the cross-entropy: a regulariser (L2-SP). It may read the
+   * backbone's starting weights as the frozen network (`ops.param(name, 'frozen')`).
+   */
+  penalty?: (config: C, head: LinearHead, backbone: Backbone) => LossFn;
+  reference?: TransferMethod<C, ClassifierState>['reference'];
 }): TransferMethod<C, ClassifierState> {
   return {
     specificationVersion: TRANSFER_METHOD_SPECIFICATION_VERSION,
     id: spec.id,
     title: spec.title,
     description: spec.description,
+    ...(spec.reference ? { reference: spec.reference } : {}),
     defaults: spec.defaults,
     needs: { pretrainedBackbone: spec.start === 'pretrained', sourceBatches: false },
     engines: ['onnxruntime', 'tfjs'],
@@ -119,13 +131,23 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
     init(ctx) {
       if (spec.start === 'pretrained' && !ctx.pretrained)
         throw new Error(`${spec.id} needs a pretrained backbone`);
+      // The runner owns the pretrained weights: train a copy.
+      const backboneParams =
+        ctx.pretrained && spec.start === 'pretrained'
+          ? cloneParams(ctx.pretrained)
+          : ctx.backbone.init(ctx.rng.derive('backbone'));
+      const penalty = spec.penalty;
       return initClassifier({
         backbone: ctx.backbone,
-        // The runner owns the pretrained weights: train a copy.
-        backboneParams:
-          ctx.pretrained && spec.start === 'pretrained'
-            ? cloneParams(ctx.pretrained)
-            : ctx.backbone.init(ctx.rng.derive('backbone')),
+        backboneParams,
+        ...(penalty
+          ? {
+              penalty: {
+                terms: (head: LinearHead) => penalty(ctx.config, head, ctx.backbone),
+                start: cloneParams(backboneParams),
+              },
+            }
+          : {}),
         numClasses: ctx.numClasses,
         config: ctx.config,
         backboneLrMultiplier: spec.backboneLrMultiplier(ctx.config),

@@ -31,3 +31,20 @@ export function createOptimizer(c: OptimConfig, lrScale?: (name: string) => numb
 export function scheduleFactor(c: OptimConfig, step: number, totalSteps: number): number {
   return c.schedule === 'cosine' ? cosineSchedule(step, totalSteps) : 1;
 }
+
+/**
+ * Optimizer settings for a pretrained backbone under a new head (fine-tuning
+ * and its regularised variants): a new head needs a large step while the
+ * pretrained backbone needs a small one, or a random head's gradients wash
+ * the features out early.
+ */
+export const pretrainedOptimDefaults = {
+  epochs: 30,
+  batchSize: 32,
+  optimizer: 'adam',
+  lr: 1e-2,
+  momentum: 0.9,
+  weightDecay: 0,
+  schedule: 'constant',
+  backboneLrMultiplier: 0.03,
+} as const satisfies OptimConfig & { backboneLrMultiplier: number };
