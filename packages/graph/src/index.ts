@@ -16,7 +16,6 @@ export {
   appendOptimizer,
   type GraphOptimizer,
   OPTIMIZER_INPUTS,
-  optimizerSlots,
   type UpdatedParam,
   validateGraphOptimizer,
 } from './optimizers.js';

@@ -38,12 +38,6 @@ export interface UpdatedParam {
 /** Names of the fed scalars. */
 export const OPTIMIZER_INPUTS = { lr: 'lr', c1: 'adam:c1', c2: 'adam:c2' } as const;
 
-/** The slot names an optimizer keeps per parameter (`<slot>:<param>`). */
-export function optimizerSlots(opt: GraphOptimizer): string[] {
-  if (opt.kind === 'adam') return ['m', 'v'];
-  return (opt.momentum ?? 0) > 0 ? ['v'] : [];
-}
-
 export function validateGraphOptimizer(opt: GraphOptimizer): void {
   const wd = opt.weightDecay ?? 0;
   if (!(wd >= 0)) throw new Error(`optimizer: weightDecay must be ≥ 0, got ${wd}`);

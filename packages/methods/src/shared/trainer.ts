@@ -88,6 +88,8 @@ export interface NetworkTrainer {
    * trainer and valid until the next step (copy what you keep).
    */
   params(): Params;
+  /** The optimizer's slots as arrays (`m:<param>`, `v:<param>` for Adam; `v:<param>` for SGD with momentum): copies. */
+  optimizerSlots(): Record<string, Float32Array>;
   dispose(): Promise<void>;
 }
 
@@ -151,6 +153,10 @@ function tfjsTrainer(initial: TrainedModel, spec: NetworkTrainerSpec): NetworkTr
       }
     },
     params: () => model.params,
+    optimizerSlots: () =>
+      Object.fromEntries(
+        Object.entries(model.optState.slots).map(([k, t]) => [k, Float32Array.from(t.dataSync())]),
+      ),
     async dispose() {
       disposeTrainedModel(model);
       if (frozen) disposeParams(frozen);
@@ -333,6 +339,13 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
       snapshotStep = session.steps;
       return snapshot;
     },
+    optimizerSlots: () =>
+      Object.fromEntries(
+        Object.entries(session.optimizerSlots()).map(([k, v]) => [
+          k,
+          Float32Array.from(v.data as Float32Array),
+        ]),
+      ),
     async dispose() {
       if (snapshot) disposeParams(snapshot);
       snapshot = undefined;
