@@ -60,6 +60,12 @@ export {
 } from './theory/linear-transfer.js';
 export { type LogisticFit, logisticRidgeFit, ridgeSolve } from './theory/monte-carlo.js';
 export {
+  logisticProximal,
+  type MonotoneRootOptions,
+  monotoneRoot,
+  ProximalError,
+} from './theory/proximal.js';
+export {
   type Activation,
   activationFunction,
   GAUSSIAN_EQUIVALENCE,

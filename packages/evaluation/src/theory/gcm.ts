@@ -61,7 +61,10 @@
 import type { MatrixLike } from '../estimators/matrix.js';
 import { toDense, toVector } from '../estimators/matrix.js';
 import { assertPositiveSemidefinite, dot, matvec, psdEigen } from '../linalg/dense.js';
+import { logisticProximal } from './proximal.js';
 import { erfc, gaussHermite, logisticLoss, sigmoid } from './special.js';
+
+export { logisticProximal, ProximalError } from './proximal.js';
 
 const NAME = 'solveGcm';
 
@@ -286,28 +289,6 @@ interface Hats {
   qhat: number;
   /** m̂ₛ = √γ m̂ (no γ). */
   mhatS: number;
-}
-
-/** The proximal operator of the logistic loss: argmin_x (x − ω)²/(2V) + log(1 + e^{−yx}). */
-export function logisticProximal(y: number, omega: number, V: number): number {
-  // Root of h(x) = x − ω − V y σ(−yx), increasing (h' = 1 + Vσ(yx)σ(−yx) ≥ 1),
-  // bracketed by [ω, ω + V] for y = +1 and [ω − V, ω] for y = −1.
-  let lo = y > 0 ? omega : omega - V;
-  let hi = y > 0 ? omega + V : omega;
-  let x = omega + 0.5 * V * y * sigmoid(-y * omega);
-  if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
-  for (let it = 0; it < 100; it++) {
-    const s = sigmoid(-y * x);
-    const h = x - omega - V * y * s;
-    if (h > 0) hi = x;
-    else lo = x;
-    const dh = 1 + V * s * (1 - s);
-    let next = x - h / dh;
-    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-    if (Math.abs(next - x) <= 1e-14 * (1 + Math.abs(x))) return next;
-    x = next;
-  }
-  return x;
 }
 
 /**
