@@ -113,4 +113,74 @@ describe('sinkhorn (log domain)', () => {
       ),
     ).toThrow(/equal mass/);
   });
+
+  it('returns dual potentials with their values: the plan, the optimality conditions, the dual objective, POT-style scalings', () => {
+    const { a, b, M } = problem(5, 7, 6);
+    const eps = 0.05;
+    const r = sinkhorn(a, b, M, eps, { tol: 1e-13, maxIter: 100_000 });
+    expect(r.converged).toBe(true);
+    // (1) The plan is exp((f_i + g_j − M_ij)/ε) with the returned f and g (f not divided by ε).
+    for (let i = 0; i < a.length; i++)
+      for (let j = 0; j < b.length; j++) {
+        const pij = Math.exp(
+          ((r.f[i] as number) + (r.g[j] as number) - (M[i]?.[j] as number)) / eps,
+        );
+        expect(Math.abs(pij - (r.plan[i]?.[j] as number))).toBeLessThan(1e-14);
+      }
+    // (2) Optimality: f_i = ε log a_i − ε log Σ_j exp((g_j − M_ij)/ε), and the same for g.
+    for (let i = 0; i < a.length; i++) {
+      let s = 0;
+      for (let j = 0; j < b.length; j++)
+        s += Math.exp(((r.g[j] as number) - (M[i]?.[j] as number)) / eps);
+      expect(r.f[i]).toBeCloseTo(eps * Math.log(a[i] as number) - eps * Math.log(s), 10);
+    }
+    // (3) Strong duality: Σa f + Σb g − ε ΣP = ⟨P, M⟩ − ε H(P), H(P) = −Σ P (log P − 1).
+    let dual = 0;
+    a.forEach((ai, i) => {
+      dual += ai * (r.f[i] as number);
+    });
+    b.forEach((bj, j) => {
+      dual += bj * (r.g[j] as number);
+    });
+    let primal = 0;
+    for (const row of r.plan)
+      for (const v of row) {
+        dual -= eps * v;
+        primal -= eps * v * (1 - Math.log(v));
+      }
+    primal += r.cost;
+    expect(Math.abs(dual - primal)).toBeLessThan(1e-10);
+    // (4) Independent: the kernel-form Sinkhorn (u, v scalings of K = e^{−M/ε}, as POT's
+    // sinkhorn_knopp) gives f = ε log u, g = ε log v up to one constant shift.
+    const K = M.map((row) => row.map((v) => Math.exp(-v / eps)));
+    let u = a.map(() => 1);
+    let v = b.map(() => 1);
+    for (let it = 0; it < 20_000; it++) {
+      v = b.map((bj, j) => bj / u.reduce((s, ui, i) => s + ui * (K[i]?.[j] as number), 0));
+      u = a.map((ai, i) => ai / v.reduce((s, vj, j) => s + vj * (K[i]?.[j] as number), 0));
+    }
+    const shift = (r.f[0] as number) - eps * Math.log(u[0] as number);
+    a.forEach((_, i) => {
+      expect(r.f[i]).toBeCloseTo(eps * Math.log(u[i] as number) + shift, 9);
+    });
+    b.forEach((_, j) => {
+      expect(r.g[j]).toBeCloseTo(eps * Math.log(v[j] as number) - shift, 9);
+    });
+    // (5) Σa f + Σb g = ⟨P, M⟩ + ε Σ P log P, so with 0 ≤ ⟨P, M⟩ − OT ≤ ε min(H(a), H(b)) and
+    // max(H(a), H(b)) ≤ −Σ P log P ≤ H(a) + H(b): −ε(H(a) + H(b)) ≤ Σa f + Σb g − OT ≤ 0.
+    const small = sinkhorn(a, b, M, 1e-3, { tol: 1e-12, maxIter: 200_000 });
+    let value = 0;
+    a.forEach((ai, i) => {
+      value += ai * (small.f[i] as number);
+    });
+    b.forEach((bj, j) => {
+      value += bj * (small.g[j] as number);
+    });
+    const exact = emd(a, b, M).cost;
+    expect(value - exact).toBeLessThanOrEqual(1e-9);
+    expect(value - exact).toBeGreaterThanOrEqual(-1e-3 * (entropy(a) + entropy(b)) - 1e-9);
+    expect(exact - value).toBeGreaterThan(
+      1e-3 * Math.max(entropy(a), entropy(b)) - 1e-3 * Math.min(entropy(a), entropy(b)) - 1e-9,
+    );
+  });
 });
