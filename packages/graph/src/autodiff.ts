@@ -148,16 +148,17 @@ export function addGradients(
     }
     out[w] = name;
   }
-  pruneUnused(g, firstGradNode, Object.values(out));
+  pruneDeadNodes(g, firstGradNode, Object.values(out));
   return out;
 }
 
 /**
- * Drop the nodes appended from index `from` on whose outputs nothing reads
+ * Drop the nodes from index `from` on whose outputs nothing reads
  * (onnxruntime runs every node of a graph, used or not): gradient pieces a
- * rule emitted and a later rule bypassed. `keep` and graph outputs stay.
+ * rule emitted and a later rule bypassed, or the layers of a forward pass
+ * past the deepest value a loss reads. `keep` and graph outputs stay.
  */
-function pruneUnused(g: OnnxGraphBuilder, from: number, keep: readonly string[]): void {
+export function pruneDeadNodes(g: OnnxGraphBuilder, from = 0, keep: readonly string[] = []): void {
   const roots = new Set([...keep, ...g.outputNames()]);
   const uses = new Map<string, number>();
   for (const n of g.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);

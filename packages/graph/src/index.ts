@@ -1,5 +1,5 @@
 export { attr, type OnnxAttr } from './attr.js';
-export { addGradients, type GradientOptions } from './autodiff.js';
+export { addGradients, type GradientOptions, pruneDeadNodes } from './autodiff.js';
 export { type BatchNormTrainingOutputs, batchNormTraining } from './batch-norm.js';
 export {
   type GraphNode,
@@ -16,6 +16,7 @@ export {
   appendOptimizer,
   type GraphOptimizer,
   OPTIMIZER_INPUTS,
+  sgdStepValues,
   type UpdatedParam,
   validateGraphOptimizer,
 } from './optimizers.js';

@@ -61,10 +61,13 @@ export function appendOptimizer(
   g: OnnxGraphBuilder,
   params: readonly UpdatedParam[],
   opt: GraphOptimizer,
+  names: { lr?: string } = {},
 ): { slotInputs: string[] } {
   validateGraphOptimizer(opt);
   const wd = opt.weightDecay ?? 0;
-  const lr = g.has(OPTIMIZER_INPUTS.lr) ? OPTIMIZER_INPUTS.lr : g.input(OPTIMIZER_INPUTS.lr, []);
+  // A second optimizer in the same graph (a bilevel method's meta-optimizer) names its own rate.
+  const lrName = names.lr ?? OPTIMIZER_INPUTS.lr;
+  const lr = g.has(lrName) ? lrName : g.input(lrName, []);
   const slotInputs: string[] = [];
   const adam = opt.kind === 'adam';
   const c1 = adam ? g.input(OPTIMIZER_INPUTS.c1, []) : '';
@@ -126,4 +129,35 @@ export function appendOptimizer(
 export function adamCorrections(opt: GraphOptimizer, t: number): { c1: number; c2: number } {
   if (opt.kind !== 'adam') return { c1: 1, c2: 1 };
   return { c1: 1 - (opt.beta1 ?? 0.9) ** t, c2: 1 - (opt.beta2 ?? 0.999) ** t };
+}
+
+/**
+ * One SGD update of a graph value, as nodes only (no inputs, no outputs):
+ * g' = g + wd·p; v' = μ·v + g'; p' = p − lr·v' (plain g' without momentum)
+ * — the update `appendOptimizer` applies, on values a bilevel method's
+ * look-ahead differentiates through. `grad` undefined: a parameter the
+ * look-ahead's loss does not reach, which momentum and decay still move (as
+ * in PyTorch). `velocity` is required when momentum > 0.
+ */
+export function sgdStepValues(
+  g: OnnxGraphBuilder,
+  args: { param: string; grad?: string; velocity?: string; lr: string },
+  opt: { momentum?: number; weightDecay?: number },
+): { param: string; velocity?: string } {
+  const mu = opt.momentum ?? 0;
+  const wd = opt.weightDecay ?? 0;
+  const constant = (v: number) => g.scalar(v, 'opt');
+  const decay = wd > 0 ? g.op('Mul', [args.param, constant(wd)]) : undefined;
+  const terms = [args.grad, decay].filter((t): t is string => t !== undefined);
+  let grad = terms.length === 2 ? g.op('Add', terms) : terms[0];
+  let velocity: string | undefined;
+  if (mu > 0) {
+    if (!args.velocity) throw new Error(`sgdStepValues: "${args.param}" needs its velocity`);
+    const carried = g.op('Mul', [args.velocity, constant(mu)]);
+    velocity = grad ? g.op('Add', [carried, grad]) : carried;
+    grad = velocity;
+  }
+  if (!grad) return { param: args.param, ...(velocity ? { velocity } : {}) };
+  const param = g.op('Sub', [args.param, g.op('Mul', [grad, args.lr])]);
+  return { param, ...(velocity ? { velocity } : {}) };
 }

@@ -7,12 +7,18 @@ import {
   type FeatureTransferState,
   featureTransferDefaults,
   featureTransferLogits,
+  featureTransferParams,
   featureTransferStep,
   initFeatureTransfer,
   l2twwTargetOptim,
   type TapPair,
   validateFeatureTransferOptions,
 } from '../shared/feature-transfer.js';
+import {
+  featureTransferEngineStep,
+  featureTransferOnEngine,
+} from '../shared/feature-transfer-engine.js';
+import { emitAttentionLoss } from '../shared/feature-transfer-graph.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
 import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 
@@ -93,20 +99,24 @@ export const attentionTransfer: TransferMethod<AttentionTransferConfig, Attentio
     requireNonNegative(ID, 'beta', c.beta);
     return c;
   },
-  init(ctx) {
+  engines: ['onnxruntime', 'tfjs'],
+  async init(ctx) {
     const state = initFeatureTransfer(ID, ctx, { connectors: false });
     const flat = state.pairs.find(
       (p) => p.sourceShape[0] * p.sourceShape[1] === 1 || p.targetShape[0] * p.targetShape[1] === 1,
     );
     if (flat) {
-      disposeFeatureTransfer(state);
+      await disposeFeatureTransfer(state);
       throw new Error(
         `method "${ID}": pair ${flat.source} → ${flat.target} has no spatial extent (shapes [${flat.sourceShape}] and [${flat.targetShape}]): attention maps need conv feature maps`,
       );
     }
-    return state;
+    return featureTransferOnEngine(state, ctx, ({ g, pairs, targetTaps, source }) =>
+      emitAttentionLoss(g, { pairs, targetTaps, sourceRaw: source.raw, beta: ctx.config.beta }),
+    );
   },
   trainStep(state, input) {
+    if (state.engine) return featureTransferEngineStep(state, input);
     return featureTransferStep(state, input.target, input.step, (_p, targetTaps, sourceTaps) => {
       let total: tf.Tensor = tf.scalar(0);
       for (const pair of state.pairs) {
@@ -122,7 +132,7 @@ export const attentionTransfer: TransferMethod<AttentionTransferConfig, Attentio
       return tf.mul(total, state.config.beta / 2) as tf.Scalar;
     });
   },
-  predictParams: (state) => state.params,
+  predictParams: featureTransferParams,
   predict: featureTransferLogits,
   dispose: disposeFeatureTransfer,
 };

@@ -6,6 +6,7 @@ import {
   type FeatureTransferState,
   featureTransferDefaults,
   featureTransferLogits,
+  featureTransferParams,
   featureTransferStep,
   initFeatureTransfer,
   l2twwTargetOptim,
@@ -13,6 +14,11 @@ import {
   resizeToTarget,
   validateFeatureTransferOptions,
 } from '../shared/feature-transfer.js';
+import {
+  featureTransferEngineStep,
+  featureTransferOnEngine,
+} from '../shared/feature-transfer-engine.js';
+import { emitMatchingLoss } from '../shared/feature-transfer-graph.js';
 import { type OptimConfig, validateOptimConfig } from '../shared/optim.js';
 import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 
@@ -62,8 +68,24 @@ export const featureMatching: TransferMethod<FeatureMatchingConfig, FeatureMatch
     requireNonNegative(ID, 'beta', c.beta);
     return c;
   },
-  init: (ctx) => initFeatureTransfer(ID, ctx, { connectors: true }),
+  engines: ['onnxruntime', 'tfjs'],
+  init: (ctx) =>
+    featureTransferOnEngine(
+      initFeatureTransfer(ID, ctx, { connectors: true }),
+      ctx,
+      ({ g, pairs, targetTaps, source, param }) =>
+        emitMatchingLoss(g, {
+          pairs,
+          targetTaps,
+          sourceMaps: source.maps,
+          param,
+          weights: null,
+          lambdas: null,
+          beta: ctx.config.beta,
+        }),
+    ),
   trainStep(state, input) {
+    if (state.engine) return featureTransferEngineStep(state, input);
     return featureTransferStep(state, input.target, input.step, (p, targetTaps, sourceTaps) =>
       matchingLoss({
         pairs: state.pairs,
@@ -78,7 +100,7 @@ export const featureMatching: TransferMethod<FeatureMatchingConfig, FeatureMatch
       }),
     );
   },
-  predictParams: (state) => state.params,
+  predictParams: featureTransferParams,
   predict: featureTransferLogits,
   dispose: disposeFeatureTransfer,
 };

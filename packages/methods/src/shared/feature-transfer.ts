@@ -21,6 +21,7 @@ import {
 } from '@transferlab/models';
 import type { MethodContext, StepResult } from '../types.js';
 import { requirePositive } from './config.js';
+import type { FeatureTransferEngine } from './feature-transfer-engine.js';
 import { matMulFast } from './mat-mul.js';
 import type { OptimConfig } from './optim.js';
 import {
@@ -377,6 +378,11 @@ export interface FeatureTransferState<C extends OptimConfig & FeatureTransferOpt
   readonly source: { readonly backbone: Backbone; readonly params: Params };
   readonly head: LinearHead;
   readonly pairs: readonly TapPair[];
+  /**
+   * Set when the steps run on the onnxruntime engine: it owns the weights
+   * (`params` and `optState` above are freed then).
+   */
+  readonly engine?: FeatureTransferEngine;
 }
 
 /**
@@ -478,9 +484,17 @@ export function featureTransferStep<C extends OptimConfig & FeatureTransferOptio
   }
 }
 
-export function disposeFeatureTransfer(
+export async function disposeFeatureTransfer(
   state: FeatureTransferState<OptimConfig & FeatureTransferOptions>,
-): void {
-  disposeTrainedModel(state);
+): Promise<void> {
+  if (state.engine) await state.engine.dispose();
+  else disposeTrainedModel(state);
   disposeParams(state.source.params);
+}
+
+/** The weights prediction reads: the engine's or the tfjs state's. */
+export function featureTransferParams(
+  state: FeatureTransferState<OptimConfig & FeatureTransferOptions>,
+): Params {
+  return state.engine ? state.engine.params() : state.params;
 }
