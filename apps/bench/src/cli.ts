@@ -5,7 +5,7 @@ import { requireEngine } from '@transferlab/methods';
 import { formatRankTable, runModelSelection } from './model-selection.js';
 import { runOnnxBackbone } from './onnx-backbone.js';
 import { onnxCheck } from './onnx-check.js';
-import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
+import { formatAgreement, formatLambdaTable, formatPairedTable, formatTable } from './report.js';
 import { latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
@@ -31,15 +31,16 @@ const USAGE = `transferlab benchmark
 
 /** The tables a run prints: per-method means and paired gains, or rank correlations for model selection. */
 function summarize(records: readonly TrialRecord[], metric?: string): string {
+  const agreement = formatAgreement(records);
   if (records.some((r) => r.metrics.predicted_risk !== undefined))
-    return formatTheoryLinear(records);
+    return `${formatTheoryLinear(records)}${agreement ? `\n\n${agreement}` : ''}`;
   if (records.some((r) => r.metrics.predicted_bound !== undefined)) return formatTtaTable(records);
   if (
     records.some(
       (r) => r.metrics.n_target !== undefined && r.metrics.measured_test_error !== undefined,
     )
   ) {
-    return formatChmmTable(records);
+    return `${formatChmmTable(records)}${agreement ? `\n\n${agreement}` : ''}`;
   }
   if (records.some((r) => r.source !== undefined)) {
     return `${formatTable(
@@ -47,7 +48,9 @@ function summarize(records: readonly TrialRecord[], metric?: string): string {
       'measured_target_test_acc',
     )}\n\n${formatRankTable(records)}`;
   }
-  const paired = formatPairedTable(records, 'scratch', metric);
+  // Against scratch where it ran, else against fine-tuning (the regularisers' suite).
+  const baseline = records.some((r) => r.method === 'scratch') ? 'scratch' : 'fine-tune';
+  const paired = formatPairedTable(records, baseline, metric);
   const lambdas = formatLambdaTable(records);
   return `${formatTable(records, metric)}${paired ? `\n\n${paired}` : ''}${lambdas ? `\n\n${lambdas}` : ''}`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatPairedTable, formatTable } from './report.js';
+import { formatAgreement, formatPairedTable, formatTable, predictionPairs } from './report.js';
 import type { TrialRecord } from './results.js';
 
 const rec = (
@@ -79,5 +79,37 @@ describe('formatLambdaTable', () => {
     expect(entropies).toMatch(/^L2T-ww channel weights/);
     expect(entropies).toContain('| conv1 | 0.700 |');
     expect(formatLambdaTable([rec('scratch', 0, 0.5)])).toBe('');
+  });
+});
+
+describe('formatAgreement', () => {
+  const pair = (method: string, seed: number, predicted: number, measured: number, se: number) => ({
+    suite: 's',
+    task: `n=${seed}`,
+    method,
+    seed,
+    status: 'ok' as const,
+    metrics: { predicted_risk: predicted, measured_risk: measured, measured_risk_se: se, n: 1 },
+    durationMs: 1,
+    backend: 'cpu',
+  });
+
+  it('counts pairs within 1, 2, 3 standard errors per method and lists those beyond 3', () => {
+    const records: TrialRecord[] = [
+      pair('a', 0, 1.0, 1.05, 0.1), // z = −0.5
+      pair('a', 1, 1.0, 0.85, 0.1), // z = 1.5
+      pair('a', 2, 1.0, 0.75, 0.1), // z = 2.5
+      pair('b', 0, 2.0, 1.0, 0.1), // z = 10
+      { ...pair('b', 1, 2, 2, 0), status: 'ok' }, // se 0: not a pair
+    ];
+    const pairs = predictionPairs(records);
+    expect(pairs).toHaveLength(4);
+    expect(pairs[3]?.z).toBeCloseTo(10, 12);
+    const text = formatAgreement(records);
+    expect(text).toContain('| a | 3 | 33% | 67% | 3 (100%) | 1.50 |');
+    expect(text).toContain('| b | 1 | 0% | 0% | 0 (0%) | 10.00 |');
+    expect(text).toContain('| all | 4 | 25% | 50% | 3 (75%) | 2.00 |');
+    expect(text).toContain('n=0 · b · seed 0: risk 2.000 vs 1.000 ± 0.1000 (z = 10.0)');
+    expect(formatAgreement([])).toBe('');
   });
 });

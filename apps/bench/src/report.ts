@@ -129,3 +129,85 @@ function pairHeatMap(records: readonly TrialRecord[], prefix: string, title: str
   }
   return lines.join('\n');
 }
+
+/** One predicted/measured pair of a theory suite: `predicted_X` beside `measured_X` ± `measured_X_se`. */
+export interface PredictionPair {
+  record: TrialRecord;
+  quantity: string;
+  predicted: number;
+  measured: number;
+  se: number;
+  /** (predicted − measured)/se. */
+  z: number;
+}
+
+/** Every pair in `records` with a finite prediction, measurement and positive standard error. */
+export function predictionPairs(records: readonly TrialRecord[]): PredictionPair[] {
+  const out: PredictionPair[] = [];
+  for (const record of records) {
+    if (record.status !== 'ok') continue;
+    for (const [key, predicted] of Object.entries(record.metrics)) {
+      if (!key.startsWith('predicted_')) continue;
+      const quantity = key.slice('predicted_'.length);
+      const measured = record.metrics[`measured_${quantity}`];
+      const se = record.metrics[`measured_${quantity}_se`];
+      if (
+        typeof measured !== 'number' ||
+        typeof se !== 'number' ||
+        !Number.isFinite(predicted) ||
+        !Number.isFinite(measured) ||
+        !(se > 0)
+      )
+        continue;
+      out.push({ record, quantity, predicted, measured, se, z: (predicted - measured) / se });
+    }
+  }
+  return out;
+}
+
+/**
+ * How well predictions agree with Monte Carlo, per method: the number of
+ * pairs, the share within 1, 2 and 3 standard errors of the measurement
+ * (for a correct prediction and Gaussian noise: 68%, 95%, 99.7%), the median
+ * |z|, and the pairs furthest out as prediction beside measured ± se.
+ */
+export function formatAgreement(records: readonly TrialRecord[], worst = 5): string {
+  const pairs = predictionPairs(records);
+  if (pairs.length === 0) return '';
+  const pct = (k: number, n: number) => `${((100 * k) / n).toFixed(0)}%`;
+  const row = (label: string, ps: PredictionPair[]) => {
+    const abs = ps.map((p) => Math.abs(p.z)).sort((a, b) => a - b);
+    const within = (t: number) => abs.filter((z) => z <= t).length;
+    const mid = abs.length >> 1;
+    const median =
+      abs.length % 2 === 1
+        ? (abs[mid] as number)
+        : 0.5 * ((abs[mid - 1] as number) + (abs[mid] as number));
+    return `| ${label} | ${ps.length} | ${pct(within(1), ps.length)} | ${pct(within(2), ps.length)} | ${within(3)} (${pct(within(3), ps.length)}) | ${median.toFixed(2)} |`;
+  };
+  const methods = [...new Set(pairs.map((p) => p.record.method))];
+  const lines = [
+    'prediction vs Monte Carlo: share of pairs within k standard errors of the measurement (z = (predicted − measured)/se)',
+    '| method | pairs | ≤ 1 se | ≤ 2 se | ≤ 3 se | median abs(z) |',
+    '|---|---|---|---|---|---|',
+    ...(methods.length > 1
+      ? methods.map((m) =>
+          row(
+            m,
+            pairs.filter((p) => p.record.method === m),
+          ),
+        )
+      : []),
+    row('all', pairs),
+  ];
+  const out = [...pairs].sort((a, b) => Math.abs(b.z) - Math.abs(a.z)).slice(0, worst);
+  const g = (v: number) => v.toPrecision(4);
+  if (out.length > 0 && Math.abs(out[0]?.z as number) > 3) {
+    lines.push('', 'furthest pairs: predicted vs measured ± se');
+    for (const p of out.filter((q) => Math.abs(q.z) > 3))
+      lines.push(
+        `  ${p.record.task} · ${p.record.method} · seed ${p.record.seed}: ${p.quantity} ${g(p.predicted)} vs ${g(p.measured)} ± ${g(p.se)} (z = ${p.z.toFixed(1)})`,
+      );
+  }
+  return lines.join('\n');
+}
