@@ -174,14 +174,19 @@ export function formatTheoryLinear(records: readonly TrialRecord[]): string {
   const ok = records.filter((r) => r.status === 'ok');
   const reps = [...new Set(ok.map((r) => r.method))];
   const ns = [...new Set(ok.map((r) => r.metrics.n as number))].sort((a, b) => a - b);
-  const lines = ['min-norm risk, predicted (asymptotic) / measured (Monte Carlo, mean over seeds)'];
+  const lines = [
+    'min-norm risk, predicted (asymptotic) / measured (Monte Carlo) ± its standard error, mean over seeds',
+  ];
   lines.push(`| n | ${reps.join(' | ')} |`, `|---|${reps.map(() => '---').join('|')}|`);
   for (const n of ns) {
     const cells = reps.map((rep) => {
       const rs = ok.filter((r) => r.method === rep && r.metrics.n === n);
       if (rs.length === 0) return '';
       const avg = (k: string) => rs.reduce((a, r) => a + (r.metrics[k] as number), 0) / rs.length;
-      return `${avg('predicted_risk').toPrecision(3)} / ${avg('measured_risk').toPrecision(3)}`;
+      const se =
+        Math.sqrt(rs.reduce((a, r) => a + (r.metrics.measured_risk_se as number) ** 2, 0)) /
+        rs.length;
+      return `${avg('predicted_risk').toPrecision(3)} / ${avg('measured_risk').toPrecision(3)} ± ${se.toPrecision(2)}`;
     });
     lines.push(`| ${n} | ${cells.join(' | ')} |`);
   }

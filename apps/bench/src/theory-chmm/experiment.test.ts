@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Progress } from '../progress.js';
 import type { TrialRecord } from '../results.js';
-import { runChmmExperiment } from './experiment.js';
+import { runChmmExperiment, testErrorSe } from './experiment.js';
 import { type ChmmSuite, formatChmmTable, runChmmSuite } from './suite.js';
 
 const silent: Progress = { trial() {}, epoch() {}, done() {}, close() {} };
@@ -101,6 +101,8 @@ describe('runChmmExperiment', () => {
         scratchTraining: { steps: 20 },
         nTest: 1000,
         nSourceTest: 200,
+        targetRepeats: 3,
+        scratchRepeats: 1,
       },
     };
     const out = mkdtempSync(join(tmpdir(), 'tl-chmm-'));
@@ -123,6 +125,11 @@ describe('runChmmExperiment', () => {
       expect(r.metrics.measured_test_error).toBeGreaterThanOrEqual(0);
       expect(r.metrics.measured_test_error).toBeLessThanOrEqual(1);
       expect([10, 30]).toContain(r.metrics.n_target);
+      // se: the spread over the 3 training sets (1 for scratch) plus the 1000-example pool's binomial term
+      const e = r.metrics.measured_test_error as number;
+      const se = r.metrics.measured_test_error_se as number;
+      expect(se).toBeGreaterThanOrEqual(Math.sqrt((e * (1 - e)) / 1000) - 1e-15);
+      if (r.method === 'scratch') expect(se).toBeCloseTo(Math.sqrt((e * (1 - e)) / 1000), 14);
       expect(r.task).toMatch(/^(dF=0 dT=0|rotated) · n=(10|30)$/);
       if (r.method === 'scratch') expect(r.metrics.predicted_test_error).toBeUndefined();
       else expect(r.metrics.predicted_test_error).toBeGreaterThan(0);
@@ -138,7 +145,7 @@ describe('runChmmExperiment', () => {
     expect(table).toContain('dF=0 dT=0');
     expect(table).toContain('rotated');
     expect(table).toMatch(
-      /\| n_target \| transfer \| transfer pred \| random-features \| random-features pred \| scratch \|/,
+      /\| n_target \| transfer +\| transfer pred \| random-features +\| random-features pred \| scratch +\|/,
     );
 
     // Same seed, same numbers.
@@ -213,5 +220,16 @@ describe('runChmmExperiment', () => {
     await expect(runChmmExperiment({ ...base, readout: { lambda: 0 } })).rejects.toThrow(
       /lambda must be positive/,
     );
+  });
+});
+
+describe('testErrorSe', () => {
+  it('is √(s²/R + ē(1 − ē)/nTest)', () => {
+    const s2 = ((0.1 - 0.2) ** 2 + 0 + (0.3 - 0.2) ** 2) / 2;
+    expect(testErrorSe([0.1, 0.2, 0.3], 1000)).toBeCloseTo(
+      Math.sqrt(s2 / 3 + (0.2 * 0.8) / 1000),
+      15,
+    );
+    expect(testErrorSe([0.25], 400)).toBeCloseTo(Math.sqrt((0.25 * 0.75) / 400), 15);
   });
 });

@@ -86,8 +86,10 @@ export interface ChmmExperimentOptions {
   nTest?: number;
   /** Source test examples for `source_test_error` (default 5,000). */
   nSourceTest?: number;
-  /** Independent target training sets per trial, errors averaged (default 1). */
+  /** Independent target training sets per trial, errors averaged; their spread gives `measured_test_error_se` (default 1). */
   targetRepeats?: number;
+  /** Training sets for 'scratch' (a network per set, so costlier): default `targetRepeats`. */
+  scratchRepeats?: number;
   /** Analytic curves for the fixed feature maps; null: none (default: the GCM). */
   predictor?: FixedFeaturePredictor | null;
   backend?: string;
@@ -147,6 +149,18 @@ function checkPositiveInteger(name: string, v: number): void {
     throw new Error(`runChmmExperiment: ${name} must be a positive integer, got ${v}`);
 }
 
+/**
+ * Standard error of the mean test error over R training sets, all scored on
+ * one pool of nTest examples: the spread over sets (s²/R) plus the pool's own
+ * binomial sampling variance ē(1 − ē)/nTest, which every set shares and the
+ * spread therefore misses.
+ */
+export function testErrorSe(errors: readonly number[], nTest: number): number {
+  const e = mean(errors);
+  const spread = errors.length > 1 ? sd(errors) ** 2 / errors.length : 0;
+  return Math.sqrt(spread + (e * (1 - e)) / nTest);
+}
+
 function mean(xs: readonly number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
@@ -180,6 +194,12 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
   checkPositiveInteger('nTest', nTest);
   checkPositiveInteger('nSourceTest', nSourceTest);
   checkPositiveInteger('targetRepeats', repeats);
+  const scratchRepeats = opts.scratchRepeats ?? repeats;
+  checkPositiveInteger('scratchRepeats', scratchRepeats);
+  if (scratchRepeats > repeats)
+    throw new Error(
+      `runChmmExperiment: scratchRepeats (${scratchRepeats}) cannot exceed targetRepeats (${repeats})`,
+    );
   const activation = opts.activation ?? 'erf';
   const sourceTraining = { ...defaultSourceTraining, ...opts.sourceTraining };
   const scratchTraining = { ...defaultScratchTraining, ...opts.scratchTraining };
@@ -260,6 +280,7 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
           activation,
           readout: { loss, lambda },
           targetRepeats: repeats,
+          scratchRepeats,
           nTest,
           predictor: predictor?.name ?? null,
         };
@@ -309,7 +330,7 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
             for (const n of nList) {
               const t0 = Date.now();
               try {
-                const errors = trainSets.map((ds, r) => {
+                const errors = trainSets.slice(0, scratchRepeats).map((ds, r) => {
                   const x = ds.x.subarray(0, n * N);
                   const y = ds.y.subarray(0, n);
                   const out = trainTwoLayer({
@@ -334,7 +355,8 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
                   status: 'ok',
                   metrics: {
                     measured_test_error: mean(errors),
-                    ...(repeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
+                    measured_test_error_se: testErrorSe(errors, nTest),
+                    ...(scratchRepeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
                     n_target: n,
                     ...levelMetrics,
                   },
@@ -404,6 +426,7 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
                 status: 'ok',
                 metrics: {
                   measured_test_error: mean(errors),
+                  measured_test_error_se: testErrorSe(errors, nTest),
                   ...(repeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
                   ...(pred !== undefined && Number.isFinite(pred)
                     ? { predicted_test_error: pred }

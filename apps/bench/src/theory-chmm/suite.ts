@@ -37,7 +37,7 @@ export const theoryChmmSuite: ChmmSuite = {
   kind: 'theory-chmm',
   id: 'theory-chmm',
   description:
-    'Correlated hidden-manifold model (Gerace et al. 2022): transfer (frozen source layer + ridge readout) vs random features vs scratch, n_target 25…800, feature and teacher perturbations; GCM prediction beside each fixed-feature measurement. 3 seeds, ~5 min on wasm (2 cores, unloaded).',
+    'Correlated hidden-manifold model (Gerace et al. 2022): transfer (frozen source layer + ridge readout) vs random features vs scratch, n_target 25…800, feature and teacher perturbations; GCM prediction beside each fixed-feature measurement ± its standard error over 20 training sets. 3 seeds.',
   seeds: 3,
   experiment: {
     params: { D: 50, N: 100, activation: 'erf' },
@@ -58,7 +58,10 @@ export const theoryChmmSuite: ChmmSuite = {
     scratchTraining: { steps: 400 },
     readout: { loss: 'square', lambda: 0.1 },
     nTest: 20_000,
-    targetRepeats: 1,
+    // 20 training sets per trial: their spread is measured_test_error_se (the readouts are cheap);
+    // scratch trains a network per set, so two.
+    targetRepeats: 20,
+    scratchRepeats: 2,
   },
 };
 
@@ -130,7 +133,11 @@ export async function runChmmSuite(
 /**
  * Learning curves as text: one block per correlation level, one row per
  * n_target, measured (and predicted) test error of each method in %, mean
- * over seeds (± 95% CI when there are several).
+ * over seeds. Measured cells carry ± the standard error of that mean given
+ * the seeds' feature maps, √(Σ se²)/seeds from `measured_test_error_se` (the
+ * prediction changes with the seed's features, so this, not the spread over
+ * seeds, is what a prediction is compared with); records without an se show
+ * ± the 95% CI over seeds.
  */
 export function formatChmmTable(records: readonly TrialRecord[]): string {
   const ok = records.filter((r) => r.status === 'ok');
@@ -142,8 +149,16 @@ export function formatChmmTable(records: readonly TrialRecord[]): string {
     const s = meanCI(vals);
     return `${(100 * s.mean).toFixed(1)}${Number.isNaN(s.ci95) ? '' : ` ± ${(100 * s.ci95).toFixed(1)}`}`;
   };
+  const measuredCell = (rs: TrialRecord[]) => {
+    const ses = rs.map((r) => r.metrics.measured_test_error_se);
+    if (rs.length === 0 || ses.some((v) => v === undefined))
+      return cell(rs.map((r) => r.metrics.measured_test_error as number));
+    const m = rs.reduce((a, r) => a + (r.metrics.measured_test_error as number), 0) / rs.length;
+    const se = Math.sqrt(ses.reduce((a: number, v) => a + (v as number) ** 2, 0)) / rs.length;
+    return `${(100 * m).toFixed(1)} ± ${(100 * se).toFixed(2)}`;
+  };
   const out: string[] = [
-    `test error (%) on the target, mean over seeds (n = ${new Set(records.map((r) => r.seed)).size}); "pred" = Gaussian covariate model`,
+    `test error (%) on the target, mean over seeds (n = ${new Set(records.map((r) => r.seed)).size}) ± standard error; "pred" = Gaussian covariate model`,
   ];
   for (const level of levels) {
     const rows = ok.filter((r) => levelOf(r) === level);
@@ -158,7 +173,7 @@ export function formatChmmTable(records: readonly TrialRecord[]): string {
       const cells = [String(n)];
       for (const m of methods) {
         const at = rows.filter((r) => r.method === m && r.metrics.n_target === n);
-        cells.push(cell(at.map((r) => r.metrics.measured_test_error as number)));
+        cells.push(measuredCell(at));
         if (header.includes(`${m} pred`))
           cells.push(
             cell(
