@@ -329,7 +329,12 @@ export class OnnxGraphBuilder {
   }
 
   toBytes(opts: Parameters<OnnxGraphBuilder['toModel']>[0] = {}): Uint8Array {
-    const model = onnx.ModelProto.create(this.toModel(opts));
+    const proto = this.toModel(opts);
+    // Constants no node reads (left by pruned gradient pieces) are not written.
+    const read = new Set([...this.nodes.flatMap((n) => n.inputs), ...this.outputNames()]);
+    if (proto.graph)
+      proto.graph.initializer = this.initializers.filter((t) => read.has(t.name ?? ''));
+    const model = onnx.ModelProto.create(proto);
     return onnx.ModelProto.encode(model).finish();
   }
 }
