@@ -208,17 +208,25 @@ export async function runTrial(args: {
     throw new Error(`method "${method.id}" needs a pretrained backbone and none was given`);
   }
   const engine = chooseEngine(method, args.backbone, args.engine);
-  const state0 = await method.init({
-    config,
-    engine,
-    backbone: args.backbone,
-    numClasses: target.train.numClasses,
-    ...(args.pretrained ? { pretrained: args.pretrained } : {}),
-    ...(args.sourceHead ? { sourceHead: args.sourceHead } : {}),
-    sourceNumClasses: task.source.train.numClasses,
-    rng: rng.derive('init'),
-    totalSteps: config.epochs * stepsPerEpoch,
-  });
+  // Typed arrays of the training set; tensors only if the method reads them.
+  const targetTrain = createBatch(target.train.x, target.train.y, target.train.shape);
+  let state0: Awaited<ReturnType<typeof method.init>>;
+  try {
+    state0 = await method.init({
+      config,
+      engine,
+      backbone: args.backbone,
+      numClasses: target.train.numClasses,
+      ...(args.pretrained ? { pretrained: args.pretrained } : {}),
+      ...(args.sourceHead ? { sourceHead: args.sourceHead } : {}),
+      sourceNumClasses: task.source.train.numClasses,
+      targetTrain,
+      rng: rng.derive('init'),
+      totalSteps: config.epochs * stepsPerEpoch,
+    });
+  } finally {
+    disposeBatch(targetTrain);
+  }
   let state = state0;
   let best: Params | undefined;
   let bestVal = -1;

@@ -58,6 +58,12 @@ export interface MethodContext<C> {
   readonly sourceNumClasses?: number;
   /** The source head learned in pre-training (`source_head.weight`, `source_head.bias`), for methods that distil it (LwF). Owned by the runner. */
   readonly sourceHead?: Params;
+  /**
+   * The target training set as one batch, for methods that compute something
+   * from it before training (DELTA's channel attention, Co-Tuning's category
+   * relationship). Owned by the runner and valid during `init` only.
+   */
+  readonly targetTrain?: Batch;
   /** Seeded stream for this trial's method-side randomness. */
   readonly rng: Rng;
   /** Total number of `trainStep` calls the runner will make (for schedules). */

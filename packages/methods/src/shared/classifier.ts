@@ -4,12 +4,13 @@ import { type Backbone, type LinearHead, linearHead } from '@transferlab/models'
 import {
   type Batch,
   type Engine,
+  type MethodContext,
   type StepResult,
   TRANSFER_METHOD_SPECIFICATION_VERSION,
   type TransferMethod,
 } from '../types.js';
 import { mergeConfig } from './config.js';
-import type { LossFn } from './loss-ops.js';
+import type { LossFn, LossOps, StepValueSpec, StepValues } from './loss-ops.js';
 import { type OptimConfig, validateOptimConfig } from './optim.js';
 import { createNetworkTrainer, type NetworkTrainer } from './trainer.js';
 
@@ -18,6 +19,25 @@ export interface ClassifierState {
   readonly backbone: Backbone;
   readonly head: LinearHead;
   readonly trainer: NetworkTrainer;
+  /** The step values a penalty reads, computed before each step (`Penalty.stepValues`). */
+  readonly stepValues?: Penalty['stepValues'];
+}
+
+/**
+ * Regularisation terms, once for both engines; `features` are the trained
+ * network's features of the target batch, the very pass the cross-entropy
+ * reads (a second pass would cost a forward and chain normalisation
+ * statistics twice).
+ */
+export type PenaltyFn = <T>(ops: LossOps<T>, features: T) => T;
+
+/** Terms added to the classifier's cross-entropy, with the step values they read. */
+export interface Penalty {
+  readonly terms: PenaltyFn;
+  /** The step values `terms` reads (`ops.value(name)`), declared for the engine's compiler. */
+  readonly values?: Readonly<Record<string, StepValueSpec>>;
+  /** Their values for one step, computed on the host before it (may read the trainer's current features). */
+  readonly stepValues?: (trainer: NetworkTrainer, batch: Batch) => StepValues | Promise<StepValues>;
 }
 
 /** The classifier's loss, once for both engines: cross-entropy of the head on the backbone's features. */
@@ -50,11 +70,18 @@ export async function initClassifier(args: {
   /** onnxruntime intra-op threads (default 1). */
   threads?: number;
   /** Terms added to the cross-entropy (a regulariser); `penalty.start` is the frozen network it may read. */
-  penalty?: { terms: (head: LinearHead) => LossFn; start: Params };
+  penalty?: { terms: (head: LinearHead) => PenaltyFn | Penalty; start: Params };
 }): Promise<ClassifierState> {
   const head = linearHead(args.backbone.featureDim, args.numClasses, args.headPrefix ?? 'head');
   const ce = classifierLoss(head);
-  const extra = args.penalty?.terms(head);
+  const penalty = args.penalty ? asPenalty(args.penalty.terms(head)) : undefined;
+  const extra = penalty?.terms;
+  const loss: LossFn = extra
+    ? (ops) => {
+        const f = ops.features(ops.target.x);
+        return ops.add(ops.crossEntropy(ops.linear(f, head), ops.target.y), extra(ops, f));
+      }
+    : ce;
   const headParams = head.init(args.rng.derive('head'));
   const trainer = await createNetworkTrainer({
     engine: args.engine ?? 'tfjs',
@@ -65,12 +92,20 @@ export async function initClassifier(args: {
     totalSteps: args.totalSteps,
     backboneLrMultiplier: args.backboneLrMultiplier,
     ...(args.freezeBatchNorm !== undefined ? { freezeBatchNorm: args.freezeBatchNorm } : {}),
-    loss: extra ? (ops) => ops.add(ce(ops), extra(ops)) : ce,
+    loss,
     ...(args.penalty ? { frozen: args.penalty.start } : {}),
+    ...(penalty?.values ? { values: penalty.values } : {}),
     ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
   });
-  return { backbone: args.backbone, head, trainer };
+  return {
+    backbone: args.backbone,
+    head,
+    trainer,
+    ...(penalty?.stepValues ? { stepValues: penalty.stepValues } : {}),
+  };
 }
+
+const asPenalty = (p: PenaltyFn | Penalty): Penalty => (typeof p === 'function' ? { terms: p } : p);
 
 export function classifierLogits(state: ClassifierState, params: Params, x: tf.Tensor): tf.Tensor {
   return state.head.apply(params, state.backbone.apply(params, x).features);
@@ -81,7 +116,8 @@ export async function classifierStep(
   batch: Batch,
   step: number,
 ): Promise<StepResult<ClassifierState>> {
-  return { state, loss: await state.trainer.step({ target: batch, step }) };
+  const values = state.stepValues ? await state.stepValues(state.trainer, batch) : undefined;
+  return { state, loss: await state.trainer.step({ target: batch, step }, values) };
 }
 
 export function disposeClassifier(state: ClassifierState): Promise<void> {
@@ -107,10 +143,18 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
   /** Keep BatchNormalization in inference mode while the backbone trains (default: train it). */
   freezeBatchNorm?: (config: C) => boolean;
   /**
-   * Terms added to the cross-entropy: a regulariser (L2-SP). It may read the
-   * backbone's starting weights as the frozen network (`ops.param(name, 'frozen')`).
+   * Terms added to the cross-entropy: a regulariser (L2-SP, DELTA, BSS). It
+   * may read the backbone's starting weights as the frozen network
+   * (`ops.param(name, 'frozen')`, `ops.features(x, 'frozen')`) and step
+   * values (`Penalty`); it is built once at `init`, where it may read the
+   * context (DELTA's attention comes from the target training set).
    */
-  penalty?: (config: C, head: LinearHead, backbone: Backbone) => LossFn;
+  penalty?: (
+    config: C,
+    head: LinearHead,
+    backbone: Backbone,
+    ctx: MethodContext<C>,
+  ) => PenaltyFn | Penalty | Promise<PenaltyFn | Penalty>;
   reference?: TransferMethod<C, ClassifierState>['reference'];
 }): TransferMethod<C, ClassifierState> {
   return {
@@ -128,26 +172,23 @@ export function supervisedMethod<C extends OptimConfig>(spec: {
       spec.check?.(config);
       return config;
     },
-    init(ctx) {
+    async init(ctx) {
       if (spec.start === 'pretrained' && !ctx.pretrained)
         throw new Error(`${spec.id} needs a pretrained backbone`);
+      // The classifier's head, named as initClassifier names it, for a penalty built before it.
+      const head = linearHead(ctx.backbone.featureDim, ctx.numClasses, 'head');
+      const terms = spec.penalty
+        ? await spec.penalty(ctx.config, head, ctx.backbone, ctx)
+        : undefined;
       // The runner owns the pretrained weights: train a copy.
       const backboneParams =
         ctx.pretrained && spec.start === 'pretrained'
           ? cloneParams(ctx.pretrained)
           : ctx.backbone.init(ctx.rng.derive('backbone'));
-      const penalty = spec.penalty;
       return initClassifier({
         backbone: ctx.backbone,
         backboneParams,
-        ...(penalty
-          ? {
-              penalty: {
-                terms: (head: LinearHead) => penalty(ctx.config, head, ctx.backbone),
-                start: cloneParams(backboneParams),
-              },
-            }
-          : {}),
+        ...(terms ? { penalty: { terms: () => terms, start: cloneParams(backboneParams) } } : {}),
         numClasses: ctx.numClasses,
         config: ctx.config,
         backboneLrMultiplier: spec.backboneLrMultiplier(ctx.config),

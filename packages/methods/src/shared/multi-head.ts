@@ -33,3 +33,29 @@ export function requireSourceClasses(id: string, ctx: MethodContext<unknown>): n
   }
   return c;
 }
+
+/**
+ * The source head learned in pre-training (`source_head.weight` [featureDim,
+ * C_s], `source_head.bias`), from `sourceHead` or inside `pretrained`,
+ * checked against the features. Owned by the context: clone what you keep.
+ */
+export function requireSourceHead(
+  id: string,
+  ctx: Pick<MethodContext<unknown>, 'sourceHead' | 'pretrained'>,
+  featureDim: number,
+): Params {
+  const w = `${SOURCE_HEAD}.weight`;
+  const b = `${SOURCE_HEAD}.bias`;
+  const from = ctx.sourceHead ?? ctx.pretrained;
+  const weight = from?.[w];
+  const bias = from?.[b];
+  if (!weight || !bias)
+    throw new Error(
+      `method "${id}": needs the source head learned in pre-training (${w}, ${b}) as MethodContext.sourceHead; the bench runner passes it`,
+    );
+  if (weight.rank !== 2 || weight.shape[0] !== featureDim || bias.shape[0] !== weight.shape[1])
+    throw new Error(
+      `method "${id}": source head shapes [${weight.shape}] / [${bias.shape}] do not fit features of size ${featureDim}`,
+    );
+  return { [w]: weight, [b]: bias };
+}

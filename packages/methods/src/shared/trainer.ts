@@ -13,16 +13,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeParams, type Params } from '@transferlab/core';
 import {
+  createSession,
   DT,
   type GraphOptimizer,
   type HostTensor,
   int64Labels,
   LABEL_TYPE,
   OnnxGraphBuilder,
+  runSession,
   TrainingSession,
 } from '@transferlab/graph';
 import type { Backbone } from '@transferlab/models';
-import { ENGINES, type Engine, type StepInput } from '../types.js';
+import { type Batch, ENGINES, type Engine, type StepInput } from '../types.js';
 import type { NormSession } from './batch-norm.js';
 import {
   graphLossOps,
@@ -90,6 +92,15 @@ export interface NetworkTrainer {
   params(): Params;
   /** The optimizer's slots as arrays (`m:<param>`, `v:<param>` for Adam; `v:<param>` for SGD with momentum): copies. */
   optimizerSlots(): Record<string, Float32Array>;
+  /**
+   * The trained network's features of `batch` at the current weights,
+   * [n, featureDim] row-major, as the next step's forward pass computes them
+   * (normalisation in training mode when steps train it; the running
+   * statistics are left alone): what a loss needs computed on the host
+   * before a step (BSS's singular vectors). On onnxruntime a forward-only
+   * session, compiled on first use.
+   */
+  features(batch: Batch): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
 
@@ -157,6 +168,12 @@ function tfjsTrainer(initial: TrainedModel, spec: NetworkTrainerSpec): NetworkTr
       Object.fromEntries(
         Object.entries(model.optState.slots).map(([k, t]) => [k, Float32Array.from(t.dataSync())]),
       ),
+    async features(batch) {
+      return tf.tidy(() => {
+        const f = spec.backbone.apply(model.params, batch.x, { training: model.trainBatchNorm });
+        return Float32Array.from(f.features.dataSync());
+      });
+    },
     async dispose() {
       disposeTrainedModel(model);
       if (frozen) disposeParams(frozen);
@@ -298,6 +315,36 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
     optimizer: graphOptimizer(spec.config),
     intraOpNumThreads: spec.intraOpNumThreads ?? 1,
   });
+  // The features probe: the backbone alone, in the step's normalisation mode.
+  let probe: Awaited<ReturnType<typeof createSession>> | undefined;
+  let probeOutput = '';
+  const backboneParams = Object.keys(spec.backbone.paramShapes);
+  const features = async (batch: Batch) => {
+    if (!probe) {
+      const fg = new OnnxGraphBuilder(`${spec.backbone.name}-features`);
+      for (const name of backboneParams) fg.input(name, params[name]?.dims ?? []);
+      const out = emit.call(spec.backbone, fg, {
+        input: fg.input('x', ['N', ...inputShape]),
+        weight: (name, _shape, perm) =>
+          perm ? fg.op('Transpose', [name], { perm: { type: 'ints', value: perm } }) : name,
+        training: model.trainBatchNorm,
+        prefix: 'probe/',
+      });
+      // Training mode's running-statistic updates are left dangling: a few elementwise ops.
+      fg.output(out.features);
+      probe = await createSession(fg.toBytes({ opset: 17 }), {
+        intraOpNumThreads: spec.intraOpNumThreads ?? 1,
+      });
+      probeOutput = out.features;
+    }
+    const current = session.params();
+    const feeds: Record<string, HostTensor> = {
+      x: { data: batch.xData, dims: [batch.n, ...inputShape] },
+    };
+    for (const name of backboneParams) feeds[name] = current[name] as HostTensor;
+    const out = await runSession(probe, feeds, [probeOutput]);
+    return Float32Array.from((out[probeOutput] as HostTensor).data as Float32Array);
+  };
   // The weights as tfjs tensors for prediction: rebuilt only after steps.
   let snapshot: Params | undefined;
   let snapshotStep = -1;
@@ -346,9 +393,12 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
           Float32Array.from(v.data as Float32Array),
         ]),
       ),
+    features,
     async dispose() {
       if (snapshot) disposeParams(snapshot);
       snapshot = undefined;
+      await probe?.release();
+      probe = undefined;
       await session.dispose();
     },
   };
