@@ -14,6 +14,9 @@ import {
   resnetSpec,
 } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bss } from './bss/index.js';
+import { coTuning } from './co-tuning/index.js';
+import { delta } from './delta/index.js';
 import { fineTune } from './fine-tune/index.js';
 import { joint } from './joint/index.js';
 import { l2Sp } from './l2-sp/index.js';
@@ -42,6 +45,8 @@ async function weightsAfter(
     rng.derive('source-head'),
   );
   const config = method.validate({ epochs: 1, batchSize: 8, ...options });
+  // DELTA's attention and Co-Tuning's relationship read the target training set.
+  const targetTrain = randomBatch(backbone.inputShape, 12, 300, NUM_CLASSES);
   let state = await method.init({
     config,
     engine,
@@ -50,9 +55,11 @@ async function weightsAfter(
     pretrained,
     sourceHead,
     sourceNumClasses: SOURCE_CLASSES,
+    targetTrain,
     rng: rng.derive('init'),
     totalSteps: steps,
   });
+  disposeBatch(targetTrain);
   for (let step = 0; step < steps; step++) {
     const n = config.batchSize as number;
     const target = randomBatch(
@@ -157,6 +164,29 @@ const cases: [string, AnyTransferMethod, Record<string, unknown>, BackboneSpec][
     { alpha: 1, beta: 0.1, backboneLrMultiplier: 0.5 },
     mlpSpec([4, 4, 1], [16, 8]),
   ],
+  [
+    'delta (α 1, β 0.1)',
+    delta,
+    { alpha: 1, beta: 0.1, backboneLrMultiplier: 0.5 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
+  // α 0.1: fc1.bias feeds BN (true gradient 0) and SGD's velocity sums its float32 noise, which grows with α.
+  ['delta, BN trained', delta, { ...sgd, alpha: 0.1, backboneLrMultiplier: 0.5 }, denseBn],
+  // V_k from each engine's own features: the same directions to float32 rounding.
+  [
+    'bss (k 2, η 0.1)',
+    bss,
+    { k: 2, eta: 0.1, backboneLrMultiplier: 0.5 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
+  ['bss, BN trained', bss, { ...sgd, eta: 0.1, backboneLrMultiplier: 0.5 }, denseBn],
+  [
+    'co-tuning (λ 2.3, T 2), SGD',
+    coTuning,
+    { ...sgd, temperature: 2 },
+    mlpSpec([4, 4, 1], [16, 8]),
+  ],
+  ['co-tuning, BN trained', coTuning, { ...sgd, backboneLrMultiplier: 1 }, denseBn],
   ['scratch on the CNN', scratch, {}, cnnSpec([8, 8, 1], [4, 6], 12)],
   [
     'fine-tune on the batch-normalised ResNet',

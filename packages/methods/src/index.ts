@@ -5,6 +5,24 @@ export {
   attentionMap,
   attentionTransfer,
 } from './attention-transfer/index.js';
+export { BSS_DIRECTIONS, type BssConfig, bss, bssPenalty, bssTerms } from './bss/index.js';
+export {
+  CO_TUNING_TARGETS,
+  type CoTuningConfig,
+  type CoTuningState,
+  categoryRelationship,
+  coTuning,
+  coTuningLoss,
+} from './co-tuning/index.js';
+export {
+  channelAttention,
+  DELTA_WEIGHTS,
+  type DeltaConfig,
+  delta,
+  deltaPenalty,
+  featureWeights,
+  fitAttentionHead,
+} from './delta/index.js';
 export {
   type FeatureMatchingConfig,
   type FeatureMatchingState,
@@ -69,6 +87,8 @@ export {
   classifierStep,
   disposeClassifier,
   initClassifier,
+  type Penalty,
+  type PenaltyFn,
   supervisedMethod,
 } from './shared/classifier.js';
 export { mergeConfig, requireNonNegative, requireOneOf, requirePositive } from './shared/config.js';
@@ -80,6 +100,7 @@ export {
   resolvePairs,
   type TapPair,
 } from './shared/feature-transfer.js';
+export { frozenFeatures } from './shared/host-features.js';
 export { graphLossOps, type LossFn, type LossOps, tfjsLossOps } from './shared/loss-ops.js';
 export { matMulFast } from './shared/mat-mul.js';
 export {
@@ -88,6 +109,7 @@ export {
   scheduleFactor,
   validateOptimConfig,
 } from './shared/optim.js';
+export { smallestSingularVectors, symmetricEigen } from './shared/spectral.js';
 export {
   disposeTrainedModel,
   initTrainedModel,

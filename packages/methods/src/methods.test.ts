@@ -54,6 +54,9 @@ describe('built-in methods', () => {
       'attention-transfer',
       'lwf',
       'l2-sp',
+      'delta',
+      'bss',
+      'co-tuning',
     ]);
     expect(() => registry.get('finetune')).toThrow(
       'Unknown method "finetune". Valid method ids: scratch, linear-probe, fine-tune, joint, merlin, l2t-ww, feature-matching, attention-transfer, lwf, l2-sp',

@@ -1,5 +1,8 @@
 import { createRegistry, type Registry } from '@transferlab/core';
 import { attentionTransfer } from './attention-transfer/index.js';
+import { bss } from './bss/index.js';
+import { coTuning } from './co-tuning/index.js';
+import { delta } from './delta/index.js';
 import { featureMatching } from './feature-matching/index.js';
 import { fineTune } from './fine-tune/index.js';
 import { joint } from './joint/index.js';
@@ -23,6 +26,9 @@ export const builtinMethods: readonly AnyTransferMethod[] = [
   attentionTransfer,
   lwf,
   l2Sp,
+  delta,
+  bss,
+  coTuning,
 ];
 
 /**
