@@ -2,12 +2,15 @@ import { adam, disposeOptimizerState, disposeParams } from '@transferlab/core';
 import {
   disposeFeatureTransfer,
   featureTransferLogits,
+  featureTransferParams,
   initFeatureTransfer,
 } from '../shared/feature-transfer.js';
+import { disposeTrainedModel } from '../shared/trained-model.js';
 import { TRANSFER_METHOD_SPECIFICATION_VERSION, type TransferMethod } from '../types.js';
 import { ID, type L2tWwConfig, l2twwDefaults, validateL2tWw } from './config.js';
+import { compileL2tWw, type L2tWwEngine } from './engine.js';
 import { initMetaNets } from './meta-nets.js';
-import { type L2tWwState, l2twwStep } from './step.js';
+import { type L2tWwState, l2twwEngineStep, l2twwStep } from './step.js';
 import { l2twwMetrics } from './summary.js';
 
 export { type L2tWwConfig, l2twwDefaults } from './config.js';
@@ -63,12 +66,13 @@ export const l2tWw: TransferMethod<L2tWwConfig, L2tWwState> = {
   defaults: l2twwDefaults,
   needs: { pretrainedBackbone: true, sourceBatches: false },
   validate: validateL2tWw,
-  init(ctx) {
+  engines: ['onnxruntime', 'tfjs'],
+  async init(ctx) {
     const base = initFeatureTransfer(ID, ctx, { connectors: true });
     const c = ctx.config;
     const meta = initMetaNets(base.pairs, c, ctx.rng.derive('meta'));
     const metaOptimizer = adam({ lr: c.metaLr, weightDecay: c.metaWeightDecay });
-    return {
+    const state: L2tWwState = {
       ...base,
       meta,
       metaOptimizer,
@@ -77,12 +81,28 @@ export const l2tWw: TransferMethod<L2tWwConfig, L2tWwState> = {
       steps: 0,
       lastMetaLoss: Number.NaN,
     };
+    if (ctx.engine !== 'onnxruntime') return state;
+    let engine: L2tWwEngine;
+    try {
+      engine = await compileL2tWw(state, ctx.threads);
+    } catch (err) {
+      await l2tWw.dispose(state);
+      throw err;
+    }
+    // The engine holds copies of the weights, the optimizers' slots and the meta-networks.
+    disposeTrainedModel(state);
+    disposeParams(meta);
+    disposeOptimizerState(state.metaState);
+    return { ...state, meta: {}, engine };
   },
-  trainStep: l2twwStep,
-  predictParams: (state) => state.params,
+  trainStep: (state, input) =>
+    state.engine ? l2twwEngineStep(state, input) : l2twwStep(state, input),
+  predictParams: featureTransferParams,
   predict: featureTransferLogits,
-  dispose(state) {
-    disposeFeatureTransfer(state);
+  async dispose(state) {
+    const onEngine = state.engine !== undefined;
+    await disposeFeatureTransfer(state);
+    if (onEngine) return;
     disposeParams(state.meta);
     disposeOptimizerState(state.metaState);
   },

@@ -20,6 +20,7 @@ import {
 import { trainedModelLrFactor } from '../shared/trained-model.js';
 import type { StepInput, StepResult } from '../types.js';
 import { ID, type L2tWwConfig } from './config.js';
+import type { L2tWwEngine } from './engine.js';
 import { metaGradient } from './lookahead.js';
 import { metaOutputs } from './meta-nets.js';
 
@@ -32,6 +33,7 @@ export interface PairStats {
 }
 
 export interface L2tWwState extends FeatureTransferState<L2tWwConfig> {
+  /** The meta-networks' weights (tfjs); empty on the engine, which holds them (`engine.metaState()`). */
   meta: Params;
   readonly metaOptimizer: Optimizer;
   metaState: OptimizerState;
@@ -231,4 +233,28 @@ export function l2twwStep(state: L2tWwState, input: StepInput): StepResult<L2tWw
   } finally {
     tf.dispose(owned);
   }
+}
+
+/** One L2T-ww step on the onnxruntime engine (engine.ts): the same two updates in one graph run. */
+export async function l2twwEngineStep(
+  state: L2tWwState,
+  input: StepInput,
+): Promise<StepResult<L2tWwState>> {
+  const engine = state.engine as L2tWwEngine;
+  const loss = await engine.step(input.target, input.step);
+  const { lambda, entropy, metaLoss } = engine.last;
+  return {
+    state: {
+      ...state,
+      stats: state.stats.map((s, i) => ({
+        lambdaLast: lambda[i] as number,
+        lambdaSum: s.lambdaSum + (lambda[i] as number),
+        entropyLast: entropy[i] as number,
+        entropySum: s.entropySum + (entropy[i] as number),
+      })),
+      steps: state.steps + 1,
+      lastMetaLoss: metaLoss,
+    },
+    loss,
+  };
 }
