@@ -359,6 +359,29 @@ const ttaBoundSuite: TtaBoundSuite = {
   pretrain: { epochs: 5, maxExamples: 10_000 },
 };
 
+/**
+ * The regularised fine-tuning family against plain fine-tuning, on quick's
+ * pairs and the class-split pairs (where transfer hurts at this scale): the
+ * paired difference against fine-tune on the same seed's split is the
+ * measure. Pre-training as quick's (5 epochs) for all four pairs.
+ */
+const finetuneRegularizers: SuiteSpec = {
+  id: 'finetune-regularizers',
+  description:
+    'Fine-tuning vs its regularised variants — L2-SP, DELTA, BSS, Co-Tuning — on MNIST digits → parity, Fashion-MNIST → garment categories, MNIST 0–4 → 5–9 and Fashion-MNIST 0–4 → 5–9, MLP; paired differences against fine-tune.',
+  backbone: 'mlp',
+  seeds: 20,
+  tasks: [...quick.tasks, ...classSplit.tasks],
+  methods: [
+    { id: 'fine-tune' },
+    { id: 'l2-sp' },
+    { id: 'delta' },
+    { id: 'bss' },
+    { id: 'co-tuning' },
+  ],
+  pretrain: { epochs: 5, maxExamples: 10_000 },
+};
+
 /** Backbones through ONNX: export → re-import → probe via onnxruntime / fine-tune in tfjs; nsfwjs MobileNetV2 probed. */
 const onnxBackbone: OnnxBackboneSuite = {
   kind: 'onnx-backbone',
@@ -398,6 +421,7 @@ export const builtinSuites: readonly Suite[] = [
   l2tww,
   l2twwResnet,
   l2twwResnetBn,
+  finetuneRegularizers,
   modelSelection,
   theoryLinear,
   ttaBoundSuite,
