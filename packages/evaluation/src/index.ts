@@ -71,8 +71,11 @@ export {
   GAUSSIAN_EQUIVALENCE,
   type GaussianEquivalence,
   gaussianEquivalenceCoefficients,
+  type FeatureMap,
   type RandomFeaturesCovariances,
   randomFeaturesCovariances,
+  type TwoFeatureMapCovariances,
+  twoFeatureMapCovariances,
 } from './theory/random-features.js';
 export { erf, erfc, type GaussHermiteRule, gaussHermite, normalCdf } from './theory/special.js';
 export {

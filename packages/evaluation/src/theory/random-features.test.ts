@@ -10,9 +10,10 @@ import {
   GAUSSIAN_EQUIVALENCE,
   gaussianEquivalenceCoefficients,
   randomFeaturesCovariances,
+  twoFeatureMapCovariances,
 } from './random-features.js';
 
-const ACTIVATIONS: Activation[] = ['relu', 'erf', 'tanh', 'sign'];
+const ACTIVATIONS: Activation[] = ['relu', 'erf', 'tanh', 'sign', 'linear'];
 
 function gaussianMatrix(rng: Rng, rows: number, cols: number): Dense {
   const data = new Float64Array(rows * cols);
@@ -39,7 +40,8 @@ describe('Gaussian-equivalence coefficients', () => {
       const quad = gaussianEquivalenceCoefficients(a);
       expect(Math.abs(quad.kappa0 - table.kappa0)).toBeLessThan(1e-9);
       expect(Math.abs(quad.kappa1 - table.kappa1)).toBeLessThan(1e-9);
-      expect(Math.abs(quad.kappaStar - table.kappaStar)).toBeLessThan(1e-9);
+      // κ*² (κ* itself is √(rounding) ≈ 1e-8 for the linear map, whose κ* is 0)
+      expect(Math.abs(quad.kappaStar ** 2 - table.kappaStar ** 2)).toBeLessThan(1e-9);
     }
     expect(GAUSSIAN_EQUIVALENCE.erf.kappaStar).toBeCloseTo(0.200364, 6);
     expect(GAUSSIAN_EQUIVALENCE.tanh.kappa1).toBeCloseTo(0.605706, 6);
@@ -64,7 +66,7 @@ describe('Gaussian-equivalence coefficients', () => {
       }
       const k0 = s0 / n;
       const k1 = s1 / n;
-      const star = Math.sqrt(s2 / n - k0 * k0 - k1 * k1);
+      const star = Math.sqrt(Math.max(s2 / n - k0 * k0 - k1 * k1, 0));
       const t = GAUSSIAN_EQUIVALENCE[a];
       // Every statistic here has per-draw standard deviation ≤ ~1.5, so the
       // standard error is ≤ 1.5/√n ≈ 0.0024; κ* inherits a similar error.
@@ -181,5 +183,85 @@ describe('randomFeaturesCovariances', () => {
       /unknown activation 'gelu'/,
     );
     expect(() => activationFunction('gelu' as Activation)).toThrow(/unknown activation/);
+  });
+});
+
+describe('twoFeatureMapCovariances (student and teacher random features on one latent)', () => {
+  it('Ω, Φ, Ψ match Monte Carlo second moments for pairs of activations (d = 300, p = 12, k = 8)', () => {
+    // Sampled x = σ(Fᵀc/√d), u = σ̄(F̄ᵀc/√d) over M latents; each entry's Monte Carlo sd is
+    // √(Var(x_i u_j)/M) ≤ ~2/√M. The Gaussian-equivalence error of an off-diagonal entry is
+    // κ₂²r²/2 ≈ 0.08 r² for relu (κ₂ = E σ(ξ)(ξ² − 1) ≠ 0) and O(r³) for odd σ, with
+    // r = F_iᵀF̄_j/d ~ N(0, 1/d): at d = 300 the largest r ≈ 0.15 costs ≲ 0.6 sd (at d = 60, 2–3 sd).
+    const rng = createRng(23);
+    const d = 300;
+    const p = 12;
+    const k = 8;
+    const M = 40_000;
+    const F = normalizedFeatures(rng, d, p);
+    const G = normalizedFeatures(rng, d, k);
+    const c = gaussianMatrix(rng, M, d);
+    const hs = matmul(c, F);
+    const hu = matmul(c, G);
+    for (const [sa, ta] of [
+      ['erf', 'sign'],
+      ['relu', 'tanh'],
+      ['tanh', 'relu'],
+      ['sign', 'linear'],
+      ['linear', 'erf'],
+    ] as const) {
+      const fs = activationFunction(sa);
+      const ft = activationFunction(ta);
+      const x = hs.data.map((v) => fs(v / Math.sqrt(d)));
+      const u = hu.data.map((v) => ft(v / Math.sqrt(d)));
+      const cov = twoFeatureMapCovariances(
+        { features: F, activation: sa },
+        { features: G, activation: ta },
+      );
+      const worst = (a: Float64Array, aw: number, b: Float64Array, bw: number, exact: Dense) => {
+        let z = 0;
+        for (let i = 0; i < aw; i++)
+          for (let j = 0; j < bw; j++) {
+            let s = 0;
+            let s2 = 0;
+            for (let mu = 0; mu < M; mu++) {
+              const v = (a[mu * aw + i] as number) * (b[mu * bw + j] as number);
+              s += v;
+              s2 += v * v;
+            }
+            const mean = s / M;
+            // floor: sign(h)² = 1 has no spread at all
+            const sd = Math.max(Math.sqrt(Math.max(s2 / M - mean * mean, 0) / M), 1e-9);
+            z = Math.max(z, Math.abs(mean - (exact.data[i * bw + j] as number)) / sd);
+          }
+        return z;
+      };
+      const zo = worst(x, p, x, p, cov.omega);
+      const zp = worst(x, p, u, k, cov.phi);
+      const zs = worst(u, k, u, k, cov.psi);
+      expect([sa, ta, zo < 4.5, zp < 4.5, zs < 4.5]).toEqual([sa, ta, true, true, true]);
+    }
+  });
+
+  it('a linear teacher with F̄ = √d·I gives randomFeaturesCovariances (u = c)', () => {
+    const rng = createRng(5);
+    const d = 10;
+    const F = normalizedFeatures(rng, d, 7);
+    const eye = { rows: d, cols: d, data: new Float64Array(d * d) };
+    for (let i = 0; i < d; i++) eye.data[i * d + i] = Math.sqrt(d);
+    const two = twoFeatureMapCovariances(
+      { features: F, activation: 'relu' },
+      { features: eye, activation: 'linear' },
+    );
+    const one = randomFeaturesCovariances(F, 'relu');
+    for (const key of ['omega', 'phi', 'psi'] as const)
+      one[key].data.forEach((v, i) => {
+        expect(two[key].data[i]).toBeCloseTo(v, 13);
+      });
+    expect(() =>
+      twoFeatureMapCovariances(
+        { features: F, activation: 'erf' },
+        { features: { rows: 3, cols: 2, data: new Float64Array(6) }, activation: 'erf' },
+      ),
+    ).toThrow(/one latent/);
   });
 });

@@ -25,7 +25,7 @@ import { toDense } from '../estimators/matrix.js';
 import { type Dense, identity, matmulTransposeA, transpose } from '../linalg/dense.js';
 import { erf } from './special.js';
 
-export type Activation = 'relu' | 'erf' | 'tanh' | 'sign';
+export type Activation = 'relu' | 'erf' | 'tanh' | 'sign' | 'linear';
 
 export interface GaussianEquivalence {
   /** E σ(ξ). */
@@ -55,6 +55,7 @@ export const GAUSSIAN_EQUIVALENCE: Readonly<Record<Activation, GaussianEquivalen
   },
   tanh: { kappa0: 0, kappa1: 0.605705509602159, kappaStar: 0.1655757410837411 },
   sign: { kappa0: 0, kappa1: Math.sqrt(2 / Math.PI), kappaStar: Math.sqrt(1 - 2 / Math.PI) },
+  linear: { kappa0: 0, kappa1: 1, kappaStar: 0 },
 };
 
 /** The activation as a function (sign(0) = 0). */
@@ -68,9 +69,11 @@ export function activationFunction(activation: Activation): (z: number) => numbe
       return Math.tanh;
     case 'sign':
       return Math.sign;
+    case 'linear':
+      return (z) => z;
     default:
       throw new Error(
-        `activationFunction: unknown activation '${String(activation)}' (expected relu, erf, tanh or sign)`,
+        `activationFunction: unknown activation '${String(activation)}' (expected relu, erf, tanh, sign or linear)`,
       );
   }
 }
@@ -161,4 +164,77 @@ export function randomFeaturesCovariances(
   const s = kappa1 / Math.sqrt(d);
   for (let i = 0; i < phi.data.length; i++) phi.data[i] = s * (phi.data[i] as number);
   return { omega, phi, psi: identity(d), coefficients };
+}
+
+/** A random-features map u = σ(Fᵀc/√d) of the latent c ∈ R^d: F is d×width. */
+export interface FeatureMap {
+  /** F, d×width (columns of squared norm ≈ d give unit-variance pre-activations). */
+  features: MatrixLike;
+  activation: Activation | GaussianEquivalence;
+}
+
+export interface TwoFeatureMapCovariances {
+  /** Ω = E xxᵀ = κ₀² 11ᵀ + κ₁² FᵀF/d + κ*² I_p. */
+  omega: Dense;
+  /** Φ = E x uᵀ = κ₀κ̄₀ 11ᵀ + κ₁κ̄₁ FᵀF̄/d (p×k). */
+  phi: Dense;
+  /** Ψ = E uuᵀ = κ̄₀² 11ᵀ + κ̄₁² F̄ᵀF̄/d + κ̄*² I_k. */
+  psi: Dense;
+  student: GaussianEquivalence;
+  teacher: GaussianEquivalence;
+}
+
+function coefficientsOf(fn: string, who: string, a: Activation | GaussianEquivalence) {
+  const c = typeof a === 'string' ? GAUSSIAN_EQUIVALENCE[a] : a;
+  if (!c)
+    throw new Error(
+      `${fn}: unknown ${who} activation '${String(a)}' (expected relu, erf, tanh, sign, linear or {kappa0, kappa1, kappaStar})`,
+    );
+  return c;
+}
+
+/**
+ * Gaussian-equivalent covariances of a student x = σ(Fᵀc/√d) ∈ R^p and a
+ * teacher u = σ̄(F̄ᵀc/√d) ∈ R^k on one latent c ~ N(0, I_d), each map with
+ * its own projection, width and activation (the hidden-manifold teacher of
+ * Loureiro et al. 2021, labels y = sign(θᵀu/√k)). Both maps are replaced by
+ * their Gaussian equivalents κ₀1 + κ₁Fᵀc/√d + κ*ζ (module comment) with
+ * independent noises ζ, ζ̄ — the two maps share only the latent — so
+ *   Ω = κ₀² 11ᵀ + κ₁² FᵀF/d + κ*² I_p,
+ *   Φ = κ₀κ̄₀ 11ᵀ + κ₁κ̄₁ FᵀF̄/d,
+ *   Ψ = κ̄₀² 11ᵀ + κ̄₁² F̄ᵀF̄/d + κ̄*² I_k.
+ * The cross term is exact to first order in the pre-activations' correlation
+ * F_iᵀF̄_j/d = O(1/√d) (Mehler); the diagonal needs unit-variance
+ * pre-activations (‖F_i‖² = d). A linear teacher with F̄ = √d I gives
+ * {@link randomFeaturesCovariances}.
+ */
+export function twoFeatureMapCovariances(
+  student: FeatureMap,
+  teacher: FeatureMap,
+): TwoFeatureMapCovariances {
+  const fn = 'twoFeatureMapCovariances';
+  const f = toDense(fn, 'student.features', student.features);
+  const g = toDense(fn, 'teacher.features', teacher.features);
+  if (f.rows !== g.rows)
+    throw new Error(
+      `${fn}: the student's F has ${f.rows} rows and the teacher's ${g.rows}; both act on one latent of dimension d`,
+    );
+  const cs = coefficientsOf(fn, 'student', student.activation);
+  const ct = coefficientsOf(fn, 'teacher', teacher.activation);
+  const d = f.rows;
+  const second = (a: Dense, b: Dense, k0: number, k1: number, star2: number): Dense => {
+    const m = matmulTransposeA(a, b, fn);
+    for (let i = 0; i < m.data.length; i++) m.data[i] = k0 + (k1 * (m.data[i] as number)) / d;
+    if (star2 !== 0)
+      for (let i = 0; i < m.rows; i++)
+        m.data[i * m.cols + i] = (m.data[i * m.cols + i] as number) + star2;
+    return m;
+  };
+  return {
+    omega: second(f, f, cs.kappa0 ** 2, cs.kappa1 ** 2, cs.kappaStar ** 2),
+    phi: second(f, g, cs.kappa0 * ct.kappa0, cs.kappa1 * ct.kappa1, 0),
+    psi: second(g, g, ct.kappa0 ** 2, ct.kappa1 ** 2, ct.kappaStar ** 2),
+    student: cs,
+    teacher: ct,
+  };
 }
