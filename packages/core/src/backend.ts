@@ -28,8 +28,16 @@ export function parseBackendName(value: string, source: string): BackendName {
 
 /** tfjs-node is optional: its install downloads libtensorflow, which fails offline. */
 async function loadTensorflowBackend(): Promise<void> {
+  // check-deps: @tensorflow/tfjs-node (an optional peer; a computed name so bundlers leave it alone)
   const moduleName = '@tensorflow/tfjs-node';
-  await import(/* @vite-ignore */ moduleName);
+  try {
+    await import(/* @vite-ignore */ moduleName);
+  } catch (err) {
+    throw new Error(
+      `${moduleName} is not installed (${(err as Error).message}); it is an optional peer of ` +
+        '@transferlab/core: npm install @tensorflow/tfjs-node (its install downloads libtensorflow)',
+    );
+  }
   if (!tf.findBackend('tensorflow')) {
     throw new Error(
       '@tensorflow/tfjs-node loaded but registered no "tensorflow" backend (a second copy of tfjs-core?)',

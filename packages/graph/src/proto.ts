@@ -1,21 +1,207 @@
 /**
- * Thin helpers over the `onnx-proto` protobuf classes (ONNX 1.10 schema, IR
- * version ≤ 8): decoding a model with errors that name the file, turning
- * TensorProtos into plain arrays and back, and reading attributes.
+ * The ONNX protobuf layer: messages generated from ONNX's own `onnx.proto`
+ * (v1.17.0, IR version 10; `scripts/gen-onnx-proto.sh`) with
+ * `@bufbuild/protobuf`, behind plain objects: decoding a model with errors
+ * that name the file, turning TensorProtos into plain arrays and back, and
+ * reading attributes. Models of IR versions 3 to 10 read and write alike;
+ * fields newer than the schema survive a decode/encode round trip.
  *
- * protobufjs decodes int64 fields as `Long` objects; everything here converts
- * them to plain numbers (exact below 2^53, which covers shapes and indices).
+ * The plain form keeps the shape callers build by hand: every field
+ * optional, oneof members as ordinary fields (`type.tensorType`,
+ * `dim.dimValue`) and int64 as numbers (exact below 2^53, which covers
+ * shapes and indices; larger values such as INT64_MAX in Slice bounds are
+ * clamped to the int64 range when written).
  */
-import onnxProto from 'onnx-proto';
+import {
+  create,
+  type DescField,
+  type DescMessage,
+  fromBinary,
+  type Message,
+  ScalarType,
+  toBinary,
+} from '@bufbuild/protobuf';
+import * as pb from './gen/onnx_pb.js';
 
-export const onnx = onnxProto.onnx;
-export type ModelProto = onnxProto.onnx.ModelProto;
-export type IModelProto = onnxProto.onnx.IModelProto;
-export type IGraphProto = onnxProto.onnx.IGraphProto;
-export type INodeProto = onnxProto.onnx.INodeProto;
-export type ITensorProto = onnxProto.onnx.ITensorProto;
-export type IAttributeProto = onnxProto.onnx.IAttributeProto;
-export type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
+/** A generated message as a plain object: every field optional, int64 as number. */
+export type PlainMessage<T> = {
+  [K in keyof T as K extends '$typeName' | '$unknown' ? never : K]?: Plain<T[K]> | null;
+};
+/** Oneofs flattened, as protobufjs had them: `type.tensorType`, `dim.dimValue`. */
+type PlainTypeProto = Omit<PlainMessage<pb.TypeProto>, 'value'> & {
+  tensorType?: Plain<pb.TypeProto_Tensor> | null;
+  sequenceType?: Plain<pb.TypeProto_Sequence> | null;
+  mapType?: Plain<pb.TypeProto_Map> | null;
+  optionalType?: Plain<pb.TypeProto_Optional> | null;
+  sparseTensorType?: Plain<pb.TypeProto_SparseTensor> | null;
+};
+type PlainDimension = Omit<PlainMessage<pb.TensorShapeProto_Dimension>, 'value'> & {
+  dimValue?: number | bigint | null;
+  dimParam?: string | null;
+};
+type Plain<T> = T extends bigint
+  ? number | bigint
+  : T extends Uint8Array
+    ? Uint8Array
+    : T extends readonly (infer U)[]
+      ? Plain<U>[]
+      : T extends pb.TypeProto
+        ? PlainTypeProto
+        : T extends pb.TensorShapeProto_Dimension
+          ? PlainDimension
+          : T extends Message
+            ? PlainMessage<T>
+            : T;
+
+export type IModelProto = PlainMessage<pb.ModelProto>;
+export type IGraphProto = PlainMessage<pb.GraphProto>;
+export type INodeProto = PlainMessage<pb.NodeProto>;
+export type ITensorProto = PlainMessage<pb.TensorProto>;
+export type IAttributeProto = PlainMessage<pb.AttributeProto>;
+export type IValueInfoProto = PlainMessage<pb.ValueInfoProto>;
+/** A decoded model: the plain form, with repeated fields always present. */
+export type ModelProto = IModelProto;
+
+const INT64 = new Set<ScalarType>([
+  ScalarType.INT64,
+  ScalarType.UINT64,
+  ScalarType.SINT64,
+  ScalarType.FIXED64,
+  ScalarType.SFIXED64,
+]);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+function toInt64(v: unknown, scalar: ScalarType, what: string): bigint {
+  let b: bigint;
+  if (typeof v === 'bigint') b = v;
+  else if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error(`${what}: ${v} is not an int64`);
+    b = BigInt(Math.trunc(v));
+  } else b = BigInt(toNumber(v));
+  const unsigned = scalar === ScalarType.UINT64 || scalar === ScalarType.FIXED64;
+  // A JS number just above INT64_MAX (2^63, what 9223372036854775807 rounds to) means "the largest".
+  if (unsigned) return b < 0n ? 0n : b > UINT64_MAX ? UINT64_MAX : b;
+  return b > INT64_MAX ? INT64_MAX : b < -INT64_MAX - 1n ? -INT64_MAX - 1n : b;
+}
+
+function scalarIn(field: DescField & { scalar?: ScalarType }, v: unknown, what: string): unknown {
+  return field.scalar !== undefined && INT64.has(field.scalar) ? toInt64(v, field.scalar, what) : v;
+}
+
+function scalarOut(v: unknown): unknown {
+  return typeof v === 'bigint' ? Number(v) : v;
+}
+
+/** A plain object (possibly partial, oneofs flattened) as a generated message. */
+function fromPlain<D extends DescMessage>(desc: D, plain: object): Message {
+  const src = plain as Record<string, unknown>;
+  const msg = create(desc) as unknown as Record<string, unknown>;
+  for (const field of desc.fields) {
+    const v = src[field.localName];
+    if (v === undefined || v === null) continue;
+    const what = `${desc.typeName}.${field.name}`;
+    let out: unknown;
+    switch (field.fieldKind) {
+      case 'scalar':
+        out = scalarIn(field, v, what);
+        break;
+      case 'enum':
+        out = v;
+        break;
+      case 'message':
+        out = fromPlain(field.message, v as object);
+        break;
+      case 'list': {
+        const items = v as readonly unknown[];
+        if (field.listKind === 'message')
+          out = items.map((x) => fromPlain(field.message, x as object));
+        else if (field.listKind === 'scalar') out = items.map((x) => scalarIn(field, x, what));
+        else out = [...items];
+        break;
+      }
+      case 'map':
+        out = { ...(v as object) };
+        break;
+    }
+    if (field.oneof) msg[field.oneof.localName] = { case: field.localName, value: out };
+    else msg[field.localName] = out;
+  }
+  return msg as unknown as Message;
+}
+
+/** A generated message as a plain object (oneofs flattened, int64 as numbers). */
+function toPlain(desc: DescMessage, message: Message): Record<string, unknown> {
+  const msg = message as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const field of desc.fields) {
+    let v: unknown;
+    if (field.oneof) {
+      const o = msg[field.oneof.localName] as { case?: string; value?: unknown } | undefined;
+      if (o?.case !== field.localName) continue;
+      v = o.value;
+    } else v = msg[field.localName];
+    if (v === undefined) continue;
+    switch (field.fieldKind) {
+      case 'scalar':
+        out[field.localName] = scalarOut(v);
+        break;
+      case 'enum':
+        out[field.localName] = v;
+        break;
+      case 'message':
+        out[field.localName] = toPlain(field.message, v as Message);
+        break;
+      case 'list': {
+        const items = v as readonly unknown[];
+        out[field.localName] =
+          field.listKind === 'message'
+            ? items.map((x) => toPlain(field.message, x as Message))
+            : field.listKind === 'scalar'
+              ? items.map(scalarOut)
+              : [...items];
+        break;
+      }
+      case 'map':
+        out[field.localName] = { ...(v as object) };
+        break;
+    }
+  }
+  return out;
+}
+
+/** Encode a model (plain form) to ONNX protobuf bytes. */
+export function encodeModel(model: IModelProto): Uint8Array {
+  return toBinary(pb.ModelProtoSchema, fromPlain(pb.ModelProtoSchema, model) as pb.ModelProto);
+}
+
+function decodeModelBytes(bytes: Uint8Array): ModelProto {
+  return toPlain(pb.ModelProtoSchema, fromBinary(pb.ModelProtoSchema, bytes)) as ModelProto;
+}
+
+/**
+ * The protobuf entry points in the shape callers have used since the
+ * protobufjs days (`onnx.ModelProto.encode(m).finish()`), over the
+ * generated schema.
+ */
+export const onnx = {
+  ModelProto: {
+    create: (m: IModelProto): IModelProto => m,
+    encode: (m: IModelProto) => ({ finish: () => encodeModel(m) }),
+    decode: decodeModelBytes,
+  },
+  TensorProto: {
+    create: (t: ITensorProto): ITensorProto => t,
+    DataType: pb.TensorProto_DataType,
+    DataLocation: pb.TensorProto_DataLocation,
+  },
+  AttributeProto: { AttributeType: pb.AttributeProto_AttributeType },
+  /** IR versions by name (`IR_VERSION` is the newest this schema knows: 10). */
+  Version: pb.Version,
+} as const;
+
+/** The generated schema (message descriptors and types), for callers that need the full API. */
+export { pb as onnxSchema };
 
 /** ONNX TensorProto.DataType codes used here. */
 export const DT = {
@@ -62,7 +248,7 @@ export function isFloatType(code: number): boolean {
   return code === DT.FLOAT || code === DT.DOUBLE || code === DT.FLOAT16;
 }
 
-/** A protobufjs int64 (number or Long) as a JS number. */
+/** An int64 (number, bigint, numeric string or a Long-like object) as a JS number. */
 export function toNumber(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
@@ -83,7 +269,7 @@ export function decodeModel(bytes: Uint8Array, source: string): ModelProto {
   if (bytes.length === 0) throw new Error(`${source}: not a valid ONNX model: the file is empty`);
   let model: ModelProto;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    model = decodeModelBytes(bytes);
   } catch (err) {
     throw new Error(
       `${source}: not a valid ONNX model: protobuf decoding failed (${(err as Error).message}); ` +

@@ -7,22 +7,60 @@
  * the npm package. pnpm 10 skips dependency build scripts by default; with
  * npm, set ONNXRUNTIME_NODE_INSTALL=skip.
  */
-import type * as Ort from 'onnxruntime-node';
 
-export type OrtModule = typeof Ort;
+/*
+ * The parts of onnxruntime-node's API used in this workspace, typed here so
+ * the published types do not require onnxruntime-node, an optional peer, to
+ * be installed. `ort-types.test.ts` checks them against the real module.
+ */
+export type OrtTensorType = 'float32' | 'int64' | 'int32' | 'bool' | (string & {});
+export interface OrtTensor {
+  readonly type: OrtTensorType;
+  readonly data: unknown;
+  readonly dims: readonly number[];
+  dispose(): void;
+}
+export interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  run(
+    feeds: Record<string, OrtTensor>,
+    fetches: readonly string[],
+  ): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+export interface OrtSessionOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  executionMode?: 'sequential' | 'parallel';
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+export interface OrtModule {
+  readonly InferenceSession: {
+    create(bytes: Uint8Array, options?: OrtSessionOptions): Promise<OrtSession>;
+  };
+  readonly Tensor: new (
+    type: OrtTensorType,
+    data: Float32Array | BigInt64Array | Int32Array | Uint8Array,
+    dims: readonly number[],
+  ) => OrtTensor;
+}
 
 let ortPromise: Promise<OrtModule> | undefined;
 
 /** Load onnxruntime-node once, with an error that says what to do when it is missing. */
 export function loadOnnxRuntime(): Promise<OrtModule> {
-  ortPromise ??= import('onnxruntime-node').then(
+  ortPromise ??= (import('onnxruntime-node') as Promise<unknown>).then(
     // CommonJS module: under Node's ESM loader its exports arrive as `default`.
-    (m) => (m as unknown as { default?: OrtModule }).default ?? m,
+    (m) => (m as { default?: OrtModule }).default ?? (m as OrtModule),
     (err: Error) => {
       ortPromise = undefined;
       throw new Error(
-        `onnxruntime-node could not be loaded (${err.message}). Install it ` +
-          '(ONNXRUNTIME_NODE_INSTALL=skip avoids its CUDA download offline).',
+        `onnxruntime-node could not be loaded (${err.message}); it is an optional peer of ` +
+          '@transferlab/graph and @transferlab/models, needed by the onnxruntime engine: ' +
+          'npm install onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=skip avoids its CUDA download offline), ' +
+          'or train on the tfjs engine',
       );
     },
   );
@@ -55,7 +93,7 @@ export function liveSessionCount(): number {
 export async function createSession(
   bytes: Uint8Array,
   opts: SessionOptions = {},
-): Promise<Ort.InferenceSession> {
+): Promise<OrtSession> {
   const ort = await loadOnnxRuntime();
   const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: opts.intraOpNumThreads ?? 1,
@@ -84,12 +122,12 @@ function typeName(data: HostTensor['data']): 'float32' | 'int64' | 'int32' | 'bo
 
 /** Run a session once on host tensors; returns the requested (or all) outputs as host tensors. */
 export async function runSession(
-  session: Ort.InferenceSession,
+  session: OrtSession,
   feeds: Readonly<Record<string, HostTensor>>,
   outputs?: readonly string[],
 ): Promise<Record<string, HostTensor>> {
   const ort = await loadOnnxRuntime();
-  const ortFeeds: Record<string, Ort.Tensor> = {};
+  const ortFeeds: Record<string, OrtTensor> = {};
   for (const [k, v] of Object.entries(feeds))
     ortFeeds[k] = new ort.Tensor(typeName(v.data), v.data, [...v.dims]);
   const result = outputs ? await session.run(ortFeeds, [...outputs]) : await session.run(ortFeeds);

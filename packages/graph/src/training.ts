@@ -6,7 +6,6 @@
  * feeds them in and takes the updated values out.
  */
 
-import type * as Ort from 'onnxruntime-node';
 import { addGradients } from './autodiff.js';
 import type { OnnxGraphBuilder } from './builder.js';
 import {
@@ -15,7 +14,7 @@ import {
   type GraphOptimizer,
   OPTIMIZER_INPUTS,
 } from './optimizers.js';
-import { createSession, type HostTensor, runSession } from './runtime.js';
+import { createSession, type HostTensor, type OrtSession, runSession } from './runtime.js';
 
 export interface TrainingGraphSpec {
   /** Forward graph and loss; every parameter is a float graph input of its own name. */
@@ -88,7 +87,7 @@ export class TrainingSession {
   private t = 0;
 
   private constructor(
-    private readonly session: Ort.InferenceSession,
+    private readonly session: OrtSession,
     private readonly spec: TrainingGraphSpec,
     private readonly values: Record<string, HostTensor>,
     private readonly slots: Record<string, HostTensor>,

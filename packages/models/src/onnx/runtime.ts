@@ -9,8 +9,13 @@
  * npm, set ONNXRUNTIME_NODE_INSTALL=skip.
  */
 
-import { decodeModel, loadOnnxRuntime, realInputs, valueInfoDims } from '@transferlab/graph';
-import type * as Ort from 'onnxruntime-node';
+import {
+  decodeModel,
+  loadOnnxRuntime,
+  type OrtSession,
+  realInputs,
+  valueInfoDims,
+} from '@transferlab/graph';
 
 export interface OnnxRuntimeExtractorOptions {
   /** Threads for one operator (onnxruntime's intra-op pool). Default 1. */
@@ -64,7 +69,7 @@ export async function createOnnxRuntimeExtractor(
   const exampleSize = shape.reduce((a, b) => a * b, 1);
 
   const ort = await loadOnnxRuntime();
-  let session: Ort.InferenceSession;
+  let session: OrtSession;
   try {
     session = await ort.InferenceSession.create(bytes, {
       intraOpNumThreads: threads,

@@ -83,8 +83,9 @@ export function nsfwjsModelDir(name: NsfwModelName): string {
     entry = require.resolve('nsfwjs');
   } catch (err) {
     throw new Error(
-      `the npm package nsfwjs is not installed (${(err as Error).message}); ` +
-        'install it, or pass modelDir (a directory with model.json and its weight files)',
+      `the npm package nsfwjs is not installed (${(err as Error).message}); it is an optional peer ` +
+        'of @transferlab/models (41 MB of weights): npm install nsfwjs@^4.4.0, or pass modelDir ' +
+        '(a directory with model.json and its weight files)',
     );
   }
   let dir = dirname(entry);
