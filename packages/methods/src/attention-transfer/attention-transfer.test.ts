@@ -91,20 +91,22 @@ describe('attention-transfer', () => {
     expect(Object.keys(state.params).some((n) => n.startsWith('connector'))).toBe(false);
     await attentionTransfer.dispose(state);
     const before = tf.memory().numTensors;
-    expect(() =>
+    await expect(
       attentionTransfer.init(
         context(attentionTransfer.validate({ sourceTaps: ['fc'], targetTaps: ['fc'] }), pretrained),
       ),
-    ).toThrow(/pair fc → fc has no spatial extent .* attention maps need conv feature maps/);
+    ).rejects.toThrow(
+      /pair fc → fc has no spatial extent .* attention maps need conv feature maps/,
+    );
     expect(tf.memory().numTensors).toBe(before);
     const mlp = createBackbone(mlpSpec([8, 8, 1], [16]));
     const mlpWeights = mlp.init(createRng(2));
-    expect(() =>
+    await expect(
       attentionTransfer.init({
         ...context(attentionTransfer.validate({ targetBackbone: 'cnn' }), mlpWeights),
         backbone: mlp,
       }),
-    ).toThrow(/one-to-one' needs as many source taps as target taps|cannot match/);
+    ).rejects.toThrow(/one-to-one' needs as many source taps as target taps|cannot match/);
     tf.dispose([...Object.values(pretrained), ...Object.values(mlpWeights)]);
   });
 

@@ -116,37 +116,39 @@ describe('l2t-ww', () => {
     const pretrained = source.init(createRng(1));
     const init = (options: Record<string, unknown>) => () =>
       l2tWw.init(context(l2tWw.validate(options), 0, pretrained));
-    expect(() => l2tWw.init(context(l2tWw.validate({}), 0))).toThrow(
+    await expect(l2tWw.init(context(l2tWw.validate({}), 0))).rejects.toThrow(
       /needs the source-pretrained backbone/,
     );
-    expect(init({ sourceTaps: ['block3'] })).toThrow(
+    await expect(init({ sourceTaps: ['block3'] })()).rejects.toThrow(
       /the source backbone "cnn-4-6-8" has no tap "block3". Available taps: conv1, pool1, conv2, pool2, flatten, fc/,
     );
-    expect(init({ targetBackbone: 'cnn', targetTaps: ['conv9'] })).toThrow(
+    await expect(init({ targetBackbone: 'cnn', targetTaps: ['conv9'] })()).rejects.toThrow(
       /the target backbone "cnn-16-32-128" has no tap "conv9"/,
     );
-    expect(init({ sourceTaps: ['conv2'], targetTaps: ['fc'] })).toThrow(
+    await expect(init({ sourceTaps: ['conv2'], targetTaps: ['fc'] })()).rejects.toThrow(
       /cannot match source tap "conv2" of shape \[4,4,6\] with target tap "fc" of shape \[8\]: both must be feature maps \[H, W, C\] or both vectors \[C\]/,
     );
-    expect(init({ pairs: 'one-to-one', targetTaps: ['conv1'] })).toThrow(
+    await expect(init({ pairs: 'one-to-one', targetTaps: ['conv1'] })()).rejects.toThrow(
       /pairs 'one-to-one' needs as many source taps as target taps, got 2 \(conv1, conv2\) and 1 \(conv1\)/,
     );
-    expect(init({ pairs: 'conv1-conv2' })).toThrow(
+    await expect(init({ pairs: 'conv1-conv2' })()).rejects.toThrow(
       /pairs must be 'all', 'one-to-one', 'single' or a list/,
     );
-    expect(init({ pairs: 'conv1:nope' })).toThrow(/target backbone .* has no tap "nope"/);
-    expect(init({ targetBackbone: 'resnet9000' })).toThrow(
+    await expect(init({ pairs: 'conv1:nope' })()).rejects.toThrow(
+      /target backbone .* has no tap "nope"/,
+    );
+    await expect(init({ targetBackbone: 'resnet9000' })()).rejects.toThrow(
       /unknown targetBackbone "resnet9000". Valid: same, cnn, mlp, spec/,
     );
     const mlpSource = createBackbone(mlpSpec([8, 8, 1], [16]));
     const mlpWeights = mlpSource.init(createRng(1));
     // An MLP source has vectors, a CNN target maps: no default pair fits.
-    expect(() =>
+    await expect(
       l2tWw.init({
         ...context(l2tWw.validate({ targetBackbone: 'cnn' }), 0, mlpWeights),
         backbone: mlpSource,
       }),
-    ).toThrow(
+    ).rejects.toThrow(
       /cannot match source tap "fc1" of shape \[16\] with target tap "conv1" of shape \[8,8,16\]/,
     );
     // Vector taps match vector taps (MLP → MLP).
@@ -331,20 +333,20 @@ describe('an imported ONNX model as the source network', () => {
     const viaOnnx = await losses(imported.backbone, imported.params);
     for (const [i, l] of viaOnnx.entries()) expect(l).toBeCloseTo(native[i] as number, 4);
     // Default taps come from the layer description, which an import lacks.
-    expect(() =>
+    await expect(
       l2tWw.init({
         ...context(l2tWw.validate({ targetBackbone: 'cnn' }), 0, imported.params),
         backbone: imported.backbone,
       }),
-    ).toThrow(
+    ).rejects.toThrow(
       /source backbone "cnn-4-6-8" has no conv or dense layer to tap that can be found without a layer description; name sourceTaps explicitly/,
     );
-    expect(() =>
+    await expect(
       l2tWw.init({
         ...context(l2tWw.validate({ sourceTaps: ['conv1'] }), 0, imported.params),
         backbone: imported.backbone,
       }),
-    ).toThrow(
+    ).rejects.toThrow(
       /targetBackbone 'same' .* needs a backbone built from LayerSpecs; "cnn-4-6-8" has no layer description/,
     );
     expect(() => exportBackboneToOnnx(imported.backbone, imported.params)).toThrow(
