@@ -21,7 +21,6 @@ export {
   delta,
   deltaPenalty,
   featureWeights,
-  fitAttentionHead,
 } from './delta/index.js';
 export {
   type FeatureMatchingConfig,
@@ -100,7 +99,7 @@ export {
   resolvePairs,
   type TapPair,
 } from './shared/feature-transfer.js';
-export { frozenFeatures } from './shared/host-features.js';
+export { fitLinearHead, frozenFeatures } from './shared/host-features.js';
 export { graphLossOps, type LossFn, type LossOps, tfjsLossOps } from './shared/loss-ops.js';
 export { matMulFast } from './shared/mat-mul.js';
 export {

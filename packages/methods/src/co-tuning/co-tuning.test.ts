@@ -35,11 +35,12 @@ describe('co-tuning', () => {
       1 / 3,
       1 / 3,
     ];
-    Array.from(r).forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 6));
+    Array.from(r).forEach((v, i) => {
+      expect(v).toBeCloseTo(expected[i] as number, 6);
+    });
   });
 
   it('loss: CE + λ · CE(source head, translated labels), value and gradient by hand and by finite differences', () => {
-    const start = testStart(createBackbone(mlpSpec([2], [3])));
     const target = {
       prefix: 'head',
       paramNames: ['head.weight', 'head.bias'],
@@ -101,7 +102,6 @@ describe('co-tuning', () => {
         )[0] as number;
       expect(g).toBeCloseTo((at(1e-2) - at(-1e-2)) / 2e-2, 3);
     });
-    start.dispose();
   });
 
   const backbone = createBackbone(mlpSpec([3, 3, 1], [8, 6]));

@@ -1,13 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  adam,
-  disposeOptimizerState,
-  type Params,
-  type Rng,
-  softmaxCrossEntropy,
-  trainStep,
-} from '@transferlab/core';
-import { linearHead } from '@transferlab/models';
+import { softmaxCrossEntropy } from '@transferlab/core';
 
 /**
  * DELTA's supervised channel attention (Li et al. 2019, §3.3), from the
@@ -47,37 +39,6 @@ export function channelAttention(args: {
     if (!(std > 1e-12)) return new Float32Array(c).fill(1 / c);
     return tf.softmax(tf.div(tf.sub(rise, mean), 5 * std)).dataSync() as Float32Array;
   });
-}
-
-/**
- * The head the attention is measured with: linear, fitted on the frozen
- * features by full-batch Adam (lr 1e-2) for `steps` steps. The authors
- * train it by SGD for 10 epochs of an ImageNet-scale target; the target sets
- * here have tens of examples, so full-batch steps.
- */
-export function fitAttentionHead(
-  features: tf.Tensor2D,
-  labels: tf.Tensor1D,
-  classes: number,
-  steps: number,
-  rng: Rng,
-): Params {
-  const head = linearHead(features.shape[1], classes, 'attention');
-  const optimizer = adam({ lr: 1e-2 });
-  let params = head.init(rng);
-  let state = optimizer.init(params);
-  for (let i = 0; i < steps; i++)
-    ({ params, state } = trainStep({
-      params,
-      state,
-      optimizer,
-      loss: (p) => softmaxCrossEntropy(head.apply(p, features), labels),
-    }));
-  disposeOptimizerState(state);
-  return {
-    weight: params['attention.weight'] as tf.Tensor,
-    bias: params['attention.bias'] as tf.Tensor,
-  };
 }
 
 /**

@@ -2,17 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createRng, initBackend, softmaxCrossEntropy } from '@transferlab/core';
 import { createBackbone, linearHead, mlpSpec } from '@transferlab/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { frozenFeatures } from '../shared/host-features.js';
+import { fitLinearHead, frozenFeatures } from '../shared/host-features.js';
 import { type LossOps, tfjsTensorOps } from '../shared/loss-ops.js';
 import { stepTensorCounts, testStart, thirdStep } from '../shared/method-testing.js';
-import {
-  channelAttention,
-  DELTA_WEIGHTS,
-  delta,
-  deltaPenalty,
-  featureWeights,
-  fitAttentionHead,
-} from './index.js';
+import { channelAttention, DELTA_WEIGHTS, delta, deltaPenalty, featureWeights } from './index.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu' });
@@ -58,7 +51,9 @@ describe('delta', () => {
         channels: c,
       }),
     );
-    got.forEach((v, j) => expect(v).toBeCloseTo(expected[j] as number, 5));
+    got.forEach((v, j) => {
+      expect(v).toBeCloseTo(expected[j] as number, 5);
+    });
     // The distance's weights: C · w_c / (H·W) at every position of channel c.
     expect(Array.from(featureWeights(got, hw * c))).toEqual(
       Array.from({ length: hw * c }, (_, j) => Math.fround((c * (got[j % c] as number)) / hw)),
@@ -91,15 +86,15 @@ describe('delta', () => {
     });
     byHand += (beta / 2) * w.reduce((s, v) => s + v * v, 0);
     expect(rows(value)[0]).toBeCloseTo(byHand, 5);
-    rows(grads[0] as tf.Tensor).forEach((g, i) =>
+    rows(grads[0] as tf.Tensor).forEach((g, i) => {
       expect(g).toBeCloseTo(
         alpha * (a[i % 4] as number) * ((f[i] as number) - (f0[i] as number)),
         5,
-      ),
-    );
-    rows(grads[1] as tf.Tensor).forEach((g, i) =>
-      expect(g).toBeCloseTo(beta * (w[i] as number), 5),
-    );
+      );
+    });
+    rows(grads[1] as tf.Tensor).forEach((g, i) => {
+      expect(g).toBeCloseTo(beta * (w[i] as number), 5);
+    });
     const h = 1e-2;
     for (const i of [0, 5, 11]) {
       const at = (d: number) =>
@@ -127,7 +122,7 @@ describe('delta', () => {
       const r = await thirdStep(delta, engine, c, backbone);
       const byHand = tf.tidy(() => {
         const feats = frozenFeatures(backbone, r.pretrained, r.targetTrain);
-        const fit = fitAttentionHead(
+        const fit = fitLinearHead(
           feats,
           r.targetTrain.y as tf.Tensor1D,
           3,
@@ -138,8 +133,8 @@ describe('delta', () => {
           channelAttention({
             features: feats,
             labels: r.targetTrain.y as tf.Tensor1D,
-            weight: fit.weight as tf.Tensor2D,
-            bias: fit.bias as tf.Tensor1D,
+            weight: fit.weight,
+            bias: fit.bias,
             channels: 6,
           }),
           6,

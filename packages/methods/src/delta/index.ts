@@ -3,11 +3,11 @@ import type { Params } from '@transferlab/core';
 import type { LinearHead } from '@transferlab/models';
 import { type PenaltyFn, supervisedMethod } from '../shared/classifier.js';
 import { requireNonNegative, requirePositive } from '../shared/config.js';
-import { frozenFeatures, requireTargetTrain } from '../shared/host-features.js';
+import { fitLinearHead, frozenFeatures, requireTargetTrain } from '../shared/host-features.js';
 import { type OptimConfig, pretrainedOptimDefaults } from '../shared/optim.js';
-import { channelAttention, featureWeights, fitAttentionHead } from './attention.js';
+import { channelAttention, featureWeights } from './attention.js';
 
-export { channelAttention, featureWeights, fitAttentionHead } from './attention.js';
+export { channelAttention, featureWeights } from './attention.js';
 
 export interface DeltaConfig extends OptimConfig {
   /** α: weight of the attention-weighted feature-map distance to the pretrained network. */
@@ -54,8 +54,10 @@ export function deltaPenalty(head: LinearHead, c: { alpha: number; beta: number 
  * the head reads, whatever the backbone (channels last; a vector is C
  * channels of size 1) — and a channel is "removed" by zeroing it in those
  * features (the authors zero the convolution's filter, the same for a
- * convolution without bias). The attention's head is fitted by full-batch
- * Adam (`fitAttentionHead`).
+ * convolution without bias). The head the attention is measured with is
+ * fitted on the frozen features by full-batch Adam, `attentionSteps` steps
+ * (the authors: SGD, 10 epochs of an ImageNet-scale target; the target sets
+ * here have tens of examples).
  */
 export const delta = supervisedMethod<DeltaConfig>({
   id: ID,
@@ -84,7 +86,7 @@ export const delta = supervisedMethod<DeltaConfig>({
     const channels = backbone.featureShape[backbone.featureShape.length - 1] ?? dim;
     const features = frozenFeatures(backbone, ctx.pretrained as Params, train);
     const labels = tf.tensor1d(train.yData, 'int32');
-    const fitted = fitAttentionHead(
+    const fitted = fitLinearHead(
       features,
       labels,
       ctx.numClasses,
@@ -94,11 +96,10 @@ export const delta = supervisedMethod<DeltaConfig>({
     const attention = channelAttention({
       features,
       labels,
-      weight: fitted.weight as tf.Tensor2D,
-      bias: fitted.bias as tf.Tensor1D,
+      ...fitted,
       channels,
     });
-    tf.dispose([features, labels, ...Object.values(fitted)]);
+    tf.dispose([features, labels, fitted.weight, fitted.bias]);
     const weights = featureWeights(attention, dim);
     return {
       terms: deltaPenalty(head, c),

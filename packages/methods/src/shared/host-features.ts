@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Params } from '@transferlab/core';
-import type { Backbone } from '@transferlab/models';
+import {
+  adam,
+  disposeOptimizerState,
+  type Params,
+  type Rng,
+  softmaxCrossEntropy,
+  trainStep,
+} from '@transferlab/core';
+import { type Backbone, linearHead } from '@transferlab/models';
 import type { Batch } from '../types.js';
 
 /**
@@ -43,4 +50,35 @@ export function requireTargetTrain(id: string, ctx: { readonly targetTrain?: Bat
       `method "${id}": needs the target training set before training (MethodContext.targetTrain); the bench runner passes it`,
     );
   return ctx.targetTrain;
+}
+
+/**
+ * A linear head (`weight` [d, K], `bias` [K]) fitted on fixed features by
+ * full-batch Adam (lr 1e-2) for `steps` steps: a probe of what the features
+ * say about the labels (DELTA measures its channel attention with one). The
+ * caller owns the result.
+ */
+export function fitLinearHead(
+  features: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  classes: number,
+  steps: number,
+  rng: Rng,
+): { weight: tf.Tensor2D; bias: tf.Tensor1D } {
+  const head = linearHead(features.shape[1], classes, 'probe');
+  const optimizer = adam({ lr: 1e-2 });
+  let params: Params = head.init(rng);
+  let state = optimizer.init(params);
+  for (let i = 0; i < steps; i++)
+    ({ params, state } = trainStep({
+      params,
+      state,
+      optimizer,
+      loss: (p) => softmaxCrossEntropy(head.apply(p, features), labels),
+    }));
+  disposeOptimizerState(state);
+  return {
+    weight: params['probe.weight'] as tf.Tensor2D,
+    bias: params['probe.bias'] as tf.Tensor1D,
+  };
 }
