@@ -58,7 +58,13 @@ export {
   spectralTaskProfile,
   supportRepresentation,
 } from './theory/linear-transfer.js';
-export { type LogisticFit, logisticRidgeFit, ridgeSolve } from './theory/monte-carlo.js';
+export {
+  type LogisticCgOptions,
+  type LogisticFit,
+  logisticRidgeFit,
+  logisticRidgeFitCg,
+  ridgeSolve,
+} from './theory/monte-carlo.js';
 export {
   logisticProximal,
   type MonotoneRootOptions,
@@ -68,10 +74,10 @@ export {
 export {
   type Activation,
   activationFunction,
+  type FeatureMap,
   GAUSSIAN_EQUIVALENCE,
   type GaussianEquivalence,
   gaussianEquivalenceCoefficients,
-  type FeatureMap,
   type RandomFeaturesCovariances,
   randomFeaturesCovariances,
   type TwoFeatureMapCovariances,

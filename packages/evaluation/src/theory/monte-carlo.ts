@@ -143,3 +143,162 @@ export function logisticRidgeFit(
   for (let i = 0; i < n; i++) loss += logisticLoss((y[i] as number) * scale * (h[i] as number));
   return { weights: w, trainLoss: loss / n, iterations };
 }
+
+export interface LogisticCgOptions {
+  /** Starting weights (e.g. the solution at a smaller n); default 0. */
+  init?: ArrayLike<number>;
+  /** Stop when ‖∇‖₂ ≤ tolerance·max(1, ‖∇ at w = 0‖₂); default 1e-8. */
+  tolerance?: number;
+  /** Newton steps; default 100. */
+  maxIterations?: number;
+  /** Conjugate-gradient steps per Newton step; default 1000. */
+  maxCgSteps?: number;
+}
+
+/**
+ * The same estimator as {@link logisticRidgeFit} for wide problems (p in the
+ * thousands), where forming and factoring the p×p Hessian is too slow:
+ * truncated Newton — each direction solves H d = −∇ by conjugate gradients
+ * with Hessian-vector products H v = s² Xᵀ diag(σσ') X v + λv (two passes
+ * over X, no p×p matrix), to a relative residual min(0.5, √‖∇‖), then
+ * backtracking on the objective. X is n×p row-major in `data` (Float32Array
+ * or Float64Array; sums in float64).
+ */
+export function logisticRidgeFitCg(
+  x: { data: ArrayLike<number>; rows: number; cols: number },
+  y: ArrayLike<number>,
+  lambda: number,
+  scale = 1,
+  options: LogisticCgOptions = {},
+): LogisticFit {
+  const fn = 'logisticRidgeFitCg';
+  const { rows: n, cols: p, data } = x;
+  if (data.length < n * p)
+    throw new Error(`${fn}: X has ${data.length} values, expected ${n}×${p}`);
+  if (y.length !== n) throw new Error(`${fn}: X has ${n} rows but y has ${y.length} labels`);
+  if (!(lambda > 0)) throw new Error(`${fn}: lambda must be positive, got ${lambda}`);
+  for (let i = 0; i < n; i++)
+    if (y[i] !== 1 && y[i] !== -1) throw new Error(`${fn}: y[${i}] = ${y[i]}; labels must be ±1`);
+  const tolerance = options.tolerance ?? 1e-8;
+  const maxIterations = options.maxIterations ?? 100;
+  const maxCg = options.maxCgSteps ?? 1000;
+  const w = new Float64Array(p);
+  if (options.init) {
+    if (options.init.length !== p)
+      throw new Error(`${fn}: init has ${options.init.length} entries, expected ${p}`);
+    for (let j = 0; j < p; j++) w[j] = options.init[j] as number;
+  }
+  const field = new Float64Array(n);
+  const mul = (v: Float64Array, out: Float64Array) => {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      const r = i * p;
+      for (let j = 0; j < p; j++) s += (data[r + j] as number) * (v[j] as number);
+      out[i] = s;
+    }
+  };
+  const mulT = (r: Float64Array, out: Float64Array) => {
+    out.fill(0);
+    for (let i = 0; i < n; i++) {
+      const c = r[i] as number;
+      if (c === 0) continue;
+      const b = i * p;
+      for (let j = 0; j < p; j++) out[j] = (out[j] as number) + c * (data[b + j] as number);
+    }
+  };
+  const objectiveAt = (h: Float64Array, wv: Float64Array) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += logisticLoss((y[i] as number) * scale * (h[i] as number));
+    let r = 0;
+    for (let j = 0; j < p; j++) r += (wv[j] as number) ** 2;
+    return s + 0.5 * lambda * r;
+  };
+  const grad = new Float64Array(p);
+  const coef = new Float64Array(n);
+  const curv = new Float64Array(n);
+  const dir = new Float64Array(p);
+  const res = new Float64Array(p);
+  const conj = new Float64Array(p);
+  const hv = new Float64Array(p);
+  const tmpN = new Float64Array(n);
+  const trial = new Float64Array(p);
+  const trialField = new Float64Array(n);
+  mul(w, field);
+  let f = objectiveAt(field, w);
+  let g0: number | undefined;
+  let iterations = 0;
+  for (; iterations < maxIterations; iterations++) {
+    for (let i = 0; i < n; i++) {
+      const yi = y[i] as number;
+      const sm = sigmoid(-yi * scale * (field[i] as number));
+      coef[i] = -yi * scale * sm;
+      curv[i] = scale * scale * sm * (1 - sm);
+    }
+    mulT(coef, grad);
+    let gnorm2 = 0;
+    for (let j = 0; j < p; j++) {
+      grad[j] = (grad[j] as number) + lambda * (w[j] as number);
+      gnorm2 += (grad[j] as number) ** 2;
+    }
+    const gnorm = Math.sqrt(gnorm2);
+    if (g0 === undefined) {
+      // the scale of "small": the gradient at w = 0 is s·Xᵀy/2
+      const zero = new Float64Array(n);
+      for (let i = 0; i < n; i++) zero[i] = -0.5 * (y[i] as number) * scale;
+      mulT(zero, hv);
+      g0 = Math.sqrt(hv.reduce((a, v) => a + v * v, 0));
+    }
+    if (gnorm <= tolerance * Math.max(1, g0)) break;
+    // CG on H d = −g from d = 0.
+    dir.fill(0);
+    for (let j = 0; j < p; j++) {
+      res[j] = -(grad[j] as number);
+      conj[j] = res[j] as number;
+    }
+    let rr = gnorm2;
+    const target = Math.min(0.5, Math.sqrt(gnorm)) * gnorm;
+    for (let k = 0; k < maxCg && Math.sqrt(rr) > target; k++) {
+      mul(conj, tmpN);
+      for (let i = 0; i < n; i++) tmpN[i] = (curv[i] as number) * (tmpN[i] as number);
+      mulT(tmpN, hv);
+      let pHp = 0;
+      for (let j = 0; j < p; j++) {
+        hv[j] = (hv[j] as number) + lambda * (conj[j] as number);
+        pHp += (conj[j] as number) * (hv[j] as number);
+      }
+      const a = rr / pHp;
+      let rrNew = 0;
+      for (let j = 0; j < p; j++) {
+        dir[j] = (dir[j] as number) + a * (conj[j] as number);
+        res[j] = (res[j] as number) - a * (hv[j] as number);
+        rrNew += (res[j] as number) ** 2;
+      }
+      const b = rrNew / rr;
+      rr = rrNew;
+      for (let j = 0; j < p; j++) conj[j] = (res[j] as number) + b * (conj[j] as number);
+    }
+    let slope = 0;
+    for (let j = 0; j < p; j++) slope += (grad[j] as number) * (dir[j] as number);
+    if (!(slope < 0)) for (let j = 0; j < p; j++) dir[j] = -(grad[j] as number);
+    mul(dir, tmpN);
+    let t = 1;
+    let accepted = false;
+    for (let ls = 0; ls < 60; ls++) {
+      for (let j = 0; j < p; j++) trial[j] = (w[j] as number) + t * (dir[j] as number);
+      for (let i = 0; i < n; i++) trialField[i] = (field[i] as number) + t * (tmpN[i] as number);
+      const fTrial = objectiveAt(trialField, trial);
+      if (fTrial <= f + 1e-4 * t * Math.min(slope, 0)) {
+        w.set(trial);
+        field.set(trialField);
+        f = fTrial;
+        accepted = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!accepted) break; // at the rounding floor of the objective
+  }
+  let loss = 0;
+  for (let i = 0; i < n; i++) loss += logisticLoss((y[i] as number) * scale * (field[i] as number));
+  return { weights: w, trainLoss: loss / n, iterations };
+}
