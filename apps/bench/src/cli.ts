@@ -11,6 +11,7 @@ import { defaultRegistries, runSuite } from './run-suite.js';
 import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
 import { formatChmmTable, runChmmSuite } from './theory-chmm/index.js';
+import { formatTheoryGcm, runTheoryGcm } from './theory-gcm.js';
 import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
 import { formatTtaTable, runTtaBound } from './tta-bound.js';
 
@@ -35,6 +36,8 @@ function summarize(records: readonly TrialRecord[], metric?: string): string {
   if (records.some((r) => r.metrics.predicted_risk !== undefined))
     return `${formatTheoryLinear(records)}${agreement ? `\n\n${agreement}` : ''}`;
   if (records.some((r) => r.metrics.predicted_bound !== undefined)) return formatTtaTable(records);
+  if (records.some((r) => r.suite.startsWith('theory-gcm')))
+    return `${formatTheoryGcm(records)}${agreement ? `\n\n${agreement}` : ''}`;
   if (
     records.some(
       (r) => r.metrics.n_target !== undefined && r.metrics.measured_test_error !== undefined,
@@ -127,13 +130,15 @@ async function main(argv: string[]): Promise<number> {
           ? await runModelSelection({ suite, ...common })
           : suite.kind === 'theory-linear'
             ? runTheoryLinear({ suite, ...common })
-            : suite.kind === 'theory-chmm'
-              ? await runChmmSuite({ suite, ...common })
-              : suite.kind === 'tta-bound'
-                ? await runTtaBound({ suite, ...common })
-                : suite.kind === 'onnx-backbone'
-                  ? await runOnnxBackbone({ suite, ...common, ...(engine ? { engine } : {}) })
-                  : await runSuite({ suite, ...common, ...(engine ? { engine } : {}) });
+            : suite.kind === 'theory-gcm'
+              ? runTheoryGcm({ suite, ...common })
+              : suite.kind === 'theory-chmm'
+                ? await runChmmSuite({ suite, ...common })
+                : suite.kind === 'tta-bound'
+                  ? await runTtaBound({ suite, ...common })
+                  : suite.kind === 'onnx-backbone'
+                    ? await runOnnxBackbone({ suite, ...common, ...(engine ? { engine } : {}) })
+                    : await runSuite({ suite, ...common, ...(engine ? { engine } : {}) });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(

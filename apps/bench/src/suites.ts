@@ -4,6 +4,7 @@ import type { ModelSelectionSuite } from './model-selection.js';
 import type { OnnxBackboneSuite } from './onnx-backbone.js';
 import type { PretrainConfig } from './runner.js';
 import { type ChmmSuite, theoryChmmQuickSuite, theoryChmmSuite } from './theory-chmm/index.js';
+import { linspace, type TheoryGcmSuite } from './theory-gcm.js';
 import type { TheoryLinearSuite } from './theory-linear.js';
 import type { TtaBoundSuite } from './tta-bound.js';
 
@@ -329,6 +330,30 @@ const theoryLinear: TheoryLinearSuite = {
   draws: 20,
 };
 
+/**
+ * The hidden-manifold learning curve of the Gaussian covariate model
+ * (Loureiro et al. 2021): erf random-features student, sign random-features
+ * teacher, logistic regression; prediction beside Monte Carlo at 50 α.
+ */
+const theoryGcm: TheoryGcmSuite = {
+  kind: 'theory-gcm',
+  id: 'theory-gcm',
+  description:
+    'Gaussian covariate model on the hidden manifold: erf random-features student (p = 2000), sign random-features teacher (k = 1000), latent d = 1000, logistic λ = 0.01, α = n/p on linspace(0.01, 3, 50); predicted vs Monte Carlo test error ± se.',
+  seeds: 1,
+  d: 1000,
+  p: 2000,
+  k: 1000,
+  student: 'erf',
+  teacher: 'sign',
+  lambda: 0.01,
+  alphas: linspace(0.01, 3, 50),
+  draws: 3,
+  smallAlpha: 0.5,
+  smallAlphaDraws: 10,
+  testSize: 10_000,
+};
+
 /** The Task Transfer Analysis bound on the two quick pairs, with frozen MLP features pre-trained on the source. */
 const ttaBoundSuite: TtaBoundSuite = {
   kind: 'tta-bound',
@@ -407,6 +432,7 @@ export type Suite =
   | SuiteSpec
   | ModelSelectionSuite
   | TheoryLinearSuite
+  | TheoryGcmSuite
   | ChmmSuite
   | TtaBoundSuite
   | OnnxBackboneSuite;
@@ -424,6 +450,7 @@ export const builtinSuites: readonly Suite[] = [
   finetuneRegularizers,
   modelSelection,
   theoryLinear,
+  theoryGcm,
   ttaBoundSuite,
   onnxBackbone,
   theoryChmmSuite,
