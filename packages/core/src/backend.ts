@@ -1,12 +1,16 @@
-import * as tf from '@tensorflow/tfjs-core';
 // The tfjs union package registers every op's gradient (tfjs-core alone
 // registers none) and the cpu backend; the wasm backend registers itself.
-import '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+// Namespace imports, not bare `import 'x'`: declaration files keep bare
+// imports, which would pull tfjs-layers' and tfjs-data's types into users' programs.
+import * as tfjsUnion from '@tensorflow/tfjs';
+import * as tfjsWasm from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   registerWasmGradientKernels,
   useFastWasmConv2DBackpropInput,
 } from './kernels/wasm-gradient-kernels.js';
+
+void [tfjsUnion, tfjsWasm];
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
