@@ -3,7 +3,12 @@ import type { TaskBuildOptions } from '@transferlab/datasets';
 import type { ModelSelectionSuite } from './model-selection.js';
 import type { OnnxBackboneSuite } from './onnx-backbone.js';
 import type { PretrainConfig } from './runner.js';
-import { type ChmmSuite, theoryChmmQuickSuite, theoryChmmSuite } from './theory-chmm/index.js';
+import {
+  type ChmmSuite,
+  theoryChmmQuickSuite,
+  theoryChmmSuite,
+  theoryChmmSurrogateSuite,
+} from './theory-chmm/index.js';
 import { linspace, type TheoryGcmSuite } from './theory-gcm.js';
 import type { TheoryLinearSuite } from './theory-linear.js';
 import type { TtaBoundSuite } from './tta-bound.js';
@@ -455,6 +460,7 @@ export const builtinSuites: readonly Suite[] = [
   onnxBackbone,
   theoryChmmSuite,
   theoryChmmQuickSuite,
+  theoryChmmSurrogateSuite,
 ];
 
 export function createSuiteRegistry(suites: readonly Suite[] = builtinSuites): Registry<Suite> {

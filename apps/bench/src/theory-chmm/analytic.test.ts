@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   estimateFixedFeatureCovariances,
   fitReadout,
+  gaussianSurrogateErrors,
   gcmPredictor,
   readoutError,
 } from './analytic.js';
@@ -168,5 +169,39 @@ describe('gcmPredictor', () => {
     const logistic = gcmPredictor.predict(cov, { alphas: [2], lambda: 0.1, loss: 'logistic' });
     expect(logistic.testErrors[0]).toBeGreaterThan(0);
     expect(logistic.testErrors[0]).toBeLessThan(0.5);
+  });
+});
+
+describe('gaussianSurrogateErrors', () => {
+  it('reaches the best linear error arccos(√(explained/ρ))/π with many samples, and more error with few', () => {
+    // Ω = I_p, Φ = [I_p 0]: the features are the first p of k latent coordinates, θ = 1, so half
+    // of the teacher's variance is linear in them and the best readout errs arccos(√½)/π = 1/4.
+    const p = 10;
+    const k = 20;
+    const omega = new Float64Array(p * p);
+    const phi = new Float64Array(p * k);
+    const psi = new Float64Array(k * k);
+    for (let i = 0; i < p; i++) {
+      omega[i * p + i] = 1;
+      phi[i * k + i] = 1;
+    }
+    for (let a = 0; a < k; a++) psi[a * k + a] = 1;
+    const cov = {
+      omega: { data: omega, rows: p, cols: p },
+      phi: { data: phi, rows: p, cols: k },
+      psi: { data: psi, rows: k, cols: k },
+      theta: new Float64Array(k).fill(1),
+      samples: 0,
+    };
+    const rng = createRng(9);
+    const errs = gaussianSurrogateErrors(cov, [10, 4000], 0.01, 'square', 6, () => rng.normal());
+    expect(errs).toHaveLength(6);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const big = mean(errs.map((e) => e[1] as number));
+    const small = mean(errs.map((e) => e[0] as number));
+    // O(p/n) = 0.0025 above 1/4 at n = 4000
+    expect(big).toBeGreaterThan(0.25);
+    expect(big).toBeLessThan(0.26);
+    expect(small).toBeGreaterThan(big + 0.02);
   });
 });

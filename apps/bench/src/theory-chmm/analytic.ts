@@ -225,3 +225,86 @@ export function readoutError(features: Float32Array, ys: Float32Array, w: Float6
   }
   return wrong / n;
 }
+
+/**
+ * The readout's test error on a Gaussian surrogate of the features: (φ, c)
+ * drawn jointly Gaussian with exactly the second moments `cov` (Ω, Φ, Ψ) —
+ * the model the GCM solves — labels sign(θᵀc), the same readout fitted on
+ * the first n of `maxN` samples, and the error of the fit computed exactly,
+ * arccos(wᵀΦθ/√(wᵀΩw·θᵀΨθ))/π. Where the GCM prediction matches this but not
+ * the real features, the gap is the features' non-Gaussianity (the Gaussian
+ * equivalence), not the solver or finite n. Returns errors[r][ni].
+ */
+export function gaussianSurrogateErrors(
+  cov: FixedFeatureCovariances,
+  nList: readonly number[],
+  lambda: number,
+  loss: ChmmLoss,
+  repeats: number,
+  normal: () => number,
+): number[][] {
+  const K = cov.omega.rows;
+  const D = cov.psi.rows;
+  const T = K + D;
+  // Cholesky of the joint second moment [[Ω, Φ], [Φᵀ, Ψ]] (tiny jitter: the empirical one is PSD).
+  const L = new Float64Array(T * T);
+  const joint = (i: number, j: number): number => {
+    if (i < K && j < K) return cov.omega.data[i * K + j] as number;
+    if (i < K) return cov.phi.data[i * D + (j - K)] as number;
+    if (j < K) return cov.phi.data[j * D + (i - K)] as number;
+    return cov.psi.data[(i - K) * D + (j - K)] as number;
+  };
+  let diag = 0;
+  for (let i = 0; i < T; i++) diag = Math.max(diag, joint(i, i));
+  for (let i = 0; i < T; i++)
+    for (let j = 0; j <= i; j++) {
+      let s = joint(i, j) + (i === j ? 1e-10 * diag : 0);
+      for (let k = 0; k < j; k++) s -= (L[i * T + k] as number) * (L[j * T + k] as number);
+      L[i * T + j] = i === j ? Math.sqrt(Math.max(s, 0)) : s / (L[j * T + j] as number);
+    }
+  const theta = cov.theta;
+  const phiTheta = new Float64Array(K);
+  for (let i = 0; i < K; i++) {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += (cov.phi.data[i * D + d] as number) * (theta[d] as number);
+    phiTheta[i] = s;
+  }
+  let rho = 0;
+  for (let a = 0; a < D; a++)
+    for (let b = 0; b < D; b++)
+      rho += (theta[a] as number) * (cov.psi.data[a * D + b] as number) * (theta[b] as number);
+  const maxN = Math.max(...nList);
+  const out: number[][] = [];
+  const xi = new Float64Array(T);
+  for (let r = 0; r < repeats; r++) {
+    const feats = new Float32Array(maxN * K);
+    const ys = new Float32Array(maxN);
+    for (let mu = 0; mu < maxN; mu++) {
+      for (let i = 0; i < T; i++) xi[i] = normal();
+      let field = 0;
+      for (let i = 0; i < T; i++) {
+        let s = 0;
+        for (let k = 0; k <= i; k++) s += (L[i * T + k] as number) * (xi[k] as number);
+        if (i < K) feats[mu * K + i] = s;
+        else field += (theta[i - K] as number) * s;
+      }
+      ys[mu] = field >= 0 ? 1 : -1;
+    }
+    out.push(
+      nList.map((n) => {
+        const w = fitReadout(feats, ys, n, K, lambda, loss);
+        let m = 0;
+        let q = 0;
+        for (let i = 0; i < K; i++) {
+          m += (w[i] as number) * (phiTheta[i] as number);
+          let s = 0;
+          for (let j = 0; j < K; j++) s += (cov.omega.data[i * K + j] as number) * (w[j] as number);
+          q += (w[i] as number) * s;
+        }
+        const c = Math.max(-1, Math.min(1, m / Math.sqrt(q * rho)));
+        return Math.acos(c) / Math.PI;
+      }),
+    );
+  }
+  return out;
+}

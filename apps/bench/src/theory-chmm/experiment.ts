@@ -37,6 +37,7 @@ import {
   estimateFixedFeatureCovariances,
   type FixedFeaturePredictor,
   fitReadout,
+  gaussianSurrogateErrors,
   gcmPredictor,
   readoutError,
 } from './analytic.js';
@@ -92,6 +93,13 @@ export interface ChmmExperimentOptions {
   scratchRepeats?: number;
   /** Analytic curves for the fixed feature maps; null: none (default: the GCM). */
   predictor?: FixedFeaturePredictor | null;
+  /**
+   * Also fit the readout on Gaussian features with the estimated covariances
+   * (`surrogate_test_error` ± `surrogate_test_error_se`, `targetRepeats`
+   * draws): tells non-Gaussian features apart from solver or finite-size
+   * error. Default false.
+   */
+  gaussianSurrogate?: boolean;
   backend?: string;
   /** Suite name in the records (default 'theory-chmm'). */
   suite?: string;
@@ -390,6 +398,7 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
             const trainFeatures = trainSets.map((ds) => featuresOf(W, ds.x, N, activation));
             const trainSigns = trainSets.map((ds) => signs(ds.y));
             let predicted: number[] | undefined;
+            let surrogate: number[][] | undefined;
             let explained: number | undefined;
             let predictError: string | undefined;
             if (predictor) {
@@ -407,6 +416,12 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
                 });
                 predicted = p.testErrors;
                 explained = p.explainedVariance;
+                if (opts.gaussianSurrogate) {
+                  const g = rng.derive(`surrogate-${li}-${method}`);
+                  surrogate = gaussianSurrogateErrors(cov, nList, lambda, loss, repeats, () =>
+                    g.normal(),
+                  );
+                }
               } catch (err) {
                 predictError = (err as Error).message;
               }
@@ -419,6 +434,7 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
                 return readoutError(poolFeatures, poolSigns, w);
               });
               const pred = predicted?.[ni];
+              const sur = surrogate?.map((row) => row[ni] as number);
               emit({
                 ...base,
                 task: `${task} · n=${n}`,
@@ -435,6 +451,13 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
                   alpha: n / K,
                   lambda,
                   ...(explained !== undefined ? { explained_teacher_variance: explained } : {}),
+                  ...(sur
+                    ? {
+                        surrogate_test_error: mean(sur),
+                        surrogate_test_error_se:
+                          sur.length > 1 ? sd(sur) / Math.sqrt(sur.length) : 0,
+                      }
+                    : {}),
                   ...levelMetrics,
                   ...(method === 'transfer' ? sourceMetrics : {}),
                 },

@@ -4,6 +4,7 @@ export {
   type FixedFeaturePrediction,
   type FixedFeaturePredictor,
   fitReadout,
+  gaussianSurrogateErrors,
   gcmPredictor,
   readoutError,
 } from './analytic.js';
@@ -30,4 +31,5 @@ export {
   runChmmSuite,
   theoryChmmQuickSuite,
   theoryChmmSuite,
+  theoryChmmSurrogateSuite,
 } from './suite.js';

@@ -83,7 +83,31 @@ export const theoryChmmQuickSuite: ChmmSuite = {
   },
 };
 
-export const chmmSuites: readonly ChmmSuite[] = [theoryChmmSuite, theoryChmmQuickSuite];
+/**
+ * Where the GCM misses: transfer and random features on identical and
+ * perturbed tasks, each also fitted on Gaussian features with the same
+ * covariances (`surrogate_test_error`). Prediction = surrogate ≠ measured
+ * means the features are not Gaussian-equivalent.
+ */
+export const theoryChmmSurrogateSuite: ChmmSuite = {
+  kind: 'theory-chmm',
+  id: 'theory-chmm-surrogate',
+  description:
+    'theory-chmm diagnostics: transfer and random features at δ_F = 0 and 1, each measurement beside the GCM prediction and the same readout on Gaussian features with the estimated covariances. 3 seeds.',
+  seeds: 3,
+  experiment: {
+    ...theoryChmmSuite.experiment,
+    levels: [{}, { featurePerturbation: 1 }],
+    methods: ['transfer', 'random-features'],
+    gaussianSurrogate: true,
+  },
+};
+
+export const chmmSuites: readonly ChmmSuite[] = [
+  theoryChmmSuite,
+  theoryChmmQuickSuite,
+  theoryChmmSurrogateSuite,
+];
 
 /**
  * Run a CHMM suite: every record is appended to `outDir/results.jsonl` as
