@@ -41,7 +41,9 @@ export interface EmdResult {
  *   2·max|M|, large enough that no optimum uses them), a strongly feasible
  *   spanning tree;
  * - pricing by block search (blocks of √(#arcs) arcs, the most negative
- *   reduced cost M_ij − π_i + π_j in the first block that has one);
+ *   reduced cost M_ij − π_i + π_j in the first block that has one), row
+ *   segment by row segment with no tree-membership test (tree arcs price at
+ *   0): pricing is most of the time, ~400 arcs per pivot;
  * - leaving arc: the last blocking arc met when walking the pivot cycle from
  *   its apex in the direction of the entering arc, which keeps the tree
  *   strongly feasible and so rules out cycling on degenerate pivots
@@ -199,45 +201,46 @@ function networkSimplex(
   };
 
   const blockSize = Math.max(16, Math.ceil(Math.sqrt(numArcs)));
+  const colPi = pi.subarray(n, n + m);
+  // Pricing position among the real arcs (row-major); the artificial arcs are
+  // priced once per wrap-around. Tree arcs need no test: their reduced cost is
+  // 0 up to rounding, never below −EPS, so the hot loop is one subtraction,
+  // one addition and one comparison per arc.
   let next = 0;
   let iterations = 0;
   for (;;) {
-    // Pricing: block search for the most negative reduced cost.
     let entering = -1;
     let best = -EPS;
     let k = next;
-    let i = k < nm ? (k / m) | 0 : 0;
-    let j = k < nm ? k - i * m : 0;
-    let inBlock = 0;
-    for (let scanned = 0; scanned < numArcs; scanned++) {
-      if (k < nm) {
-        if (inTree[k] === 0) {
-          const rc = (cost[k] as number) - (pi[i] as number) + (pi[n + j] as number);
+    let scanned = 0;
+    while (scanned <= nm) {
+      const end = Math.min(k + blockSize, nm);
+      scanned += end - k;
+      while (k < end) {
+        const i = (k / m) | 0;
+        const base = i * m;
+        const piI = pi[i] as number;
+        const segEnd = Math.min(end, base + m);
+        for (; k < segEnd; k++) {
+          const rc = (cost[k] as number) - piI + (colPi[k - base] as number);
           if (rc < best) {
             best = rc;
             entering = k;
           }
         }
-        if (++j === m) {
-          j = 0;
-          i++;
-        }
-      } else if (inTree[k] === 0) {
-        const rc = ART_COST - (pi[tailOf(k)] as number) + (pi[headOf(k)] as number);
-        if (rc < best) {
-          best = rc;
-          entering = k;
-        }
       }
-      if (++k === numArcs) {
+      if (k === nm) {
+        for (let v = 0; v < n + m; v++) {
+          const arc = nm + v;
+          const rc = v < n ? ART_COST - (pi[v] as number) : ART_COST + (pi[v] as number);
+          if (rc < best) {
+            best = rc;
+            entering = arc;
+          }
+        }
         k = 0;
-        i = 0;
-        j = 0;
       }
-      if (++inBlock === blockSize) {
-        if (entering >= 0) break;
-        inBlock = 0;
-      }
+      if (entering >= 0) break;
     }
     next = k;
     if (entering < 0) break;
