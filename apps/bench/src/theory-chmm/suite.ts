@@ -198,14 +198,17 @@ export function formatChmmTable(records: readonly TrialRecord[]): string {
       for (const m of methods) {
         const at = rows.filter((r) => r.method === m && r.metrics.n_target === n);
         cells.push(measuredCell(at));
-        if (header.includes(`${m} pred`))
+        if (header.includes(`${m} pred`)) {
+          // the prediction's mean only: its spread over seeds is the seeds' features, not noise
+          const preds = at
+            .map((r) => r.metrics.predicted_test_error)
+            .filter((v): v is number => v !== undefined);
           cells.push(
-            cell(
-              at
-                .map((r) => r.metrics.predicted_test_error)
-                .filter((v): v is number => v !== undefined),
-            ),
+            preds.length === 0
+              ? ''
+              : (100 * (preds.reduce((a, b) => a + b, 0) / preds.length)).toFixed(1),
           );
+        }
       }
       return cells;
     });
