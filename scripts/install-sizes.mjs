@@ -21,8 +21,10 @@ function withWorkspaceDeps(name, seen = new Set()) {
   if (seen.has(name) || !tarballs.has(name)) return seen;
   seen.add(name);
   const m = tarballs.get(name).manifest;
-  for (const d of Object.keys({ ...m.dependencies, ...m.peerDependencies }))
-    withWorkspaceDeps(d, seen);
+  // Required peers come along (npm installs them too); optional ones do not.
+  const optional = (d) => m.peerDependenciesMeta?.[d]?.optional === true;
+  const deps = [...Object.keys(m.dependencies ?? {}), ...Object.keys(m.peerDependencies ?? {})];
+  for (const d of deps.filter((d) => !optional(d))) withWorkspaceDeps(d, seen);
   return seen;
 }
 
