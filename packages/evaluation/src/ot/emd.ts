@@ -62,33 +62,35 @@ export function emd(
   const p = transportProblem('emd', a, b, M, options.massTol ?? 1e-7);
   const n = p.rows.length;
   const m = p.cols.length;
-  const cost = new Float64Array(n * m);
+  // Costs on the support: the problem's own matrix when every row and column
+  // has mass (no copy), else the restricted one.
+  const full = n === p.n && m === p.m;
+  const cost = full ? p.cost : new Float64Array(n * m);
   let maxAbs = 0;
   for (let r = 0; r < n; r++) {
     const src = (p.rows[r] as number) * p.m;
     for (let c = 0; c < m; c++) {
       const v = p.cost[src + (p.cols[c] as number)] as number;
-      cost[r * m + c] = v;
+      if (!full) cost[r * m + c] = v;
       if (Math.abs(v) > maxAbs) maxAbs = Math.abs(v);
     }
   }
   const scale = maxAbs > 0 ? maxAbs : 1;
-  for (let k = 0; k < cost.length; k++) cost[k] = (cost[k] as number) / scale;
   const supply = new Float64Array(n);
   const demand = new Float64Array(m);
   for (let r = 0; r < n; r++) supply[r] = p.a[p.rows[r] as number] as number;
   for (let c = 0; c < m; c++) demand[c] = p.b[p.cols[c] as number] as number;
 
   const maxIter = options.maxIter ?? 10 * (n * m + n + m) + 100_000;
-  const sol = networkSimplex(supply, demand, cost, maxIter, p.mass);
+  const sol = networkSimplex(supply, demand, cost, scale, maxIter, p.mass);
   const plan = expandPlan(p, sol.flow);
 
   // Duals on the support, then extended to zero-mass rows/columns so that
   // u_i + v_j ≤ M_ij holds everywhere (their value does not change Σ a u + Σ b v).
   const u = new Float64Array(p.n).fill(Number.NaN);
   const v = new Float64Array(p.m).fill(Number.NaN);
-  for (let r = 0; r < n; r++) u[p.rows[r] as number] = (sol.potential[r] as number) * scale;
-  for (let c = 0; c < m; c++) v[p.cols[c] as number] = -(sol.potential[n + c] as number) * scale;
+  for (let r = 0; r < n; r++) u[p.rows[r] as number] = sol.potential[r] as number;
+  for (let c = 0; c < m; c++) v[p.cols[c] as number] = -(sol.potential[n + c] as number);
   for (let i = 0; i < p.n; i++) {
     if (!Number.isNaN(u[i] as number)) continue;
     let best = Number.POSITIVE_INFINITY;
@@ -109,21 +111,29 @@ export function emd(
 interface SimplexSolution {
   /** Flow on the n×m real arcs, row-major. */
   flow: Float64Array;
-  /** Node potentials π (rows 0..n−1, columns n..n+m−1), in normalised cost units. */
+  /** Node potentials π (rows 0..n−1, columns n..n+m−1), in cost units. */
   potential: Float64Array;
   iterations: number;
 }
 
 /**
  * Network simplex for the transportation problem with all supplies and
- * demands > 0 and costs scaled to [−1, 1]. Arc k < n·m goes from row ⌊k/m⌋
- * to column node n + k mod m; arc n·m + v is node v's artificial arc (row v →
- * root, or root → column v). Reduced cost of arc (s → t): c − π_s + π_t.
+ * demands > 0 and |costs| ≤ `scale`. Arc k < n·m goes from row ⌊k/m⌋ to
+ * column node n + k mod m; arc n·m + v is node v's artificial arc (row v →
+ * root, or root → column v), cost 2·scale. Reduced cost of arc (s → t):
+ * c − π_s + π_t.
+ *
+ * Only tree arcs carry flow, so flows live on nodes: `nodeFlow[v]` is the
+ * flow on v's arc to its parent, `up[v]` whether v is that arc's tail. A
+ * pivot re-hangs the cut-off subtree and shifts its potentials by one
+ * constant (its internal arcs are unchanged); nothing of size n·m is touched
+ * but the pricing scan, and nothing is allocated per pivot.
  */
 function networkSimplex(
   supply: Float64Array,
   demand: Float64Array,
   cost: Float64Array,
+  scale: number,
   maxIter: number,
   mass: number,
 ): SimplexSolution {
@@ -133,11 +143,11 @@ function networkSimplex(
   const root = n + m;
   const numNodes = n + m + 1;
   const numArcs = nm + n + m;
-  const ART_COST = 2;
-  const EPS = 1e-11;
+  const ART_COST = 2 * scale;
+  const EPS = 1e-11 * scale;
 
-  const flow = new Float64Array(numArcs);
-  const inTree = new Uint8Array(numArcs);
+  const nodeFlow = new Float64Array(numNodes);
+  const up = new Uint8Array(numNodes);
   const parent = new Int32Array(numNodes).fill(-1);
   const predArc = new Int32Array(numNodes).fill(-1);
   const depth = new Int32Array(numNodes);
@@ -146,11 +156,6 @@ function networkSimplex(
   const nextSib = new Int32Array(numNodes).fill(-1);
   const prevSib = new Int32Array(numNodes).fill(-1);
   const stack = new Int32Array(numNodes);
-
-  // Artificial arcs: rows point up to the root, the root points down to columns.
-  const tailOf = (k: number): number => (k < nm ? (k / m) | 0 : k - nm < n ? k - nm : root);
-  const headOf = (k: number): number => (k < nm ? n + (k % m) : k - nm < n ? root : k - nm);
-  const costOf = (k: number): number => (k < nm ? (cost[k] as number) : ART_COST);
 
   const addChild = (p: number, c: number): void => {
     const first = firstChild[p] as number;
@@ -165,40 +170,23 @@ function networkSimplex(
     if (prev === -1) firstChild[p] = next;
     else nextSib[prev] = next;
     if (next !== -1) prevSib[next] = prev;
-    nextSib[c] = -1;
-    prevSib[c] = -1;
   };
 
-  depth[root] = 0;
+  // Artificial tree: rows point up to the root, the root points down to columns.
   for (let v = 0; v < n + m; v++) {
-    const arc = nm + v;
     parent[v] = root;
-    predArc[v] = arc;
+    predArc[v] = nm + v;
     depth[v] = 1;
-    inTree[arc] = 1;
     if (v < n) {
-      flow[arc] = supply[v] as number;
+      nodeFlow[v] = supply[v] as number;
+      up[v] = 1;
       pi[v] = ART_COST; // up arc v → root: c − π_v + π_root = 0
     } else {
-      flow[arc] = demand[v - n] as number;
+      nodeFlow[v] = demand[v - n] as number;
       pi[v] = -ART_COST; // down arc root → v: c − π_root + π_v = 0
     }
     addChild(root, v);
   }
-
-  /** Recomputes depth and π below (and at) x from its parent, by DFS. */
-  const refreshSubtree = (x: number): void => {
-    let top = 0;
-    stack[top++] = x;
-    while (top > 0) {
-      const v = stack[--top] as number;
-      const p = parent[v] as number;
-      const arc = predArc[v] as number;
-      depth[v] = (depth[p] as number) + 1;
-      pi[v] = tailOf(arc) === v ? (pi[p] as number) + costOf(arc) : (pi[p] as number) - costOf(arc);
-      for (let c = firstChild[v] as number; c !== -1; c = nextSib[c] as number) stack[top++] = c;
-    }
-  };
 
   const blockSize = Math.max(16, Math.ceil(Math.sqrt(numArcs)));
   const colPi = pi.subarray(n, n + m);
@@ -231,11 +219,10 @@ function networkSimplex(
       }
       if (k === nm) {
         for (let v = 0; v < n + m; v++) {
-          const arc = nm + v;
           const rc = v < n ? ART_COST - (pi[v] as number) : ART_COST + (pi[v] as number);
           if (rc < best) {
             best = rc;
-            entering = arc;
+            entering = nm + v;
           }
         }
         k = 0;
@@ -248,8 +235,19 @@ function networkSimplex(
       throw new Error(`emd: no optimum after ${maxIter} pivots (raise options.maxIter)`);
 
     // Pivot cycle: the entering arc s → t plus the tree path t … apex … s.
-    const s = tailOf(entering);
-    const t = headOf(entering);
+    let s: number;
+    let t: number;
+    let enteringCost: number;
+    if (entering < nm) {
+      s = (entering / m) | 0;
+      t = n + (entering - s * m);
+      enteringCost = cost[entering] as number;
+    } else {
+      const v = entering - nm;
+      s = v < n ? v : root;
+      t = v < n ? root : v;
+      enteringCost = ART_COST;
+    }
     let x = s;
     let y = t;
     while (x !== y) {
@@ -265,21 +263,20 @@ function networkSimplex(
     // runs t → apex (upwards): down arcs decrease. Ties: the last blocking arc
     // in cycle order from the apex, i.e. the one nearest s on the s side
     // (strict <, walking up from s), else the one nearest the apex on the t
-    // side (<=, walking up from t), which wins over the s side.
+    // side (<=, walking up from t), which wins over the s side. This keeps the
+    // tree strongly feasible, which rules out cycling.
     let delta = Number.POSITIVE_INFINITY;
     let leaveNode = -1;
     let leaveOnS = true;
     for (let v = s; v !== apex; v = parent[v] as number) {
-      const arc = predArc[v] as number;
-      if (tailOf(arc) === v && (flow[arc] as number) < delta) {
-        delta = flow[arc] as number;
+      if (up[v] === 1 && (nodeFlow[v] as number) < delta) {
+        delta = nodeFlow[v] as number;
         leaveNode = v;
       }
     }
     for (let v = t; v !== apex; v = parent[v] as number) {
-      const arc = predArc[v] as number;
-      if (tailOf(arc) !== v && (flow[arc] as number) <= delta) {
-        delta = flow[arc] as number;
+      if (up[v] === 0 && (nodeFlow[v] as number) <= delta) {
+        delta = nodeFlow[v] as number;
         leaveNode = v;
         leaveOnS = false;
       }
@@ -287,47 +284,62 @@ function networkSimplex(
     if (leaveNode < 0) throw new Error('emd: internal error (unbounded pivot cycle)');
 
     if (delta > 0) {
-      for (let v = s; v !== apex; v = parent[v] as number) {
-        const arc = predArc[v] as number;
-        flow[arc] = (flow[arc] as number) + (tailOf(arc) === v ? -delta : delta);
-      }
-      for (let v = t; v !== apex; v = parent[v] as number) {
-        const arc = predArc[v] as number;
-        flow[arc] = (flow[arc] as number) + (tailOf(arc) === v ? delta : -delta);
-      }
-      flow[entering] = delta;
+      for (let v = s; v !== apex; v = parent[v] as number)
+        nodeFlow[v] = (nodeFlow[v] as number) + (up[v] === 1 ? -delta : delta);
+      for (let v = t; v !== apex; v = parent[v] as number)
+        nodeFlow[v] = (nodeFlow[v] as number) + (up[v] === 1 ? delta : -delta);
     }
-    const leaving = predArc[leaveNode] as number;
-    flow[leaving] = 0;
-    inTree[leaving] = 0;
-    inTree[entering] = 1;
 
     // Re-hang the cut-off subtree: reverse the path from the entering arc's
-    // endpoint inside it (xs) up to leaveNode, then attach xs to the other end.
+    // endpoint inside it (xs) up to leaveNode, then attach xs to the other
+    // end. Each node on that path takes over the arc (and flow) that joined
+    // it to the node below; the leaving arc drops out.
     const xs = leaveOnS ? s : t;
+    const shift =
+      (leaveOnS ? (pi[t] as number) + enteringCost : (pi[s] as number) - enteringCost) -
+      (pi[xs] as number);
     let newParent = leaveOnS ? t : s;
     let newArc = entering;
+    let newFlow = delta;
+    let newUp = leaveOnS ? 1 : 0;
     let v = xs;
     for (;;) {
       const oldParent = parent[v] as number;
       const oldArc = predArc[v] as number;
+      const oldFlow = nodeFlow[v] as number;
+      const oldUp = up[v] as number;
       removeChild(oldParent, v);
       parent[v] = newParent;
       predArc[v] = newArc;
+      nodeFlow[v] = newFlow;
+      up[v] = newUp;
       addChild(newParent, v);
       if (v === leaveNode) break;
       newParent = v;
       newArc = oldArc;
+      newFlow = oldFlow;
+      newUp = 1 - oldUp;
       v = oldParent;
     }
-    refreshSubtree(xs);
+    // Depths below xs from the new parents; potentials by one shift.
+    let top = 0;
+    stack[top++] = xs;
+    while (top > 0) {
+      const w = stack[--top] as number;
+      depth[w] = (depth[parent[w] as number] as number) + 1;
+      pi[w] = (pi[w] as number) + shift;
+      for (let c = firstChild[w] as number; c !== -1; c = nextSib[c] as number) stack[top++] = c;
+    }
   }
 
+  const flow = new Float64Array(nm);
   for (let v = 0; v < n + m; v++) {
-    if ((flow[nm + v] as number) > 1e-9 * mass)
+    const arc = predArc[v] as number;
+    if (arc < nm) flow[arc] = nodeFlow[v] as number;
+    else if ((nodeFlow[v] as number) > 1e-9 * mass)
       throw new Error(
-        `emd: internal error: artificial flow ${flow[nm + v]} left at node ${v} (masses unbalanced?)`,
+        `emd: internal error: artificial flow ${nodeFlow[v]} left at node ${v} (masses unbalanced?)`,
       );
   }
-  return { flow: flow.subarray(0, nm), potential: pi.subarray(0, n + m), iterations };
+  return { flow, potential: pi.subarray(0, n + m), iterations };
 }
