@@ -7,6 +7,7 @@ import {
   type ChmmSuite,
   theoryChmmQuickSuite,
   theoryChmmSuite,
+  theoryChmmSurrogate2xSuite,
   theoryChmmSurrogateSuite,
 } from './theory-chmm/index.js';
 import { linspace, type TheoryGcmSuite } from './theory-gcm.js';
@@ -464,6 +465,7 @@ export const builtinSuites: readonly Suite[] = [
   theoryChmmSuite,
   theoryChmmQuickSuite,
   theoryChmmSurrogateSuite,
+  theoryChmmSurrogate2xSuite,
 ];
 
 export function createSuiteRegistry(suites: readonly Suite[] = builtinSuites): Registry<Suite> {

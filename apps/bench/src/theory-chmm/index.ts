@@ -31,5 +31,6 @@ export {
   runChmmSuite,
   theoryChmmQuickSuite,
   theoryChmmSuite,
+  theoryChmmSurrogate2xSuite,
   theoryChmmSurrogateSuite,
 } from './suite.js';

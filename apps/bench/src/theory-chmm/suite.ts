@@ -103,10 +103,32 @@ export const theoryChmmSurrogateSuite: ChmmSuite = {
   },
 };
 
+/**
+ * The surrogate diagnostics with every size doubled at fixed ratios (D, N,
+ * K, n_source, n_target): a finite-size gap between the GCM and its own
+ * Gaussian model shrinks here; a Gaussian-equivalence gap does not.
+ */
+export const theoryChmmSurrogate2xSuite: ChmmSuite = {
+  kind: 'theory-chmm',
+  id: 'theory-chmm-surrogate-2x',
+  description:
+    'theory-chmm-surrogate (transfer only) with D, N, K, n_source and n_target doubled: does the prediction’s gap to the Gaussian model shrink with size?',
+  seeds: 2,
+  experiment: {
+    ...theoryChmmSurrogateSuite.experiment,
+    params: { D: 100, N: 200, activation: 'erf' },
+    hidden: 200,
+    nSource: 10_000,
+    nTargetList: [50, 100, 200, 400, 800, 1600],
+    methods: ['transfer'],
+  },
+};
+
 export const chmmSuites: readonly ChmmSuite[] = [
   theoryChmmSuite,
   theoryChmmQuickSuite,
   theoryChmmSurrogateSuite,
+  theoryChmmSurrogate2xSuite,
 ];
 
 /**
