@@ -27,7 +27,7 @@ export class ProximalError extends Error {
 }
 
 export interface MonotoneRootOptions {
-  /** Evaluation limit before raising; default 400 (bisection alone needs ≤ ~2100 for the full float64 range). */
+  /** Evaluation limit before raising; default 400: at least 200 halvings of the bracket, far more than a float64 root needs (≲ 120). */
   maxEvaluations?: number;
   /** Name and inputs reported when the solve fails. */
   context?: string;
