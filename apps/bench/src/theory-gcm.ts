@@ -132,7 +132,7 @@ function testError(x: Float32Array, y: Float64Array, w: Float64Array): number {
   return wrong / y.length;
 }
 
-function meanSe(xs: readonly number[]): { mean: number; variance: number } {
+function meanVariance(xs: readonly number[]): { mean: number; variance: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const variance =
     xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
@@ -249,8 +249,8 @@ export function runTheoryGcm(opts: {
         log.add(failedRecord(base, pred ?? new Error('no prediction'), started));
         continue;
       }
-      const e = meanSe(errors.get(alpha) as number[]);
-      const l = meanSe(losses.get(alpha) as number[]);
+      const e = meanVariance(errors.get(alpha) as number[]);
+      const l = meanVariance(losses.get(alpha) as number[]);
       const R = (errors.get(alpha) as number[]).length;
       log.add({
         ...base,
