@@ -25,7 +25,7 @@ const USAGE = `transferlab benchmark
                    [--seconds S] [--threads 1,2] [--json]
                                             training steps/s of each backbone on each engine (and tfjs backend);
                                             --json: one JSON line per row
-  pnpm bench step-cost [--backbone ID] [--backend NAME] [--seconds S]
+  pnpm bench step-cost [--backbone ID] [--engine E] [--backend NAME] [--seconds S]
                                             one training step of each method, as a multiple of fine-tuning's
   pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
 `;
@@ -226,6 +226,7 @@ async function main(argv: string[]): Promise<number> {
       const results = await measureStepCost({
         backbone: values.backbone ?? 'mlp',
         seconds,
+        ...(values.engine ? { engine: requireEngine(values.engine) } : {}),
         ...(values.backend ? { backend: values.backend } : {}),
       });
       process.stdout.write(formatStepCost(results));

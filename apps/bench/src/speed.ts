@@ -16,6 +16,7 @@ import {
   linearHead,
   loadNsfwMobileNetV2,
 } from '@transferlab/models';
+import { chooseEngine } from './runner.js';
 
 /**
  * Time `step` for about `seconds` (at least one step) after `warmupSteps`
@@ -260,6 +261,8 @@ export interface StepCostResult {
   method: string;
   backbone: string;
   backend: string;
+  /** Where the method's steps ran (its first supported engine unless one was asked for). */
+  engine?: Engine;
   batchSize: number;
   steps: number;
   stepsPerSecond: number;
@@ -281,6 +284,8 @@ export async function measureStepCost(opts: {
   backbone: string;
   entries?: readonly StepCostEntry[];
   backend?: string;
+  /** The engine asked for (default: onnxruntime where the method and backbone support it), as a trial chooses it. */
+  engine?: Engine;
   batchSize?: number;
   seconds?: number;
 }): Promise<StepCostResult[]> {
@@ -312,7 +317,7 @@ export async function measureStepCost(opts: {
   const results: StepCostResult[] = [];
   try {
     for (const entry of entries) {
-      const base = {
+      let base: Omit<StepCostResult, 'steps' | 'stepsPerSecond'> = {
         label: entry.label,
         method: entry.method,
         backbone: backbone.name,
@@ -324,8 +329,13 @@ export async function measureStepCost(opts: {
       try {
         method = methods.get(entry.method);
         const config = method.validate({ ...entry.options, batchSize });
+        const engine = chooseEngine(method, backbone, opts.engine);
+        base = { ...base, engine };
         state = await method.init({
           config,
+          engine,
+          // Methods that look at the target set before training (DELTA, Co-Tuning) see this batch.
+          targetTrain: target,
           backbone,
           numClasses,
           pretrained,
@@ -371,14 +381,15 @@ export async function measureStepCost(opts: {
 
 export function formatStepCost(results: readonly StepCostResult[]): string {
   const lines = [
-    '| method | backbone | backend | batch | steps/s | cost × fine-tune |',
-    '|---|---|---|---|---|---|',
+    '| method | backbone | engine | backend | batch | steps/s | cost × fine-tune |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
+    const where = `${r.backbone} | ${r.engine ?? '—'} | ${r.engine === 'onnxruntime' ? '—' : r.backend}`;
     lines.push(
       r.error
-        ? `| ${r.label} | ${r.backbone} | ${r.backend} | ${r.batchSize} | — | not measured: ${r.error.split('\n')[0]} |`
-        : `| ${r.label} | ${r.backbone} | ${r.backend} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.costVsFineTune === undefined ? '—' : r.costVsFineTune.toFixed(2)} |`,
+        ? `| ${r.label} | ${where} | ${r.batchSize} | — | not measured: ${r.error.split('\n')[0]} |`
+        : `| ${r.label} | ${where} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.costVsFineTune === undefined ? '—' : r.costVsFineTune.toFixed(2)} |`,
     );
   }
   return `${lines.join('\n')}\n`;

@@ -40,8 +40,9 @@ const ID = 'attention-transfer';
 export function attentionMap(map: tf.Tensor4D): tf.Tensor2D {
   const [n] = map.shape;
   const a = tf.reshape(tf.mean(tf.square(map), 3), [n, -1]);
-  // F.normalize: a / max(‖a‖, 1e-12).
-  const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(a), 1, true)), 1e-12);
+  // F.normalize: a / max(‖a‖, 1e-12), written √max(Σa², 1e-24) so that an
+  // all-zero map (dead units) gets a zero gradient, not √'s 0/0, as in PyTorch.
+  const norm = tf.sqrt(tf.maximum(tf.sum(tf.square(a), 1, true), 1e-24));
   return tf.div(a, norm) as tf.Tensor2D;
 }
 

@@ -36,9 +36,9 @@ export function bilinearWeights(inSize: number, outSize: number): Float32Array {
 }
 
 /**
- * A bilinear resize of [N, H, W, C] to [N, h, w, C] as one MatMul with the
- * Kronecker product of the two axes' weights, [h·w, H·W]: exact, with the
- * ordinary MatMul gradient, and free of Resize's float scale rounding.
+ * A bilinear resize of [N, H, W, C] to [N, h, w, C] as two MatMuls with
+ * constant interpolation matrices, one per axis: exact, with the ordinary
+ * MatMul gradient, and free of Resize's float scale rounding.
  */
 export function emitResizeBilinear(
   g: OnnxGraphBuilder,
@@ -49,21 +49,24 @@ export function emitResizeBilinear(
   const [H, W, C] = from;
   const [h, w] = to;
   if (H === h && W === w) return map;
-  const rows = bilinearWeights(H, h);
-  const cols = bilinearWeights(W, w);
-  const k = new Float32Array(h * w * H * W);
-  for (let i = 0; i < h; i++)
-    for (let j = 0; j < w; j++)
-      for (let a = 0; a < H; a++)
-        for (let b = 0; b < W; b++)
-          k[(i * w + j) * H * W + a * W + b] =
-            (rows[i * H + a] as number) * (cols[j * W + b] as number);
-  const kron = g.initializer(g.fresh('resize_weights'), k, [h * w, H * W]);
-  const flat = g.op('Reshape', [map, g.ints([0, H * W, C], 'shape')]);
-  g.setDims(flat, [g.dims(map)?.[0] ?? 'N', H * W, C]);
-  const out = g.op('Reshape', [g.op('MatMul', [kron, flat]), g.ints([0, h, w, C], 'shape')]);
-  g.setDims(out, [g.dims(map)?.[0] ?? 'N', h, w, C]);
-  return out;
+  const n = g.dims(map)?.[0] ?? 'N';
+  const reshape = (v: string, dims: number[], known: (number | string)[]) => {
+    const out = g.op('Reshape', [v, g.ints(dims, 'shape')]);
+    g.setDims(out, known);
+    return out;
+  };
+  // Columns: [w, W] × [N·H, W, C] → [N·H, w, C].
+  let v = map;
+  if (W !== w) {
+    const cols = g.initializer(g.fresh('resize_cols'), bilinearWeights(W, w), [w, W]);
+    v = g.op('MatMul', [cols, reshape(v, [-1, W, C], [`${n}*${H}`, W, C])]);
+  }
+  // Rows: [h, H] × [N, H, w·C] → [N, h, w·C].
+  if (H !== h) {
+    const rows = g.initializer(g.fresh('resize_rows'), bilinearWeights(H, h), [h, H]);
+    v = g.op('MatMul', [rows, reshape(v, [-1, H, w * C], [n, H, w * C])]);
+  }
+  return reshape(v, [-1, h, w, C], [n, h, w, C]);
 }
 
 /** [N, …] tap → [N, H, W, C]: a flat [N, C] tap becomes a 1×1 map. */
@@ -154,12 +157,22 @@ export function emitMatchingLoss(
 ): string {
   const terms = args.pairs.map((pair) => {
     const t = emitAsMap(g, args.targetTaps[pair.target] as string);
+    const [th, tw, ct] = pair.targetShape;
+    const cs = pair.sourceShape[2];
+    // The 1×1 conv as one 2-D MatMul over every position: its gradients are
+    // plain GEMMs too (a batched [N, H, W, C] MatMul differentiates into N·H small ones).
+    const flat = g.op('Reshape', [t, g.ints([-1, ct], 'shape')]);
+    g.setDims(flat, [`positions(${t})`, ct]);
     const connected = g.op('Add', [
-      g.op('MatMul', [t, args.param(`connector.${pair.index}.weight`)]),
+      g.op('MatMul', [flat, args.param(`connector.${pair.index}.weight`)]),
       args.param(`connector.${pair.index}.bias`),
     ]);
-    const diff = g.op('Sub', [args.sourceMaps[pair.index] as string, connected]);
-    const perChannel = mean(g, g.op('Mul', [diff, diff]), [1, 2]);
+    const source = g.op('Reshape', [args.sourceMaps[pair.index] as string, g.ints([-1, cs])]);
+    g.setDims(source, [`positions(${t})`, cs]);
+    // Per example again for the weights: [N, h·w, C_src].
+    const diff = g.op('Reshape', [g.op('Sub', [source, connected]), g.ints([-1, th * tw, cs])]);
+    g.setDims(diff, [g.dims(t)?.[0] ?? 'N', th * tw, cs]);
+    const perChannel = mean(g, g.op('Mul', [diff, diff]), [1]);
     const w = args.weights?.[pair.index];
     const perExample = w ? sum(g, g.op('Mul', [perChannel, w]), [1]) : mean(g, perChannel, [1]);
     const lam = args.lambdas?.[pair.index];
@@ -172,8 +185,10 @@ export function emitMatchingLoss(
 /** The normalised spatial attention map [N, H·W] of [N, H, W, C] (`attentionMap`). */
 function emitAttentionMap(g: OnnxGraphBuilder, map: string): string {
   const a = g.op('Flatten', [mean(g, g.op('Mul', [map, map]), [3])], { axis: attr.int(1) });
-  const norm = g.op('Sqrt', [g.op('ReduceSum', [g.op('Mul', [a, a]), g.ints([1], 'axes')])]);
-  return g.op('Div', [a, g.op('Clip', [norm, g.scalar(1e-12, 'eps')])]);
+  // max(‖a‖, 1e-12) as √max(Σa², 1e-24): the same value, and no 0/0 from √'s
+  // gradient when a map is all zero (dead units) — PyTorch's norm gives 0 there too.
+  const sumSq = g.op('ReduceSum', [g.op('Mul', [a, a]), g.ints([1], 'axes')]);
+  return g.op('Div', [a, g.op('Sqrt', [g.op('Clip', [sumSq, g.scalar(1e-24, 'eps')])])]);
 }
 
 /** β/2 · Σ_pairs AT loss (`attentionLoss`): the source's attention resized to the target's H × W. */
