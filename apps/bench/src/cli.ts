@@ -18,7 +18,7 @@ import { formatTtaTable, runTtaBound } from './tta-bound.js';
 const USAGE = `transferlab benchmark
 
   pnpm bench list                                   suites, methods, tasks, backbones
-  pnpm bench run <suite> [--seeds N] [--out DIR] [--backend wasm|cpu|tensorflow] [--engine onnxruntime|tfjs]
+  pnpm bench run <suite> [--seeds N] [--first-seed K] [--out DIR] [--backend wasm|cpu|tensorflow] [--engine onnxruntime|tfjs]
                                             training engine: default onnxruntime for every method it covers
   pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
   pnpm bench speed [--engine onnxruntime|tfjs] [--backend NAME] [--backbone ID|mobilenetv2-224]
@@ -64,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       seeds: { type: 'string' },
+      'first-seed': { type: 'string' },
       out: { type: 'string' },
       backend: { type: 'string' },
       engine: { type: 'string' },
@@ -119,6 +120,10 @@ async function main(argv: string[]): Promise<number> {
         throw new Error(`--seeds must be a positive integer, got "${values.seeds}"`);
       }
       const engine = values.engine === undefined ? undefined : requireEngine(values.engine);
+      const firstSeed =
+        values['first-seed'] === undefined ? undefined : Number(values['first-seed']);
+      if (suite.kind !== undefined && suite.kind !== 'transfer' && firstSeed !== undefined)
+        throw new Error(`--first-seed applies to transfer suites only, not "${suite.id}"`);
       const outDir = values.out ?? join('results', suite.id);
       const common = {
         outDir,
@@ -138,7 +143,12 @@ async function main(argv: string[]): Promise<number> {
                   ? await runTtaBound({ suite, ...common })
                   : suite.kind === 'onnx-backbone'
                     ? await runOnnxBackbone({ suite, ...common, ...(engine ? { engine } : {}) })
-                    : await runSuite({ suite, ...common, ...(engine ? { engine } : {}) });
+                    : await runSuite({
+                        suite,
+                        ...common,
+                        ...(engine ? { engine } : {}),
+                        ...(firstSeed !== undefined ? { firstSeed } : {}),
+                      });
       const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(

@@ -79,6 +79,21 @@ describe('runSuite', () => {
     expect(formatTable(second.records)).toMatch(/mnist-digits-to-parity \| \d+\.\d/);
   });
 
+  it('firstSeed runs seeds firstSeed … firstSeed + seeds − 1: a split sweep gives the same records', async () => {
+    const suite: SuiteSpec = { ...tiny, methods: [{ id: 'scratch', options: { epochs: 2 } }] };
+    const common = { suite, backend: 'wasm', progress: silent, diskCache: false };
+    const whole = await runSuite({ ...common, seeds: 2, outDir: tmp() });
+    const tail = await runSuite({ ...common, seeds: 1, firstSeed: 1, outDir: tmp() });
+    expect(whole.records.map((r) => r.seed)).toEqual([0, 1]);
+    expect(tail.records.map((r) => r.seed)).toEqual([1]);
+    expect(tail.records[0]?.metrics.target_test_acc).toBe(
+      whole.records[1]?.metrics.target_test_acc,
+    );
+    await expect(runSuite({ ...common, firstSeed: -1, outDir: tmp() })).rejects.toThrow(
+      /--first-seed must be a non-negative integer/,
+    );
+  });
+
   it('a diverging trial is recorded as failed and the suite goes on', async () => {
     const suite: SuiteSpec = {
       ...tiny,

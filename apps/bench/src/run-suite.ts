@@ -32,6 +32,8 @@ export function defaultRegistries(): Registries {
 export interface RunSuiteOptions {
   suite: SuiteSpec;
   seeds?: number;
+  /** The first seed (default 0): seeds firstSeed … firstSeed + seeds − 1, so a long sweep can be split across processes. */
+  firstSeed?: number;
   outDir: string;
   backend?: string;
   /** The training engine asked for (default: onnxruntime for every method and backbone it covers, tfjs otherwise). */
@@ -117,7 +119,10 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   });
   const record = log.add;
 
-  for (let seed = 0; seed < seeds; seed++) {
+  const firstSeed = opts.firstSeed ?? 0;
+  if (!Number.isInteger(firstSeed) || firstSeed < 0)
+    throw new Error(`--first-seed must be a non-negative integer, got ${firstSeed}`);
+  for (let seed = firstSeed; seed < firstSeed + seeds; seed++) {
     for (const { spec, options, label: taskLabel } of tasks) {
       let task: TaskPair | undefined;
       let taskError: string | undefined;
