@@ -6,7 +6,7 @@
  *
  *   cd /work/main && node --conditions=@transferlab/source --import tsx packages/evaluation/src/ot/emd.bench.ts [--pot] [sizes…]
  *
- * Default sizes 200 and 500. Each row: eight warm-ups, then the median of 5 runs
+ * Default sizes 200 and 500. Each row: 30 warm-ups (V8 tiers up late), then the median of 5 runs
  * (wall time, CPU time of this process — steadier on a busy machine — and pivots).
  * `--pot`: the same problems (written to a temporary directory as float64)
  * are also solved by POT's `ot.emd2` (network simplex in C++) in a Python
@@ -22,7 +22,7 @@ import { emd } from './emd.js';
 import { euclideanCost } from './wasserstein.js';
 
 const withPot = process.argv.includes('--pot');
-const WARMUPS = 8;
+const WARMUPS = 30;
 const sizes = process.argv
   .slice(2)
   .map(Number)
