@@ -83,13 +83,15 @@ function valueInfoProto(name: string, dims: Shape, elemType: number): IValueInfo
   };
 }
 
-/** IR version matching an opset (capped at 8, the newest the onnx-proto schema knows). */
+/** The IR version ONNX released with an opset (ONNX's versioning table: opset 18 → IR 8, 19–20 → 9, 21 → 10). */
 export function irVersionForOpset(opset: number): number {
   if (opset <= 8) return 3;
   if (opset <= 10) return 5;
   if (opset <= 11) return 6;
   if (opset <= 14) return 7;
-  return 8;
+  if (opset <= 18) return 8;
+  if (opset <= 20) return 9;
+  return 10;
 }
 
 /**
