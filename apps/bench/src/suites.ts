@@ -281,6 +281,70 @@ const l2twwResnetBn: SuiteSpec = {
   backbone: 'resnet-bn',
 };
 
+/** The target-side methods of the L2T-ww suites, every target network built by `targetOptions`. */
+function l2twwTargetMethods(
+  targetOptions: Readonly<Record<string, unknown>>,
+  scratchBackbone: string,
+): SuiteSpec['methods'] {
+  const epochs = { epochs: L2TWW_EPOCHS };
+  return [
+    { id: 'scratch', backbone: scratchBackbone, options: { ...l2twwOptim, ...epochs } },
+    {
+      id: 'feature-matching',
+      label: 'fm-single',
+      options: { pairs: 'single', ...targetOptions, ...epochs },
+    },
+    {
+      id: 'feature-matching',
+      label: 'fm-all',
+      options: { pairs: 'all', ...targetOptions, ...epochs },
+    },
+    {
+      id: 'attention-transfer',
+      options: { sourceTaps: ['block1_1', 'block2_1'], ...targetOptions, ...epochs },
+    },
+    { id: 'l2t-ww', options: { metaLr: 0.01, ...targetOptions, ...epochs } },
+  ];
+}
+
+/**
+ * l2t-ww-resnet-bn with 50 target labels per class instead of 10: does
+ * learned weighting still help when the target has more data? LwF (which
+ * fine-tunes the whole source network) is left out to keep a seed short.
+ */
+const l2twwResnetBnLabels: SuiteSpec = {
+  ...l2twwResnetBn,
+  id: 'l2t-ww-resnet-bn-labels',
+  description:
+    'l2t-ww-resnet-bn with 50 labels per class: scratch, feature matching, AT and L2T-ww on the same CNN target.',
+  seeds: 8,
+  tasks: [
+    {
+      id: 'fashion-to-fashion-coarse',
+      label: 'fashion-coarse-50',
+      options: { labelsPerClass: 50 },
+    },
+  ],
+  methods: l2twwTargetMethods({ targetBackbone: 'cnn' }, 'cnn'),
+};
+
+/**
+ * The paper's heterogeneous case with a target clearly smaller than the
+ * source: the batch-normalised ResNet (16/32/64 channels, residual blocks)
+ * guides a half-width CNN (8, 16 channels, dense 64); 10 labels per class.
+ */
+const l2twwResnetBnSmall: SuiteSpec = {
+  ...l2twwResnetBn,
+  id: 'l2t-ww-resnet-bn-small',
+  description:
+    'l2t-ww-resnet-bn with a half-width CNN target (8, 16 channels; dense 64): scratch, feature matching, AT and L2T-ww.',
+  seeds: 20,
+  methods: l2twwTargetMethods(
+    { targetBackbone: 'cnn', targetChannels: [8, 16], targetDenseUnits: 64 },
+    'cnn-small',
+  ),
+};
+
 /**
  * Which source model should one fine-tune? Five sources (MNIST digits and
  * Fashion-MNIST classes, fully and briefly pre-trained) scored by LEEP, NCE,
@@ -456,6 +520,8 @@ export const builtinSuites: readonly Suite[] = [
   l2tww,
   l2twwResnet,
   l2twwResnetBn,
+  l2twwResnetBnLabels,
+  l2twwResnetBnSmall,
   finetuneRegularizers,
   modelSelection,
   theoryLinear,

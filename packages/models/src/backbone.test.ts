@@ -118,7 +118,7 @@ describe('linear head and registry', () => {
     const reg = createBackboneRegistry();
     expect(reg.ids).toEqual(builtinBackbones.map((b) => b.id));
     expect(() => reg.get('vgg16')).toThrow(
-      'Unknown backbone "vgg16". Valid backbone ids: mlp, cnn, resnet, resnet-bn, quadratic',
+      'Unknown backbone "vgg16". Valid backbone ids: mlp, cnn, cnn-small, resnet, resnet-bn, quadratic',
     );
   });
 });

@@ -20,6 +20,12 @@ export const builtinBackbones: readonly BackboneFactory[] = [
     create: (inputShape) => createBackbone(cnnSpec(inputShape, [16, 32], 128)),
   },
   {
+    id: 'cnn-small',
+    description:
+      'The cnn backbone at half width: 8, 16 channels → dense 64; taps conv1, pool1, conv2, pool2, fc (a target smaller than the source networks)',
+    create: (inputShape) => createBackbone(cnnSpec(inputShape, [8, 16], 64)),
+  },
+  {
     id: 'resnet',
     description:
       'ResNet-style CNN without normalisation: 3×3 stem (16) + three residual basic blocks (16, 32/2, 64/2) + global average pool; taps stem, block1_1, block2_1, block3_1, pool',
