@@ -131,7 +131,8 @@ describe('l2t-ww', () => {
     await expect(init({ pairs: 'one-to-one', targetTaps: ['conv1'] })()).rejects.toThrow(
       /pairs 'one-to-one' needs as many source taps as target taps, got 2 \(conv1, conv2\) and 1 \(conv1\)/,
     );
-    await expect(init({ pairs: 'conv1-conv2' })()).rejects.toThrow(
+    // a malformed spec is refused by validate, before any pre-training
+    expect(() => l2tWw.validate({ pairs: 'conv1-conv2' })).toThrow(
       /pairs must be 'all', 'one-to-one', 'single' or a list/,
     );
     await expect(init({ pairs: 'conv1:nope' })()).rejects.toThrow(

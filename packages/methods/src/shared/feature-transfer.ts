@@ -128,6 +128,25 @@ export function validateFeatureTransferOptions(id: string, c: FeatureTransferOpt
     );
   }
   if (!c.pairs) throw new Error(`method "${id}": pairs must not be empty`);
+  // Syntax only here (tap names need the built backbones): a bad spec must fail before pre-training.
+  if (typeof c.pairs !== 'string')
+    throw new Error(`method "${id}": pairs must be a string, got ${JSON.stringify(c.pairs)}`);
+  if (!NAMED_PAIRS.has(c.pairs)) parsePairList(id, c.pairs);
+}
+
+const NAMED_PAIRS = new Set(['all', 'one-to-one', 'single']);
+
+/** A "sourceTap:targetTap,…" list as pairs of names; throws on anything else. */
+function parsePairList(id: string, spec: string): [string, string][] {
+  return spec.split(',').map((p): [string, string] => {
+    const parts = p.trim().split(':');
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      throw new Error(
+        `method "${id}": pairs must be 'all', 'one-to-one', 'single' or a list "sourceTap:targetTap,…", got "${spec}"`,
+      );
+    }
+    return [parts[0], parts[1]];
+  });
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -252,15 +271,7 @@ export function resolvePairs(
       [sourceTaps[sourceTaps.length - 1] as string, targetTaps[targetTaps.length - 1] as string],
     ];
   } else {
-    raw = spec.split(',').map((p): [string, string] => {
-      const parts = p.trim().split(':');
-      if (parts.length !== 2 || !parts[0] || !parts[1]) {
-        throw new Error(
-          `method "${id}": pairs must be 'all', 'one-to-one', 'single' or a list "sourceTap:targetTap,…", got "${spec}"`,
-        );
-      }
-      return [parts[0], parts[1]];
-    });
+    raw = parsePairList(id, spec);
     for (const [s, t] of raw) {
       resolveTaps(id, 'source', source, [s]);
       resolveTaps(id, 'target', target, [t]);
