@@ -5,8 +5,14 @@ import { requireEngine } from '@transferlab/methods';
 import { formatRankTable, runModelSelection } from './model-selection.js';
 import { runOnnxBackbone } from './onnx-backbone.js';
 import { onnxCheck } from './onnx-check.js';
-import { formatAgreement, formatLambdaTable, formatPairedTable, formatTable } from './report.js';
-import { latestRun, readRecords, type TrialRecord } from './results.js';
+import {
+  formatAgreement,
+  formatLambdaTable,
+  formatPairedTable,
+  formatTable,
+  requireMetric,
+} from './report.js';
+import { ensureDir, latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries, runSuite } from './run-suite.js';
 import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 import { createSuiteRegistry } from './suites.js';
@@ -125,6 +131,8 @@ async function main(argv: string[]): Promise<number> {
       if (suite.kind !== undefined && suite.kind !== 'transfer' && firstSeed !== undefined)
         throw new Error(`--first-seed applies to transfer suites only, not "${suite.id}"`);
       const outDir = values.out ?? join('results', suite.id);
+      // Before any work: an unusable --out would otherwise surface only after pre-training.
+      ensureDir(outDir);
       const common = {
         outDir,
         ...(seeds !== undefined ? { seeds } : {}),
@@ -165,6 +173,7 @@ async function main(argv: string[]): Promise<number> {
       const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
       const all = readRecords(path);
       const records = values.all ? all : latestRun(all);
+      if (values.metric !== undefined) requireMetric(records, values.metric);
       process.stdout.write(`${summarize(records, values.metric)}\n`);
       return 0;
     }

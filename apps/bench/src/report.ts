@@ -2,6 +2,20 @@ import { meanCI } from '@transferlab/evaluation';
 import type { TrialRecord } from './results.js';
 
 /**
+ * Refuse a metric no ok record has: every cell would otherwise read
+ * `failed (n)`, which blames the trials for a typo.
+ */
+export function requireMetric(records: readonly TrialRecord[], metric: string): void {
+  const present = new Set<string>();
+  for (const r of records)
+    if (r.status === 'ok') for (const k of Object.keys(r.metrics)) present.add(k);
+  if (!present.has(metric))
+    throw new Error(
+      `unknown metric "${metric}". Metrics in these records: ${[...present].sort().join(', ') || '(none: no ok records)'}`,
+    );
+}
+
+/**
  * A task × method table of `metric`: mean ± 95% CI half-width over seeds
  * (n in brackets when some seeds failed).
  */
