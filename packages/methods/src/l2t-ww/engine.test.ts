@@ -22,32 +22,13 @@ import type { Batch, Engine } from '../types.js';
 import type { L2tWwEngine } from './engine.js';
 import { type L2tWwState, l2tWw, sourceInputs } from './index.js';
 import { metaOutputs } from './meta-nets.js';
+import { KINKED, SMOOTH_BN } from './test-targets.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu' });
 });
 
 const CLASSES = 3;
-const KINKED: BackboneSpec = {
-  name: 'kinked-target',
-  inputShape: [6, 6, 1],
-  layers: [
-    { kind: 'conv2d', name: 'c1', filters: 3, kernelSize: 3, activation: 'relu' },
-    { kind: 'maxPool', name: 'p1', size: 2 },
-    { kind: 'conv2d', name: 'c2', filters: 4, kernelSize: 3, activation: 'relu' },
-    { kind: 'flatten', name: 'flat' },
-  ],
-};
-const SMOOTH_BN: BackboneSpec = {
-  name: 'smooth-bn-target',
-  inputShape: [6, 6, 1],
-  layers: [
-    { kind: 'conv2d', name: 'c1', filters: 3, kernelSize: 3, activation: 'linear' },
-    { kind: 'batchNorm', name: 'bn1' },
-    { kind: 'conv2d', name: 'c2', filters: 4, kernelSize: 3, stride: 2, activation: 'linear' },
-    { kind: 'globalAvgPool', name: 'gap' },
-  ],
-};
 const cnnSource = cnnSpec([6, 6, 1], [2, 3], 4);
 const resnetBnSource = resnetSpec([6, 6, 1], [2, 3], 1, { batchNorm: true });
 

@@ -12,6 +12,7 @@ import {
   metaGradient,
 } from './lookahead.js';
 import { sourceInputs } from './step.js';
+import { KINKED, SMOOTH, SMOOTH_BN } from './test-targets.js';
 
 /**
  * The key test: the exact meta-gradient (CE at the look-ahead weights,
@@ -33,36 +34,6 @@ const N = 6;
  * KINKED has ReLUs and max-pooling, whose kinks limit the step (a step that
  * crosses one changes the function's branch) and hence the accuracy.
  */
-const SMOOTH: BackboneSpec = {
-  name: 'smooth-target',
-  inputShape: [6, 6, 1],
-  layers: [
-    { kind: 'conv2d', name: 'c1', filters: 3, kernelSize: 3, activation: 'linear' },
-    { kind: 'conv2d', name: 'c2', filters: 4, kernelSize: 3, stride: 2, activation: 'linear' },
-    { kind: 'globalAvgPool', name: 'gap' },
-  ],
-};
-/** SMOOTH with batch normalisation after the first conv: training mode (batch moments) inside the look-ahead. */
-const SMOOTH_BN: BackboneSpec = {
-  name: 'smooth-bn-target',
-  inputShape: [6, 6, 1],
-  layers: [
-    { kind: 'conv2d', name: 'c1', filters: 3, kernelSize: 3, activation: 'linear' },
-    { kind: 'batchNorm', name: 'bn1' },
-    { kind: 'conv2d', name: 'c2', filters: 4, kernelSize: 3, stride: 2, activation: 'linear' },
-    { kind: 'globalAvgPool', name: 'gap' },
-  ],
-};
-const KINKED: BackboneSpec = {
-  name: 'kinked-target',
-  inputShape: [6, 6, 1],
-  layers: [
-    { kind: 'conv2d', name: 'c1', filters: 3, kernelSize: 3, activation: 'relu' },
-    { kind: 'maxPool', name: 'p1', size: 2 },
-    { kind: 'conv2d', name: 'c2', filters: 4, kernelSize: 3, activation: 'relu' },
-    { kind: 'flatten', name: 'flat' },
-  ],
-};
 const CLASSES = 3;
 
 function batch(seed: number): Batch {
