@@ -10,7 +10,7 @@ import { createTaskRegistry, type TaskPair, type TaskSpec } from '@transferlab/d
 import { type AnyTransferMethod, createMethodRegistry, type Engine } from '@transferlab/methods';
 import { type BackboneFactory, createBackboneRegistry } from '@transferlab/models';
 import { loadOrPretrain } from './pretrain-cache.js';
-import { createProgress, type Progress } from './progress.js';
+import { createProgress, type Progress, safeProgress } from './progress.js';
 import { createResultsLog, type TrialRecord } from './results.js';
 import { chooseEngine, defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import type { SuiteSpec } from './suites.js';
@@ -102,7 +102,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
   const pretrainConfig: PretrainConfig = { ...defaultPretrainConfig, ...suite.pretrain };
 
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
-  const progress = opts.progress ?? createProgress();
+  const progress = safeProgress(opts.progress ?? createProgress());
   const cacheDir = join(opts.outDir, 'cache');
   const run = new Date().toISOString();
   const total = seeds * tasks.length * methods.length;
@@ -135,6 +135,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
       let sourceHead: Params | undefined;
       let pretrainError: string | undefined;
       let pretrainMetrics: Record<string, number> = {};
+      let pretrainTimings: Record<string, number> | undefined;
       const needsPretrain = methods.some((m) => m.method.needs.pretrainedBackbone);
       const backbone = task ? backboneFactory.create(task.target.train.shape) : undefined;
       if (task && backbone && needsPretrain) {
@@ -152,10 +153,9 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           });
           pretrained = out.params;
           sourceHead = out.sourceHead;
-          pretrainMetrics = {
-            source_train_acc: out.sourceTrainAcc,
-            ...(out.fromCache ? {} : { pretrain_ms: out.pretrainMs }),
-          };
+          pretrainMetrics = { source_train_acc: out.sourceTrainAcc };
+          // Wall-clock, so kept out of the metrics: equal seeds must give equal metrics.
+          pretrainTimings = out.fromCache ? undefined : { pretrain_ms: out.pretrainMs };
         } catch (err) {
           pretrainError = `source pre-training failed: ${(err as Error).message}`;
         }
@@ -188,8 +188,12 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           });
           continue;
         }
+        // Only the trial itself may fail it: recording and progress run outside
+        // this try, so an ok trial can never be recorded a second time as failed.
+        let out: Awaited<ReturnType<typeof runTrial>> | undefined;
+        let trialError: unknown;
         try {
-          const out = await runTrial({
+          out = await runTrial({
             task,
             method,
             config,
@@ -200,6 +204,10 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
             ...(method.needs.pretrainedBackbone && sourceHead ? { sourceHead } : {}),
             onEpoch: (e) => progress.epoch('train', e.epoch, e.epochs),
           });
+        } catch (err) {
+          trialError = err;
+        }
+        if (out) {
           record({
             ...base,
             status: 'ok',
@@ -207,18 +215,21 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
               ...out.metrics,
               ...(method.needs.pretrainedBackbone ? pretrainMetrics : {}),
             },
+            ...(method.needs.pretrainedBackbone && pretrainTimings
+              ? { timings: pretrainTimings }
+              : {}),
             durationMs: Date.now() - started,
             config,
             curve: out.curve,
             timestamp: new Date().toISOString(),
           });
-        } catch (err) {
+        } else {
           record({
             ...base,
             status: 'failed',
             metrics: {},
             durationMs: Date.now() - started,
-            error: (err as Error).message,
+            error: (trialError as Error).message,
             config,
             timestamp: new Date().toISOString(),
           });
