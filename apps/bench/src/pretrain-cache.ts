@@ -37,6 +37,8 @@ export async function loadOrPretrain(args: {
   /** The engine that pre-trains (default: onnxruntime where the backbone compiles). Part of the key: engines agree only to rounding. */
   engine?: Engine;
   onEpoch?: (e: ProgressEvent) => void;
+  /** Where a warning goes (default stderr), e.g. that a cache entry was unreadable and is rebuilt. */
+  warn?: (message: string) => void;
 }): Promise<PretrainedSource & { fromCache: boolean; pretrainMs: number }> {
   const started = Date.now();
   const engine: Engine = args.engine ?? (args.backbone.emitGraph ? 'onnxruntime' : 'tfjs');
@@ -57,15 +59,29 @@ export async function loadOrPretrain(args: {
     ? join(args.cacheDir, `pretrain-${args.sourceKey.task}-s${args.seed}-${key}.tlparams`)
     : undefined;
   if (file && existsSync(file)) {
-    const { params, meta } = await loadParams(file);
-    const isHead = (name: string) => name.startsWith('source_head.');
-    return {
-      params: pickParams(params, (n) => !isHead(n)),
-      sourceHead: pickParams(params, isHead),
-      sourceTrainAcc: Number(meta.sourceTrainAcc),
-      fromCache: true,
-      pretrainMs: Date.now() - started,
-    };
+    // An entry that cannot be read (truncated by a crash, a disk error) is a
+    // miss: rebuild and overwrite it rather than fail every later run.
+    let cached: Awaited<ReturnType<typeof loadParams>> | undefined;
+    try {
+      cached = await loadParams(file);
+      if (!Number.isFinite(Number(cached.meta.sourceTrainAcc)))
+        throw new Error('its metadata has no sourceTrainAcc');
+    } catch (err) {
+      cached = undefined;
+      const warn = args.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+      warn(`unreadable pre-training cache entry, rebuilding it: ${(err as Error).message}`);
+    }
+    if (cached) {
+      const { params, meta } = cached;
+      const isHead = (name: string) => name.startsWith('source_head.');
+      return {
+        params: pickParams(params, (n) => !isHead(n)),
+        sourceHead: pickParams(params, isHead),
+        sourceTrainAcc: Number(meta.sourceTrainAcc),
+        fromCache: true,
+        pretrainMs: Date.now() - started,
+      };
+    }
   }
   const out = await pretrainSource({
     backbone: args.backbone,

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,6 +114,24 @@ describe('runSuite', () => {
       result.records[1]?.metrics.target_test_acc,
     );
     expect(again.records[1]?.timings).toBeUndefined();
+  });
+
+  it('a truncated pre-training cache entry is a miss: rebuilt, and the run succeeds', async () => {
+    const suite: SuiteSpec = { ...tiny, methods: [{ id: 'linear-probe', options: { epochs: 1 } }] };
+    const out = tmp();
+    const common = { suite, outDir: out, backend: 'wasm', progress: silent };
+    const first = await runSuite(common);
+    const cache = join(out, 'cache');
+    const files = readdirSync(cache).filter((f) => f.endsWith('.tlparams'));
+    expect(files).toHaveLength(1);
+    const file = join(cache, files[0] as string);
+    const bytes = readFileSync(file);
+    writeFileSync(file, bytes.subarray(0, bytes.length >> 1));
+    const again = await runSuite(common);
+    expect(again.records.map((r) => r.status)).toEqual(['ok']);
+    expect(again.records[0]?.metrics).toEqual(first.records[0]?.metrics);
+    // rebuilt in place: the third run reads it from the cache again
+    expect(readFileSync(file).length).toBe(bytes.length);
   });
 
   it('a progress display that throws neither fails an ok trial nor records it twice', async () => {
