@@ -14,7 +14,7 @@ import {
   type SuiteRunResult,
   type TrialRecord,
 } from './results.js';
-import { defaultRegistries, type Registries } from './run-suite.js';
+import { checkTaskOptions, defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 
 /**
@@ -73,11 +73,16 @@ export async function runModelSelection(
   const reg = opts.registries ?? defaultRegistries();
   const seeds = opts.seeds ?? suite.seeds;
   const factory = reg.backbones.get(suite.backbone);
-  const targets = suite.targets.map((t) => ({
-    spec: reg.tasks.get(t.id),
-    options: t.options ?? {},
-  }));
-  const candidates = suite.candidates.map((c) => ({ ...c, spec: reg.tasks.get(c.task) }));
+  const targets = suite.targets.map((t) => {
+    const spec = reg.tasks.get(t.id);
+    checkTaskOptions(suite.id, spec, t.options);
+    return { spec, options: t.options ?? {} };
+  });
+  const candidates = suite.candidates.map((c) => {
+    const spec = reg.tasks.get(c.task);
+    checkTaskOptions(suite.id, spec, c.options);
+    return { ...c, spec };
+  });
   const ftConfig = fineTune.validate(suite.fineTune ?? {});
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();

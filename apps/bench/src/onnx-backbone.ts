@@ -29,7 +29,7 @@ import {
   type SuiteRunOptions,
   type SuiteRunResult,
 } from './results.js';
-import { defaultRegistries, type Registries } from './run-suite.js';
+import { checkTaskOptions, defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 
 /**
@@ -123,6 +123,7 @@ export async function runOnnxBackbone(
   const reg = opts.registries ?? defaultRegistries();
   const factory = reg.backbones.get(suite.backbone);
   const spec = reg.tasks.get(suite.task.id);
+  checkTaskOptions(suite.id, spec, suite.task.options);
   const ftConfig = fineTune.validate(suite.fineTune ?? {});
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();

@@ -134,6 +134,21 @@ describe('runSuite', () => {
     expect(readFileSync(file).length).toBe(bytes.length);
   });
 
+  it('refuses a misspelt task option before any work, listing the valid ones; records carry the task options', async () => {
+    const bad: SuiteSpec = {
+      ...tiny,
+      tasks: [{ id: 'mnist-digits-to-parity', options: { labelsPerClas: 5 } }],
+    };
+    await expect(
+      runSuite({ suite: bad, outDir: tmp(), backend: 'wasm', progress: silent }),
+    ).rejects.toThrow(
+      /suite "tiny": task "mnist-digits-to-parity" has no option "labelsPerClas". Valid options: labelsPerClass, valPerClass, testPerClass,/,
+    );
+    const suite: SuiteSpec = { ...tiny, methods: [{ id: 'scratch', options: { epochs: 1 } }] };
+    const result = await runSuite({ suite, outDir: tmp(), backend: 'wasm', progress: silent });
+    expect(result.records[0]?.taskOptions).toEqual({ labelsPerClass: 10, testPerClass: 200 });
+  });
+
   it('a progress display that throws neither fails an ok trial nor records it twice', async () => {
     const broken: Progress = {
       trial() {},

@@ -29,6 +29,25 @@ export function defaultRegistries(): Registries {
   };
 }
 
+/**
+ * Refuse build options the task does not read (`labelsPerClas` would
+ * otherwise be dropped silently and the run use the default). Tasks that do
+ * not declare their options are not checked.
+ */
+export function checkTaskOptions(
+  suiteId: string,
+  spec: Pick<TaskSpec, 'id' | 'options'>,
+  options: Readonly<Record<string, unknown>> | undefined,
+): void {
+  if (!spec.options || !options) return;
+  const valid = new Set(spec.options);
+  const unknown = Object.keys(options).filter((k) => !valid.has(k));
+  if (unknown.length > 0)
+    throw new Error(
+      `suite "${suiteId}": task "${spec.id}" has no option ${unknown.map((k) => `"${k}"`).join(', ')}. Valid options: ${spec.options.join(', ')}`,
+    );
+}
+
 export interface RunSuiteOptions {
   suite: SuiteSpec;
   seeds?: number;
@@ -64,11 +83,11 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
     throw new Error(`--seeds must be a positive integer, got ${seeds}`);
   // Fail fast on unknown ids and bad method options, before hours of work.
   const backboneFactory = reg.backbones.get(suite.backbone);
-  const tasks = suite.tasks.map((t) => ({
-    spec: reg.tasks.get(t.id),
-    options: t.options ?? {},
-    label: t.label ?? t.id,
-  }));
+  const tasks = suite.tasks.map((t) => {
+    const spec = reg.tasks.get(t.id);
+    checkTaskOptions(suite.id, spec, t.options);
+    return { spec, options: t.options ?? {}, label: t.label ?? t.id };
+  });
   const labels = tasks.map((t) => t.label);
   const repeated = labels.find((l, i) => labels.indexOf(l) !== i);
   if (repeated)
@@ -172,6 +191,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
           task: taskLabel,
           method: methodLabel,
           seed,
+          taskOptions: { ...options },
           backend: backend.name,
           ...(trained ? { engine: chooseEngine(method, trained, opts.engine) } : {}),
           backbone: suiteBackboneName(trained, suite),

@@ -13,7 +13,7 @@ import {
   type SuiteRunResult,
   type TrialRecord,
 } from './results.js';
-import { defaultRegistries, type Registries } from './run-suite.js';
+import { checkTaskOptions, defaultRegistries, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig } from './runner.js';
 
 /**
@@ -76,7 +76,11 @@ export async function runTtaBound(
   const { suite } = opts;
   const reg = opts.registries ?? defaultRegistries();
   const factory = reg.backbones.get(suite.backbone);
-  const pairs = suite.pairs.map((p) => ({ ...p, spec: reg.tasks.get(p.task) }));
+  const pairs = suite.pairs.map((p) => {
+    const spec = reg.tasks.get(p.task);
+    checkTaskOptions(suite.id, spec, p.options);
+    return { ...p, spec };
+  });
   const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
   const progress = opts.progress ?? createProgress();
   const run = new Date().toISOString();

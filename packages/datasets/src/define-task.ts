@@ -27,20 +27,38 @@ export function normalizePair(pair: TaskPair, mode: TaskNormalization | undefine
   };
 }
 
+/** The `TaskBuildOptions` keys every task defined with `defineTask` accepts (besides `seed`). */
+export const COMMON_TASK_OPTIONS: readonly string[] = [
+  'labelsPerClass',
+  'valPerClass',
+  'testPerClass',
+  'normalization',
+  'fashionMnist',
+  'sourceSize',
+];
+
 /**
  * A TaskSpec whose build function gets its own id and description, checks the
  * seed and applies `opts.normalization` after building (inputs are built
- * un-normalized).
+ * un-normalized). `extraOptions`: the build options it reads beyond
+ * `COMMON_TASK_OPTIONS`, so that its `options` list is complete.
  */
 export function defineTask<O extends TaskBuildOptions>(
   id: string,
   description: string,
   build: (opts: O, spec: { id: string; description: string }) => Promise<TaskPair>,
-): { readonly id: string; readonly description: string; build(opts: O): Promise<TaskPair> } {
+  extraOptions: readonly string[] = [],
+): {
+  readonly id: string;
+  readonly description: string;
+  readonly options: readonly string[];
+  build(opts: O): Promise<TaskPair>;
+} {
   const meta = { id, description };
   return {
     id,
     description,
+    options: [...COMMON_TASK_OPTIONS, ...extraOptions],
     build: async (opts: O) => {
       if (!opts || !Number.isFinite(opts.seed))
         throw new Error(`task "${id}": build needs a finite numeric seed`);

@@ -134,6 +134,11 @@ export interface TaskBuildOptions {
 export interface TaskSpec {
   readonly id: string;
   readonly description: string;
+  /**
+   * The build options this task reads besides `seed`. When given, a runner
+   * refuses any other key (a misspelt option would otherwise be ignored).
+   */
+  readonly options?: readonly string[];
   build(opts: TaskBuildOptions): Promise<TaskPair>;
 }
 

@@ -385,26 +385,31 @@ export function quadraticTaskSpec(
       `source-specific directions v_j hold κ·(u_j·x) (κ = ${problem.sourceSpecificScale}, probability ` +
       `${problem.sourceSpecificProbability}), so the source is solvable from u or v. Source 2000 examples ` +
       '(sourceSize), target few labels per class (default 10), 10/class validation, 500/class test.';
-  const spec = defineTask<QuadraticTaskBuildOptions>(id, description, async (opts, meta) => {
-    const overrides = definedProblemOverrides(opts);
-    const { pair } = quadraticTransferTask({
-      ...problem,
-      ...overrides,
-      seed: opts.seed,
-      ...(opts.sourceSize !== undefined ? { sourceSize: opts.sourceSize } : {}),
-      ...(opts.labelsPerClass !== undefined ? { labelsPerClass: opts.labelsPerClass } : {}),
-      ...(opts.valPerClass !== undefined ? { valPerClass: opts.valPerClass } : {}),
-      ...(opts.testPerClass !== undefined ? { testPerClass: opts.testPerClass } : {}),
-    });
-    const changed = Object.keys(overrides).length > 0;
-    return {
-      ...pair,
-      id: meta.id,
-      description: changed
-        ? `${meta.description} Built with ${JSON.stringify(overrides)}.`
-        : meta.description,
-    };
-  });
+  const spec = defineTask<QuadraticTaskBuildOptions>(
+    id,
+    description,
+    async (opts, meta) => {
+      const overrides = definedProblemOverrides(opts);
+      const { pair } = quadraticTransferTask({
+        ...problem,
+        ...overrides,
+        seed: opts.seed,
+        ...(opts.sourceSize !== undefined ? { sourceSize: opts.sourceSize } : {}),
+        ...(opts.labelsPerClass !== undefined ? { labelsPerClass: opts.labelsPerClass } : {}),
+        ...(opts.valPerClass !== undefined ? { valPerClass: opts.valPerClass } : {}),
+        ...(opts.testPerClass !== undefined ? { testPerClass: opts.testPerClass } : {}),
+      });
+      const changed = Object.keys(overrides).length > 0;
+      return {
+        ...pair,
+        id: meta.id,
+        description: changed
+          ? `${meta.description} Built with ${JSON.stringify(overrides)}.`
+          : meta.description,
+      };
+    },
+    ['dim', 'rank', 'sourceSpecificScale', 'sourceSpecificProbability', 'problemSeed'],
+  );
   return { ...spec, problem };
 }
 

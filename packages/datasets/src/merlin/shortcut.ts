@@ -371,26 +371,31 @@ export function shortcutTask(opts: ShortcutTaskOptions): ShortcutTaskSpec {
     opts.description ??
     `${typeof opts.base === 'function' ? 'Base task' : `"${opts.base.id}"`} with a source-only '${kind}' shortcut ` +
       `(strength ${strength}: probability and intensity of the label's mark); target unchanged.`;
-  const spec = defineTask<ShortcutTaskBuildOptions>(id, description, async (build, meta) => {
-    const s = build.shortcutStrength ?? strength;
-    const k = build.shortcutKind ?? kind;
-    const pair = await (await getBase()).build({ ...build, normalization: 'none' });
-    const source = addShortcut(pair.source.train, {
-      ...layoutOptions,
-      kind: k,
-      strength: s,
-      rng: createRng(build.seed).derive('shortcut'),
-    });
-    const overridden = s !== strength || k !== kind;
-    return {
-      ...pair,
-      id: meta.id,
-      description: overridden
-        ? `${meta.description} Built with kind '${k}', strength ${s}.`
-        : meta.description,
-      source: { train: source },
-    };
-  });
+  const spec = defineTask<ShortcutTaskBuildOptions>(
+    id,
+    description,
+    async (build, meta) => {
+      const s = build.shortcutStrength ?? strength;
+      const k = build.shortcutKind ?? kind;
+      const pair = await (await getBase()).build({ ...build, normalization: 'none' });
+      const source = addShortcut(pair.source.train, {
+        ...layoutOptions,
+        kind: k,
+        strength: s,
+        rng: createRng(build.seed).derive('shortcut'),
+      });
+      const overridden = s !== strength || k !== kind;
+      return {
+        ...pair,
+        id: meta.id,
+        description: overridden
+          ? `${meta.description} Built with kind '${k}', strength ${s}.`
+          : meta.description,
+        source: { train: source },
+      };
+    },
+    ['shortcutStrength', 'shortcutKind'],
+  );
   return { ...spec, shortcut: { kind, strength } };
 }
 

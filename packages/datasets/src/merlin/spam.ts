@@ -306,4 +306,5 @@ export const spamEasyToHard: TaskSpec & { build(opts: SpamTaskBuildOptions): Pro
         seed: opts.seed,
       });
     },
+    ['hashDim', 'includeHeaders'],
   );

@@ -163,4 +163,5 @@ export const merlinToy: TaskSpec = defineTask<MerlinToyTaskBuildOptions>(
   ID,
   "MeRLin authors' simulation (Liuhong99/MeRLin Toy): x ∈ {−1,0,1}^500, label = 1 − a²; source x₁ = κa (source-specific) and x₂ = ±a (transferable); target x₁ = 0, x₂ = a; 10 000 source examples, 10 target labels per class. Options: sourceSpecificScale κ (default 1), dim, sourceSize.",
   async (opts) => merlinToyPair(opts),
+  ['dim', 'sourceSpecificScale'],
 );
