@@ -196,7 +196,7 @@ describe('runSuite', () => {
         outDir: tmp(),
         progress: silent,
       }),
-    ).rejects.toThrow(/Unknown backbone "vgg". Valid backbone ids: mlp, cnn, resnet/);
+    ).rejects.toThrow(/Unknown backbone "vgg". Valid backbone ids: mlp, cnn, cnn-small, resnet/);
   });
 
   it('unknown ids are refused before any work, listing the valid ones', async () => {
