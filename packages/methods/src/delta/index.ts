@@ -4,6 +4,7 @@ import type { LinearHead } from '@transferlab/models';
 import { type PenaltyFn, supervisedMethod } from '../shared/classifier.js';
 import { requireNonNegative, requirePositive } from '../shared/config.js';
 import { fitLinearHead, frozenFeatures, requireTargetTrain } from '../shared/host-features.js';
+import { headL2 } from '../shared/loss-ops.js';
 import { type OptimConfig, pretrainedOptimDefaults } from '../shared/optim.js';
 import { channelAttention, featureWeights } from './attention.js';
 
@@ -35,10 +36,7 @@ export function deltaPenalty(head: LinearHead, c: { alpha: number; beta: number 
   return (ops, features) => {
     const drift = ops.sub(features, ops.features(ops.target.x, 'frozen'));
     const weighted = ops.sum(ops.mul(ops.square(drift), ops.value(DELTA_WEIGHTS)));
-    let total = ops.scale(weighted, c.alpha / 2);
-    for (const name of head.paramNames)
-      total = ops.add(total, ops.scale(ops.sum(ops.square(ops.param(name))), c.beta / 2));
-    return total;
+    return ops.add(ops.scale(weighted, c.alpha / 2), headL2(ops, head, c.beta));
   };
 }
 

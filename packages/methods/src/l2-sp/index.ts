@@ -1,7 +1,7 @@
 import type { LinearHead } from '@transferlab/models';
 import { supervisedMethod } from '../shared/classifier.js';
 import { requireNonNegative } from '../shared/config.js';
-import type { LossFn } from '../shared/loss-ops.js';
+import { headL2, type LossFn } from '../shared/loss-ops.js';
 import { type OptimConfig, pretrainedOptimDefaults } from '../shared/optim.js';
 
 export interface L2SpConfig extends OptimConfig {
@@ -30,9 +30,7 @@ export function l2SpPenalty(
       const drift = ops.sub(ops.param(name), ops.param(name, 'frozen'));
       total = ops.add(total, ops.scale(ops.sum(ops.square(drift)), c.alpha / 2));
     }
-    for (const name of head.paramNames)
-      total = ops.add(total, ops.scale(ops.sum(ops.square(ops.param(name))), c.beta / 2));
-    return total;
+    return ops.add(total, headL2(ops, head, c.beta));
   };
 }
 

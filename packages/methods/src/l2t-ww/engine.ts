@@ -23,19 +23,14 @@ import {
   sgdStepValues,
 } from '@transferlab/graph';
 import type { TapPair } from '../shared/feature-transfer.js';
-import {
-  type FeatureTransferEngine,
-  hostTensor,
-  paramSnapshots,
-  weightReader,
-} from '../shared/feature-transfer-engine.js';
+import type { FeatureTransferEngine } from '../shared/feature-transfer-engine.js';
 import {
   emitHeadCrossEntropy,
   emitMatchingLoss,
   emitSourceInputs,
 } from '../shared/feature-transfer-graph.js';
 import { trainedModelLrFactor } from '../shared/trained-model.js';
-import { graphOptimizer } from '../shared/trainer.js';
+import { graphOptimizer, hostTensor, paramSnapshots, weightReader } from '../shared/trainer.js';
 import type { Batch } from '../types.js';
 import { ID } from './config.js';
 import { lookaheadParamNames } from './lookahead.js';

@@ -4,8 +4,7 @@
  * compiled into one graph with the frozen source network's forward pass as
  * constants. The tfjs path (featureTransferStep) is the reference.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { DivergenceError, disposeParams, type Params } from '@transferlab/core';
+import { DivergenceError, type Params } from '@transferlab/core';
 import {
   OnnxGraphBuilder as Builder,
   type HostTensor,
@@ -29,7 +28,7 @@ import {
 } from './feature-transfer-graph.js';
 import type { OptimConfig } from './optim.js';
 import { disposeTrainedModel, trainedModelLrFactor } from './trained-model.js';
-import { graphOptimizer } from './trainer.js';
+import { graphOptimizer, hostTensor, paramSnapshots, weightReader } from './trainer.js';
 
 /** A compiled step's view of the weights: host arrays in, tfjs tensors out for prediction. */
 export interface FeatureTransferEngine {
@@ -49,52 +48,6 @@ export interface TransferGraphContext {
   source: SourceGraphInputs;
   /** The graph value of a trained parameter. */
   param: (name: string) => string;
-}
-
-export const hostTensor = (t: tf.Tensor): HostTensor => ({
-  data: Float32Array.from(t.dataSync()),
-  dims: [...t.shape],
-});
-
-/** Host arrays as tfjs tensors, rebuilt only when the step count moved. */
-export function paramSnapshots(read: () => Readonly<Record<string, HostTensor>>) {
-  let snapshot: Params | undefined;
-  let at = -1;
-  return {
-    get(steps: number): Params {
-      if (snapshot && at === steps) return snapshot;
-      if (snapshot) disposeParams(snapshot);
-      const next: Record<string, tf.Tensor> = {};
-      for (const [n, v] of Object.entries(read()))
-        next[n] = tf.tensor(v.data as Float32Array, [...v.dims]);
-      snapshot = next;
-      at = steps;
-      return next;
-    },
-    dispose() {
-      if (snapshot) disposeParams(snapshot);
-      snapshot = undefined;
-    },
-  };
-}
-
-/**
- * A conv weight asked for in ONNX's layout gets one Transpose per graph, not
- * one per pass; `value` names the parameter's current graph value.
- */
-export function weightReader(g: OnnxGraphBuilder, value: (name: string) => string) {
-  const cache = new Map<string, string>();
-  return (name: string, _shape: readonly number[], perm?: readonly number[]) => {
-    const v = value(name);
-    if (!perm) return v;
-    const key = `${v}|${perm.join()}`;
-    let t = cache.get(key);
-    if (!t) {
-      t = g.op('Transpose', [v], { perm: { type: 'ints', value: perm } });
-      cache.set(key, t);
-    }
-    return t;
-  };
 }
 
 /**

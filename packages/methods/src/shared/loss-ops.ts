@@ -227,3 +227,11 @@ export function graphTensorOps(g: OnnxGraphBuilder): TensorOps<string> {
     },
   };
 }
+
+/** β/2 ‖w‖² over a linear head's weights and bias: the plain L2 the regularised fine-tuning methods put on the new head. */
+export function headL2<T>(ops: LossOps<T>, head: LinearHead, beta: number): T {
+  let total = ops.constant(0);
+  for (const name of head.paramNames)
+    total = ops.add(total, ops.scale(ops.sum(ops.square(ops.param(name))), beta / 2));
+  return total;
+}

@@ -188,8 +188,51 @@ export function graphOptimizer(c: OptimConfig): GraphOptimizer {
     : { kind: 'sgd', momentum: c.momentum, weightDecay: c.weightDecay };
 }
 
-function hostTensor(t: tf.Tensor): HostTensor {
-  return { data: Float32Array.from(t.dataSync()), dims: [...t.shape] };
+/** A tfjs tensor's values as a host array for the engine (a copy). */
+export const hostTensor = (t: tf.Tensor): HostTensor => ({
+  data: Float32Array.from(t.dataSync()),
+  dims: [...t.shape],
+});
+
+/** Host arrays as tfjs tensors, rebuilt only when the step count moved. */
+export function paramSnapshots(read: () => Readonly<Record<string, HostTensor>>) {
+  let snapshot: Params | undefined;
+  let at = -1;
+  return {
+    get(steps: number): Params {
+      if (snapshot && at === steps) return snapshot;
+      if (snapshot) disposeParams(snapshot);
+      const next: Record<string, tf.Tensor> = {};
+      for (const [n, v] of Object.entries(read()))
+        next[n] = tf.tensor(v.data as Float32Array, [...v.dims]);
+      snapshot = next;
+      at = steps;
+      return next;
+    },
+    dispose() {
+      if (snapshot) disposeParams(snapshot);
+      snapshot = undefined;
+    },
+  };
+}
+
+/**
+ * A conv weight asked for in ONNX's layout gets one Transpose per graph, not
+ * one per pass; `value` names the parameter's current graph value.
+ */
+export function weightReader(g: OnnxGraphBuilder, value: (name: string) => string) {
+  const cache = new Map<string, string>();
+  return (name: string, _shape: readonly number[], perm?: readonly number[]) => {
+    const v = value(name);
+    if (!perm) return v;
+    const key = `${v}|${perm.join()}`;
+    let t = cache.get(key);
+    if (!t) {
+      t = g.op('Transpose', [v], { perm: { type: 'ints', value: perm } });
+      cache.set(key, t);
+    }
+    return t;
+  };
 }
 
 async function onnxruntimeTrainer<C extends OptimConfig>(
@@ -248,21 +291,8 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
       v.dims,
       v.type === 'int32' ? LABEL_TYPE : DT.FLOAT,
     );
-  const weight = (name: string, _shape: readonly number[], perm?: readonly number[]) => {
-    const latest = statistics[name];
-    if (latest) return latest;
-    return perm ? g.op('Transpose', [name], { perm: { type: 'ints', value: perm } }) : name;
-  };
-  // A conv weight is transposed once per graph, not once per pass.
-  const transposed = new Map<string, string>();
-  const cachedWeight = (name: string, shape: readonly number[], perm?: readonly number[]) => {
-    if (!perm) return weight(name, shape);
-    const hit = transposed.get(name);
-    if (hit) return hit;
-    const t = weight(name, shape, perm);
-    transposed.set(name, t);
-    return t;
-  };
+  // Normalisation statistics chain from pass to pass; a conv weight is transposed once per graph.
+  const cachedWeight = weightReader(g, (name) => statistics[name] ?? name);
   const ops = graphLossOps(g, {
     target,
     ...(source ? { source } : {}),
@@ -346,8 +376,7 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
     return Float32Array.from((out[probeOutput] as HostTensor).data as Float32Array);
   };
   // The weights as tfjs tensors for prediction: rebuilt only after steps.
-  let snapshot: Params | undefined;
-  let snapshotStep = -1;
+  const snapshots = paramSnapshots(() => session.params());
   disposeTrainedModel(model);
   return {
     engine: 'onnxruntime',
@@ -376,16 +405,7 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
       const lr = spec.config.lr * trainedModelLrFactor(model, input.step);
       return (await session.step(feeds, lr)).loss;
     },
-    params() {
-      if (snapshot && snapshotStep === session.steps) return snapshot;
-      if (snapshot) disposeParams(snapshot);
-      const next: Record<string, tf.Tensor> = {};
-      for (const [name, v] of Object.entries(session.params()))
-        next[name] = tf.tensor(v.data as Float32Array, [...v.dims]);
-      snapshot = next;
-      snapshotStep = session.steps;
-      return snapshot;
-    },
+    params: () => snapshots.get(session.steps),
     optimizerSlots: () =>
       Object.fromEntries(
         Object.entries(session.optimizerSlots()).map(([k, v]) => [
@@ -395,8 +415,7 @@ async function onnxruntimeTrainer<C extends OptimConfig>(
       ),
     features,
     async dispose() {
-      if (snapshot) disposeParams(snapshot);
-      snapshot = undefined;
+      snapshots.dispose();
       await probe?.release();
       probe = undefined;
       await session.dispose();
