@@ -24,4 +24,15 @@ if [ ! -f "$FASHION_DIR/t10k-labels-idx1-ubyte.gz" ] && [ ! -f "$FASHION_DIR/t10
   fi
 fi
 
+# The HTML report's browser test opens the report in Debian's Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium (headless browser test of the HTML report)"
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: no apt-get; the HTML report's browser test needs /usr/bin/chromium" >&2
+  fi
+fi
+
 pnpm install --frozen-lockfile
