@@ -6,7 +6,11 @@ export default defineConfig({
   resolve: { conditions: ['@transferlab/source'] },
   ssr: { resolve: { conditions: ['@transferlab/source'] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'apps/*/src/**/*.test.ts',
+      'examples/*/src/**/*.test.ts',
+    ],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
