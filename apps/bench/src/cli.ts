@@ -157,7 +157,10 @@ async function main(argv: string[]): Promise<number> {
                         ...(engine ? { engine } : {}),
                         ...(firstSeed !== undefined ? { firstSeed } : {}),
                       });
-      const backendName = typeof result.backend === 'string' ? result.backend : result.backend.name;
+      const backendName =
+        typeof result.backend === 'string'
+          ? result.backend
+          : (result.backend as { name: string }).name;
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(
         `\nsuite ${suite.id} on backend ${backendName}\n${summarize(result.records, values.metric)}\n`,

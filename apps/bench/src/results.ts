@@ -10,12 +10,19 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Progress } from './progress.js';
+import type { Provenance } from './provenance.js';
 
 /** One line of `results.jsonl`: the contract other tools read (docs/contracts.md). */
 export interface TrialRecord {
   suite: string;
   /** When the suite run that produced this record started (ISO 8601): groups one run's records. */
   run?: string;
+  /**
+   * The trial's identity: a hash of suite, task, method, seed and everything
+   * else that determines its result. Resume skips keys with an ok record;
+   * reports count a key once. Absent in records written before keys existed.
+   */
+  key?: string;
   task: string;
   method: string;
   /** Model-selection suites: which source model the method started from. */
@@ -39,6 +46,8 @@ export interface TrialRecord {
   config?: Record<string, unknown>;
   curve?: { epoch: number; trainLoss: number; valAcc: number; valLoss: number }[];
   timestamp?: string;
+  /** Commit, package versions, Node, CPU of the process that ran the trial. */
+  provenance?: Provenance;
 }
 
 /**
@@ -175,10 +184,34 @@ function withTimings(r: TrialRecord): TrialRecord {
   return { ...r, metrics, timings: { ...r.timings, pretrain_ms: ms } };
 }
 
-/** The records of the most recent run in a file that accumulates runs. */
+/**
+ * One record per trial key: an ok record wins over failed ones (a retried
+ * trial), the later of two alike wins. Records without a key are kept as
+ * they are. Order: where each key first appeared.
+ */
+export function dedupeByKey(records: readonly TrialRecord[]): TrialRecord[] {
+  const chosen = new Map<string, TrialRecord>();
+  for (const r of records) {
+    if (r.key === undefined) continue;
+    const prev = chosen.get(r.key);
+    if (!prev || r.status === 'ok' || prev.status !== 'ok') chosen.set(r.key, r);
+  }
+  const out: TrialRecord[] = [];
+  const placed = new Set<string>();
+  for (const r of records) {
+    if (r.key === undefined) out.push(r);
+    else if (!placed.has(r.key)) {
+      placed.add(r.key);
+      out.push(chosen.get(r.key) as TrialRecord);
+    }
+  }
+  return out;
+}
+
+/** The records of the most recent run in a file that accumulates runs, one per trial key. */
 export function latestRun(records: readonly TrialRecord[]): TrialRecord[] {
   const last = records.at(-1)?.run;
-  return last === undefined ? [...records] : records.filter((r) => r.run === last);
+  return dedupeByKey(last === undefined ? records : records.filter((r) => r.run === last));
 }
 
 /** Where a run's records go: appended to `outDir/results.jsonl` one by one, and kept in memory for the summary. */

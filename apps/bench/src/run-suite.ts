@@ -1,19 +1,26 @@
 import { join } from 'node:path';
+import { disposeParams, type Params, type Registry } from '@transferlab/core';
 import {
-  type BackendInfo,
-  disposeParams,
-  initBackend,
-  type Params,
-  type Registry,
-} from '@transferlab/core';
-import { createTaskRegistry, type TaskPair, type TaskSpec } from '@transferlab/datasets';
+  createTaskRegistry,
+  type TaskBuildOptions,
+  type TaskPair,
+  type TaskSpec,
+} from '@transferlab/datasets';
 import { type AnyTransferMethod, createMethodRegistry, type Engine } from '@transferlab/methods';
 import { type BackboneFactory, createBackboneRegistry } from '@transferlab/models';
+import { z } from 'zod';
+import { executeSuite } from './execute.js';
 import { loadOrPretrain } from './pretrain-cache.js';
-import { createProgress, type Progress, safeProgress } from './progress.js';
-import { createResultsLog, type TrialRecord } from './results.js';
+import type { Progress } from './progress.js';
+import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
+import type { TrialRecord } from './results.js';
 import { chooseEngine, defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
-import type { SuiteSpec } from './suites.js';
+import {
+  type PlannedUnit,
+  SUITE_KIND_SPECIFICATION_VERSION,
+  type SuiteKind,
+  type UnitContext,
+} from './suite-kind.js';
 
 export interface Registries {
   tasks: Registry<TaskSpec>;
@@ -28,6 +35,81 @@ export function defaultRegistries(): Registries {
     backbones: createBackboneRegistry(),
   };
 }
+
+/** A transfer suite: every method on every task pair, over seeds. */
+export interface SuiteSpec {
+  readonly kind?: 'transfer';
+  readonly id: string;
+  readonly description: string;
+  /** Backbone id (see `pnpm bench list`). */
+  readonly backbone: string;
+  /** Seeds run when `--seeds` is not given. */
+  readonly seeds: number;
+  readonly tasks: readonly {
+    id: string;
+    /** Name in results and tables (default: the task id); needed when one task appears with several option sets (a sweep). */
+    label?: string;
+    options?: Omit<Partial<TaskBuildOptions>, 'seed'> & Record<string, unknown>;
+  }[];
+  readonly methods: readonly {
+    id: string;
+    /** Name in results and tables (default: the method id); needed for several variants of one method. */
+    label?: string;
+    options?: Record<string, unknown>;
+    /**
+     * Backbone id of the network this method trains, when it is not the
+     * suite's: e.g. scratch on the target architecture of a suite whose
+     * source network is another. Only for methods that need no pre-trained
+     * backbone.
+     */
+    backbone?: string;
+    /** A method plugin: the module (path relative to the suite file, or a package) that exports it. */
+    from?: string;
+  }[];
+  readonly pretrain?: Partial<PretrainConfig>;
+}
+
+const options = z.record(z.string(), z.unknown());
+
+export const transferSuiteSchema = z.strictObject({
+  kind: z.literal('transfer').optional(),
+  id: z.string().min(1),
+  description: z.string(),
+  backbone: z.string().min(1),
+  seeds: z.number().int().positive(),
+  tasks: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1),
+        label: z.string().min(1).optional(),
+        options: options.optional(),
+      }),
+    )
+    .min(1),
+  methods: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1),
+        label: z.string().min(1).optional(),
+        options: options.optional(),
+        backbone: z.string().min(1).optional(),
+        from: z.string().min(1).optional(),
+      }),
+    )
+    .min(1),
+  pretrain: z
+    .strictObject({
+      epochs: z.number().int().positive().optional(),
+      batchSize: z.number().int().positive().optional(),
+      optimizer: z.enum(['adam', 'sgd']).optional(),
+      lr: z.number().positive().optional(),
+      momentum: z.number().min(0).optional(),
+      weightDecay: z.number().min(0).optional(),
+      schedule: z.enum(['constant', 'cosine']).optional(),
+      maxExamples: z.number().int().positive().optional(),
+    })
+    .optional(),
+}) satisfies z.ZodType<SuiteSpec>;
 
 /**
  * Refuse build options the task does not read (`labelsPerClas` would
@@ -48,6 +130,253 @@ export function checkTaskOptions(
     );
 }
 
+/** An error thrown at a path of the suite: the path goes in front of its message. */
+function at(path: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    const e = err as Error;
+    throw new Error(`${path}: ${e.message}`);
+  }
+}
+
+/** The suite's entries resolved against the registries; throws, with the entry's path, on anything unknown. */
+function resolveSuite(suite: SuiteSpec, reg: Registries) {
+  let backboneFactory: BackboneFactory | undefined;
+  at('backbone', () => {
+    backboneFactory = reg.backbones.get(suite.backbone);
+  });
+  const tasks = suite.tasks.map((t, i) => {
+    let spec: TaskSpec | undefined;
+    at(`tasks[${i}]`, () => {
+      spec = reg.tasks.get(t.id);
+    });
+    at(`tasks[${i}].options`, () => checkTaskOptions(suite.id, spec as TaskSpec, t.options));
+    return { spec: spec as TaskSpec, options: t.options ?? {}, label: t.label ?? t.id };
+  });
+  const labels = tasks.map((t) => t.label);
+  const repeated = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (repeated)
+    throw new Error(
+      `suite "${suite.id}": task "${repeated}" appears twice; give each entry its own label`,
+    );
+  const methods = suite.methods.map((m, i) => {
+    let method: AnyTransferMethod | undefined;
+    let ownBackbone: BackboneFactory | undefined;
+    let config: (Record<string, unknown> & { epochs: number; batchSize: number }) | undefined;
+    at(`methods[${i}]`, () => {
+      method = reg.methods.get(m.id);
+      ownBackbone = m.backbone !== undefined ? reg.backbones.get(m.backbone) : undefined;
+    });
+    const found = method as AnyTransferMethod;
+    if (ownBackbone && found.needs.pretrainedBackbone && m.backbone !== suite.backbone) {
+      throw new Error(
+        `suite "${suite.id}": method "${m.label ?? m.id}" starts from the pre-trained "${suite.backbone}" backbone and cannot train backbone "${m.backbone}"`,
+      );
+    }
+    at(`methods[${i}].options`, () => {
+      config = found.validate(m.options ?? {}) as typeof config;
+    });
+    return {
+      method: found,
+      ownBackbone,
+      label: m.label ?? m.id,
+      config: config as Record<string, unknown> & { epochs: number; batchSize: number },
+    };
+  });
+  const methodLabels = methods.map((m) => m.label);
+  const twice = methodLabels.find((l, i) => methodLabels.indexOf(l) !== i);
+  if (twice)
+    throw new Error(
+      `suite "${suite.id}": method "${twice}" appears twice; give each entry its own label`,
+    );
+  const pretrainConfig: PretrainConfig = { ...defaultPretrainConfig, ...suite.pretrain };
+  return { backboneFactory: backboneFactory as BackboneFactory, tasks, methods, pretrainConfig };
+}
+
+/**
+ * Run one (seed, task) unit: build the task, pre-train the source once for
+ * the methods that need it (cached on disk), then train and evaluate each
+ * method not already done. A failing trial is recorded as failed and the
+ * unit goes on.
+ */
+async function runTransferUnit(suite: SuiteSpec, unit: PlannedUnit, ctx: UnitContext) {
+  const reg = ctx.registries;
+  const { backboneFactory, tasks, methods, pretrainConfig } = resolveSuite(suite, reg);
+  const taskLabel = unit.trials[0]?.task;
+  const entry = tasks.find((t) => t.label === taskLabel);
+  if (!entry) throw new Error(`unit ${unit.id}: no task "${taskLabel}" in suite "${suite.id}"`);
+  const { spec, options } = entry;
+  const { seed } = unit;
+  const { progress } = ctx;
+  const pending = methods.filter((m) => !ctx.isDone(taskLabel as string, m.label));
+  let task: TaskPair | undefined;
+  let taskError: string | undefined;
+  try {
+    task = await spec.build({ ...options, seed });
+  } catch (err) {
+    taskError = `building task "${spec.id}" failed: ${(err as Error).message}`;
+  }
+  let pretrained: Params | undefined;
+  let sourceHead: Params | undefined;
+  let pretrainError: string | undefined;
+  let pretrainMetrics: Record<string, number> = {};
+  let pretrainTimings: Record<string, number> | undefined;
+  const needsPretrain = pending.some((m) => m.method.needs.pretrainedBackbone);
+  const backbone = task ? backboneFactory.create(task.target.train.shape) : undefined;
+  try {
+    if (task && backbone && needsPretrain) {
+      progress.trial(`${entry.label} pre-training (seed ${seed})`, 0, pending.length);
+      try {
+        const out = await loadOrPretrain({
+          sourceKey: { task: spec.id, options },
+          source: task.source.train,
+          backbone,
+          seed,
+          config: pretrainConfig,
+          ...(ctx.engine ? { engine: ctx.engine } : {}),
+          ...(ctx.diskCache ? { cacheDir: join(ctx.outDir, 'cache') } : {}),
+          onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
+        });
+        pretrained = out.params;
+        sourceHead = out.sourceHead;
+        pretrainMetrics = { source_train_acc: out.sourceTrainAcc };
+        // Wall-clock, so kept out of the metrics: equal seeds must give equal metrics.
+        pretrainTimings = out.fromCache ? undefined : { pretrain_ms: out.pretrainMs };
+      } catch (err) {
+        pretrainError = `source pre-training failed: ${(err as Error).message}`;
+      }
+    }
+    for (const [i, { method, config, label: methodLabel, ownBackbone }] of pending.entries()) {
+      const trained = task && ownBackbone ? ownBackbone.create(task.target.train.shape) : backbone;
+      progress.trial(`${entry.label} · ${methodLabel} · seed ${seed}`, i, pending.length);
+      const started = Date.now();
+      const base = {
+        task: entry.label,
+        method: methodLabel,
+        seed,
+        taskOptions: { ...options },
+        backend: ctx.backend,
+        ...(trained ? { engine: chooseEngine(method, trained, ctx.engine) } : {}),
+        backbone: trained?.spec.name ?? suite.backbone,
+        config,
+      };
+      const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
+      if (upstream || !task || !trained) {
+        ctx.record({
+          ...base,
+          status: 'failed',
+          metrics: {},
+          durationMs: 0,
+          error: upstream ?? 'task unavailable',
+          timestamp: new Date().toISOString(),
+        });
+        continue;
+      }
+      // Only the trial itself may fail it: recording and progress run outside
+      // this try, so an ok trial can never be recorded a second time as failed.
+      let out: Awaited<ReturnType<typeof runTrial>> | undefined;
+      let trialError: unknown;
+      try {
+        out = await runTrial({
+          task,
+          method,
+          config,
+          backbone: trained,
+          seed,
+          ...(ctx.engine ? { engine: ctx.engine } : {}),
+          ...(method.needs.pretrainedBackbone && pretrained ? { pretrained } : {}),
+          ...(method.needs.pretrainedBackbone && sourceHead ? { sourceHead } : {}),
+          onEpoch: (e) => progress.epoch('train', e.epoch, e.epochs),
+        });
+      } catch (err) {
+        trialError = err;
+      }
+      ctx.record(
+        out
+          ? {
+              ...base,
+              status: 'ok',
+              metrics: {
+                ...out.metrics,
+                ...(method.needs.pretrainedBackbone ? pretrainMetrics : {}),
+              },
+              ...(method.needs.pretrainedBackbone && pretrainTimings
+                ? { timings: pretrainTimings }
+                : {}),
+              durationMs: Date.now() - started,
+              curve: out.curve,
+              timestamp: new Date().toISOString(),
+            }
+          : {
+              ...base,
+              status: 'failed',
+              metrics: {},
+              durationMs: Date.now() - started,
+              error: (trialError as Error).message,
+              timestamp: new Date().toISOString(),
+            },
+      );
+    }
+  } finally {
+    disposeParams(pretrained);
+    disposeParams(sourceHead);
+  }
+}
+
+/** The transfer tables: per-method means, paired gains against scratch (else fine-tune), L2T-ww's λ. */
+export function summarizeTransfer(records: readonly TrialRecord[], metric?: string): string {
+  const baseline = records.some((r) => r.method === 'scratch') ? 'scratch' : 'fine-tune';
+  const paired = formatPairedTable(records, baseline, metric);
+  const lambdas = formatLambdaTable(records);
+  return `${formatTable(records, metric)}${paired ? `\n\n${paired}` : ''}${lambdas ? `\n\n${lambdas}` : ''}`;
+}
+
+export const transferKind: SuiteKind<SuiteSpec> = {
+  specificationVersion: SUITE_KIND_SPECIFICATION_VERSION,
+  id: 'transfer',
+  description:
+    'Every method on every task pair over seeds: target accuracy, paired differences against scratch (or fine-tune).',
+  schema: transferSuiteSchema,
+  firstSeed: true,
+  check(suite, registries) {
+    resolveSuite(suite, registries);
+  },
+  plan(suite, seeds, ctx) {
+    const { methods, pretrainConfig } = resolveSuite(suite, ctx.registries);
+    const units: PlannedUnit[] = [];
+    for (const seed of seeds)
+      for (const t of suite.tasks) {
+        const label = t.label ?? t.id;
+        units.push({
+          id: `${label} · seed ${seed}`,
+          seed,
+          trials: methods.map((m, i) => ({
+            task: label,
+            method: m.label,
+            seed,
+            // The validated config: a changed default changes the key too.
+            determinants: {
+              task: { id: t.id, options: t.options ?? {} },
+              method: {
+                id: suite.methods[i]?.id,
+                config: m.config,
+                backbone: suite.methods[i]?.backbone ?? null,
+              },
+              backbone: suite.backbone,
+              pretrain: m.method.needs.pretrainedBackbone ? pretrainConfig : null,
+              engine: ctx.engine ?? 'default',
+              backend: ctx.backend ?? 'default',
+            },
+          })),
+        });
+      }
+    return units;
+  },
+  runUnit: runTransferUnit,
+  summarize: (records, opts) => summarizeTransfer(records, opts.metric),
+};
+
 export interface RunSuiteOptions {
   suite: SuiteSpec;
   seeds?: number;
@@ -61,211 +390,17 @@ export interface RunSuiteOptions {
   progress?: Progress;
   /** Keep pre-trained backbones in `outDir/cache` and reuse them across runs (default true). */
   diskCache?: boolean;
-}
-
-export interface RunSuiteResult {
-  records: TrialRecord[];
-  backend: BackendInfo;
-  resultsPath: string;
+  /** Start a new run rather than resume one of this suite in `outDir`. */
+  fresh?: boolean;
+  jobs?: number;
 }
 
 /**
- * Run every (seed, task, method) trial of a suite. Ids are checked before
- * any work starts; each trial's record is appended to results.jsonl as soon
- * as it ends; a failing trial is recorded as failed and the suite goes on.
- * Source pre-training runs once per (task, seed, backbone) and is cached.
+ * Run every (seed, task, method) trial of a transfer suite (see
+ * `executeSuite`: checks first, resume, one record per trial appended as it
+ * ends, failures recorded and the suite goes on).
  */
-export async function runSuite(opts: RunSuiteOptions): Promise<RunSuiteResult> {
-  const { suite } = opts;
-  const reg = opts.registries ?? defaultRegistries();
-  const seeds = opts.seeds ?? suite.seeds;
-  if (!Number.isInteger(seeds) || seeds < 1)
-    throw new Error(`--seeds must be a positive integer, got ${seeds}`);
-  // Fail fast on unknown ids and bad method options, before hours of work.
-  const backboneFactory = reg.backbones.get(suite.backbone);
-  const tasks = suite.tasks.map((t) => {
-    const spec = reg.tasks.get(t.id);
-    checkTaskOptions(suite.id, spec, t.options);
-    return { spec, options: t.options ?? {}, label: t.label ?? t.id };
-  });
-  const labels = tasks.map((t) => t.label);
-  const repeated = labels.find((l, i) => labels.indexOf(l) !== i);
-  if (repeated)
-    throw new Error(
-      `suite "${suite.id}": task "${repeated}" appears twice; give each entry its own label`,
-    );
-  const methods = suite.methods.map((m) => {
-    const method = reg.methods.get(m.id);
-    const ownBackbone = m.backbone !== undefined ? reg.backbones.get(m.backbone) : undefined;
-    if (ownBackbone && method.needs.pretrainedBackbone && m.backbone !== suite.backbone) {
-      throw new Error(
-        `suite "${suite.id}": method "${m.label ?? m.id}" starts from the pre-trained "${suite.backbone}" backbone and cannot train backbone "${m.backbone}"`,
-      );
-    }
-    return {
-      method,
-      ownBackbone,
-      label: m.label ?? m.id,
-      config: method.validate(m.options ?? {}) as Record<string, unknown> & {
-        epochs: number;
-        batchSize: number;
-      },
-    };
-  });
-  const methodLabels = methods.map((m) => m.label);
-  const twice = methodLabels.find((l, i) => methodLabels.indexOf(l) !== i);
-  if (twice)
-    throw new Error(
-      `suite "${suite.id}": method "${twice}" appears twice; give each entry its own label`,
-    );
-  const pretrainConfig: PretrainConfig = { ...defaultPretrainConfig, ...suite.pretrain };
-
-  const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
-  const progress = safeProgress(opts.progress ?? createProgress());
-  const cacheDir = join(opts.outDir, 'cache');
-  const run = new Date().toISOString();
-  const total = seeds * tasks.length * methods.length;
-  let index = 0;
-
-  const log = createResultsLog(opts.outDir, (r) => {
-    const m =
-      r.status === 'ok'
-        ? `acc ${(100 * (r.metrics.target_test_acc ?? Number.NaN)).toFixed(1)}%`
-        : `FAILED: ${r.error}`;
-    progress.done(
-      `${r.task} ${r.method} seed ${r.seed}: ${m} (${(r.durationMs / 1000).toFixed(1)} s)`,
-    );
-  });
-  const record = log.add;
-
-  const firstSeed = opts.firstSeed ?? 0;
-  if (!Number.isInteger(firstSeed) || firstSeed < 0)
-    throw new Error(`--first-seed must be a non-negative integer, got ${firstSeed}`);
-  for (let seed = firstSeed; seed < firstSeed + seeds; seed++) {
-    for (const { spec, options, label: taskLabel } of tasks) {
-      let task: TaskPair | undefined;
-      let taskError: string | undefined;
-      try {
-        task = await spec.build({ ...options, seed });
-      } catch (err) {
-        taskError = `building task "${spec.id}" failed: ${(err as Error).message}`;
-      }
-      let pretrained: Params | undefined;
-      let sourceHead: Params | undefined;
-      let pretrainError: string | undefined;
-      let pretrainMetrics: Record<string, number> = {};
-      let pretrainTimings: Record<string, number> | undefined;
-      const needsPretrain = methods.some((m) => m.method.needs.pretrainedBackbone);
-      const backbone = task ? backboneFactory.create(task.target.train.shape) : undefined;
-      if (task && backbone && needsPretrain) {
-        progress.trial(`${taskLabel} pre-training (seed ${seed})`, index, total);
-        try {
-          const out = await loadOrPretrain({
-            sourceKey: { task: spec.id, options },
-            source: task.source.train,
-            backbone,
-            seed,
-            config: pretrainConfig,
-            ...(opts.engine ? { engine: opts.engine } : {}),
-            ...(opts.diskCache !== false ? { cacheDir } : {}),
-            onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
-          });
-          pretrained = out.params;
-          sourceHead = out.sourceHead;
-          pretrainMetrics = { source_train_acc: out.sourceTrainAcc };
-          // Wall-clock, so kept out of the metrics: equal seeds must give equal metrics.
-          pretrainTimings = out.fromCache ? undefined : { pretrain_ms: out.pretrainMs };
-        } catch (err) {
-          pretrainError = `source pre-training failed: ${(err as Error).message}`;
-        }
-      }
-      for (const { method, config, label: methodLabel, ownBackbone } of methods) {
-        const trained =
-          task && ownBackbone ? ownBackbone.create(task.target.train.shape) : backbone;
-        const label = `${taskLabel} · ${methodLabel} · seed ${seed}`;
-        progress.trial(label, index++, total);
-        const started = Date.now();
-        const base = {
-          suite: suite.id,
-          run,
-          task: taskLabel,
-          method: methodLabel,
-          seed,
-          taskOptions: { ...options },
-          backend: backend.name,
-          ...(trained ? { engine: chooseEngine(method, trained, opts.engine) } : {}),
-          backbone: suiteBackboneName(trained, suite),
-        };
-        const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
-        if (upstream || !task || !trained) {
-          record({
-            ...base,
-            status: 'failed',
-            metrics: {},
-            durationMs: 0,
-            error: upstream ?? 'task unavailable',
-            config,
-          });
-          continue;
-        }
-        // Only the trial itself may fail it: recording and progress run outside
-        // this try, so an ok trial can never be recorded a second time as failed.
-        let out: Awaited<ReturnType<typeof runTrial>> | undefined;
-        let trialError: unknown;
-        try {
-          out = await runTrial({
-            task,
-            method,
-            config,
-            backbone: trained,
-            seed,
-            ...(opts.engine ? { engine: opts.engine } : {}),
-            ...(method.needs.pretrainedBackbone && pretrained ? { pretrained } : {}),
-            ...(method.needs.pretrainedBackbone && sourceHead ? { sourceHead } : {}),
-            onEpoch: (e) => progress.epoch('train', e.epoch, e.epochs),
-          });
-        } catch (err) {
-          trialError = err;
-        }
-        if (out) {
-          record({
-            ...base,
-            status: 'ok',
-            metrics: {
-              ...out.metrics,
-              ...(method.needs.pretrainedBackbone ? pretrainMetrics : {}),
-            },
-            ...(method.needs.pretrainedBackbone && pretrainTimings
-              ? { timings: pretrainTimings }
-              : {}),
-            durationMs: Date.now() - started,
-            config,
-            curve: out.curve,
-            timestamp: new Date().toISOString(),
-          });
-        } else {
-          record({
-            ...base,
-            status: 'failed',
-            metrics: {},
-            durationMs: Date.now() - started,
-            error: (trialError as Error).message,
-            config,
-            timestamp: new Date().toISOString(),
-          });
-        }
-      }
-      disposeParams(pretrained);
-      disposeParams(sourceHead);
-    }
-  }
-  progress.close();
-  return { records: log.records, backend, resultsPath: log.path };
-}
-
-function suiteBackboneName(
-  backbone: { spec: { name: string } } | undefined,
-  suite: SuiteSpec,
-): string {
-  return backbone?.spec.name ?? suite.backbone;
+export function runSuite(opts: RunSuiteOptions) {
+  const { suite, ...rest } = opts;
+  return executeSuite({ kind: transferKind, suite, ...rest });
 }
