@@ -2,6 +2,7 @@ export * from './chmm/index.js';
 export { defineTask, normalizePair, splitDefaults } from './define-task.js';
 export * from './fashion-mnist.js';
 export * from './idx.js';
+export * from './images/index.js';
 export * from './merlin/index.js';
 export * from './mnist.js';
 export * from './tasks.js';
