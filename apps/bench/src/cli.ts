@@ -1,105 +1,96 @@
 #!/usr/bin/env node
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
-import { formatRankTable, runModelSelection } from './model-selection.js';
-import { runOnnxBackbone } from './onnx-backbone.js';
+import { defaultJobs, executeSuite } from './execute.js';
+import { builtinKindRegistry } from './kinds.js';
 import { onnxCheck } from './onnx-check.js';
-import {
-  formatAgreement,
-  formatLambdaTable,
-  formatPairedTable,
-  formatTable,
-  requireMetric,
-} from './report.js';
-import { ensureDir, latestRun, readRecords, type TrialRecord } from './results.js';
-import { defaultRegistries, runSuite } from './run-suite.js';
+import { loadMethodPlugin } from './plugins.js';
+import { requireMetric } from './report.js';
+import { dedupeByKey, ensureDir, latestRun, readRecords, type TrialRecord } from './results.js';
+import { defaultRegistries } from './run-suite.js';
 import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
-import { createSuiteRegistry } from './suites.js';
-import { formatChmmTable, runChmmSuite } from './theory-chmm/index.js';
-import { formatTheoryGcm, runTheoryGcm } from './theory-gcm.js';
-import { formatTheoryLinear, runTheoryLinear } from './theory-linear.js';
-import { formatTtaTable, runTtaBound } from './tta-bound.js';
+import { builtinSuiteIds, loadSuite, registriesForSuite } from './suite-file.js';
 
-const USAGE = `transferlab benchmark
+type Values = Record<string, string | boolean | string[] | undefined>;
 
-  pnpm bench list                                   suites, methods, tasks, backbones
-  pnpm bench run <suite> [--seeds N] [--first-seed K] [--out DIR] [--backend wasm|cpu|tensorflow] [--engine onnxruntime|tfjs]
-                                            training engine: default onnxruntime for every method it covers
-  pnpm bench report <results.jsonl | DIR> [--metric NAME] [--all]   (default: the latest run in the file)
-  pnpm bench speed [--engine onnxruntime|tfjs] [--backend NAME] [--backbone ID|mobilenetv2-224]
-                   [--seconds S] [--threads 1,2] [--json]
-                                            training steps/s of each backbone on each engine (and tfjs backend);
-                                            --json: one JSON line per row
-  pnpm bench step-cost [--backbone ID] [--engine E] [--backend NAME] [--seconds S]
-                                            one training step of each method, as a multiple of fine-tuning's
-  pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1]   import + compare with onnxruntime
-`;
+interface Command {
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
 
-/** The tables a run prints: per-method means and paired gains, or rank correlations for model selection. */
-function summarize(records: readonly TrialRecord[], metric?: string): string {
-  const agreement = formatAgreement(records);
-  if (records.some((r) => r.metrics.predicted_risk !== undefined))
-    return `${formatTheoryLinear(records)}${agreement ? `\n\n${agreement}` : ''}`;
-  if (records.some((r) => r.metrics.predicted_bound !== undefined)) return formatTtaTable(records);
-  if (records.some((r) => r.suite.startsWith('theory-gcm')))
-    return `${formatTheoryGcm(records)}${agreement ? `\n\n${agreement}` : ''}`;
+const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
+const list = (v: Values[string]) => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
+
+function positiveInt(name: string, v: Values[string]): number | undefined {
+  const s = str(v);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} must be a positive integer, got "${s}"`);
+  return n;
+}
+
+/**
+ * Which kind wrote these records. Records carry it; older ones are told
+ * apart by their metrics, as the reports once did.
+ */
+function kindOf(records: readonly TrialRecord[]): string {
+  const stated = records.find((r) => r.kind !== undefined)?.kind;
+  if (stated) return stated;
+  if (records.some((r) => r.metrics.predicted_risk !== undefined)) return 'theory-linear';
+  if (records.some((r) => r.metrics.predicted_bound !== undefined)) return 'tta-bound';
+  if (records.some((r) => r.suite.startsWith('theory-gcm'))) return 'theory-gcm';
   if (
     records.some(
       (r) => r.metrics.n_target !== undefined && r.metrics.measured_test_error !== undefined,
     )
-  ) {
-    return `${formatChmmTable(records)}${agreement ? `\n\n${agreement}` : ''}`;
-  }
-  if (records.some((r) => r.source !== undefined)) {
-    return `${formatTable(
-      records.map((r) => ({ ...r, method: `← ${r.source}` })),
-      'measured_target_test_acc',
-    )}\n\n${formatRankTable(records)}`;
-  }
-  // Against scratch where it ran, else against fine-tuning (the regularisers' suite).
-  const baseline = records.some((r) => r.method === 'scratch') ? 'scratch' : 'fine-tune';
-  const paired = formatPairedTable(records, baseline, metric);
-  const lambdas = formatLambdaTable(records);
-  return `${formatTable(records, metric)}${paired ? `\n\n${paired}` : ''}${lambdas ? `\n\n${lambdas}` : ''}`;
+  )
+    return 'theory-chmm';
+  if (records.some((r) => r.source !== undefined)) return 'model-selection';
+  return 'transfer';
 }
 
-async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      seeds: { type: 'string' },
-      'first-seed': { type: 'string' },
-      out: { type: 'string' },
-      backend: { type: 'string' },
-      engine: { type: 'string' },
-      json: { type: 'boolean' },
-      threads: { type: 'string' },
-      metric: { type: 'string' },
-      seconds: { type: 'string' },
-      backbone: { type: 'string' },
-      all: { type: 'boolean' },
-      'input-shape': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [command, ...rest] = positionals;
-  const suites = createSuiteRegistry();
-  if (values.help || !command) {
-    process.stdout.write(USAGE);
-    return command || values.help ? 0 : 2;
-  }
-  switch (command) {
-    case 'list': {
+/** Each suite's records summarised by its own kind's report. */
+export function summarize(records: readonly TrialRecord[], metric?: string): string {
+  const kinds = builtinKindRegistry();
+  const suites = [...new Set(records.map((r) => r.suite))];
+  return suites
+    .map((suite) => {
+      const mine = records.filter((r) => r.suite === suite);
+      const kind = kinds.get(kindOf(mine));
+      const text = kind.summarize(mine, metric !== undefined ? { metric } : {});
+      return suites.length > 1 ? `## ${suite}\n\n${text}` : text;
+    })
+    .join('\n\n');
+}
+
+const commands: Record<string, Command> = {
+  list: {
+    usage: 'pnpm bench list                      suites, suite kinds, methods, tasks, backbones',
+    options: {},
+    async run() {
       const reg = defaultRegistries();
       const section = (title: string, rows: { id: string; text: string }[]) =>
         `${title}\n${rows.map((r) => `  ${r.id.padEnd(26)} ${r.text}`).join('\n')}\n`;
+      const suites = builtinSuiteIds().map((id) => {
+        try {
+          const { suite, kind } = loadSuite(id);
+          return {
+            id,
+            text: `${kind.id === 'transfer' ? '' : `[${kind.id}] `}${suite.description}`,
+          };
+        } catch (err) {
+          return { id, text: `(invalid: ${(err as Error).message.split('\n')[0]})` };
+        }
+      });
       process.stdout.write(
         [
+          section('suites', suites),
           section(
-            'suites',
-            suites.items.map((s) => ({ id: s.id, text: s.description })),
+            'suite kinds',
+            builtinKindRegistry().items.map((k) => ({ id: k.id, text: k.description })),
           ),
           section(
             'methods',
@@ -116,150 +107,233 @@ async function main(argv: string[]): Promise<number> {
         ].join('\n'),
       );
       return 0;
-    }
-    case 'run': {
-      const suiteId = rest[0];
-      if (!suiteId) throw new Error(`run: which suite? Valid suite ids: ${suites.ids.join(', ')}`);
-      const suite = suites.get(suiteId);
-      const seeds = values.seeds === undefined ? undefined : Number(values.seeds);
-      if (seeds !== undefined && !(Number.isInteger(seeds) && seeds > 0)) {
-        throw new Error(`--seeds must be a positive integer, got "${values.seeds}"`);
-      }
-      const engine = values.engine === undefined ? undefined : requireEngine(values.engine);
-      const firstSeed =
-        values['first-seed'] === undefined ? undefined : Number(values['first-seed']);
-      if (suite.kind !== undefined && suite.kind !== 'transfer' && firstSeed !== undefined)
-        throw new Error(`--first-seed applies to transfer suites only, not "${suite.id}"`);
-      const outDir = values.out ?? join('results', suite.id);
+    },
+  },
+  run: {
+    usage: `pnpm bench run <suite-id | path/to/suite.yaml> [options]
+  --seeds N            seeds 0 … N−1 (default: the suite's)
+  --first-seed K       start at seed K (transfer suites), to split a sweep across processes
+  --out DIR            results directory (default results/<suite>); a run into it resumes
+  --fresh              start a new run in DIR instead of resuming
+  --jobs N             trials in N worker processes (default: the machine's cores, ${defaultJobs()} here)
+  --methods a,b        only these methods (labels), --tasks x,y only these tasks
+  --set path=value     change the suite for this run, e.g. methods.fine-tune.lr=0.003, seeds=3 (repeatable)
+  --plugin FILE        a method plugin module; suite methods with its id use it (repeatable)
+  --engine E           onnxruntime|tfjs (default: onnxruntime for every method it covers)
+  --backend B          tfjs backend: wasm|cpu|tensorflow
+  --metric NAME        the metric the printed table shows`,
+    options: {
+      seeds: { type: 'string' },
+      'first-seed': { type: 'string' },
+      out: { type: 'string' },
+      fresh: { type: 'boolean' },
+      jobs: { type: 'string' },
+      methods: { type: 'string' },
+      tasks: { type: 'string' },
+      set: { type: 'string', multiple: true },
+      plugin: { type: 'string', multiple: true },
+      engine: { type: 'string' },
+      backend: { type: 'string' },
+      metric: { type: 'string' },
+    },
+    async run(values, [ref]) {
+      if (!ref)
+        throw new Error(
+          `run: which suite? Valid suite ids: ${builtinSuiteIds().join(', ')} (or a suite file)`,
+        );
+      const plugins = await Promise.all(
+        list(values.plugin).map(async (p) => ({
+          id: (await loadMethodPlugin(p, process.cwd())).id,
+          from: resolve(p),
+        })),
+      );
+      const { kind, suite } = loadSuite(ref, {
+        set: list(values.set),
+        ...(str(values.methods) ? { methods: (str(values.methods) as string).split(',') } : {}),
+        ...(str(values.tasks) ? { tasks: (str(values.tasks) as string).split(',') } : {}),
+        plugins,
+      });
+      const engine =
+        str(values.engine) === undefined ? undefined : requireEngine(str(values.engine) as string);
+      const firstSeed = str(values['first-seed']);
+      const outDir = str(values.out) ?? join('results', suite.id);
       // Before any work: an unusable --out would otherwise surface only after pre-training.
       ensureDir(outDir);
-      const common = {
+      const seeds = positiveInt('seeds', values.seeds);
+      const jobs = positiveInt('jobs', values.jobs) ?? defaultJobs();
+      const result = await executeSuite({
+        kind,
+        suite,
         outDir,
+        jobs,
+        registries: await registriesForSuite(suite),
         ...(seeds !== undefined ? { seeds } : {}),
-        ...(values.backend ? { backend: values.backend } : {}),
-      };
-      const result =
-        suite.kind === 'model-selection'
-          ? await runModelSelection({ suite, ...common })
-          : suite.kind === 'theory-linear'
-            ? runTheoryLinear({ suite, ...common })
-            : suite.kind === 'theory-gcm'
-              ? runTheoryGcm({ suite, ...common })
-              : suite.kind === 'theory-chmm'
-                ? await runChmmSuite({ suite, ...common })
-                : suite.kind === 'tta-bound'
-                  ? await runTtaBound({ suite, ...common })
-                  : suite.kind === 'onnx-backbone'
-                    ? await runOnnxBackbone({ suite, ...common, ...(engine ? { engine } : {}) })
-                    : await runSuite({
-                        suite,
-                        ...common,
-                        ...(engine ? { engine } : {}),
-                        ...(firstSeed !== undefined ? { firstSeed } : {}),
-                      });
-      const backendName =
-        typeof result.backend === 'string'
-          ? result.backend
-          : (result.backend as { name: string }).name;
+        ...(firstSeed !== undefined ? { firstSeed: Number(firstSeed) } : {}),
+        ...(values.fresh ? { fresh: true } : {}),
+        ...(str(values.backend) ? { backend: str(values.backend) as string } : {}),
+        ...(engine ? { engine } : {}),
+      });
+      const metric = str(values.metric);
+      if (metric !== undefined) requireMetric(result.records, metric);
       const failed = result.records.filter((r) => r.status !== 'ok').length;
       process.stdout.write(
-        `\nsuite ${suite.id} on backend ${backendName}\n${summarize(result.records, values.metric)}\n`,
+        `\nsuite ${suite.id} (${kind.id}) on backend ${result.backend}\n${kind.summarize(result.records, metric !== undefined ? { metric } : {})}\n`,
       );
       process.stdout.write(
-        `\n${result.records.length} trials, ${failed} failed; results appended to ${result.resultsPath}\n`,
+        `\n${result.records.length} trials (${result.resumed} resumed from earlier), ${failed} failed; results in ${result.resultsPath}\n`,
       );
       return failed === 0 ? 0 : 1;
-    }
-    case 'report': {
-      const target = rest[0];
+    },
+  },
+  report: {
+    usage: `pnpm bench report <DIR | results.jsonl> [--metric NAME] [--all]
+  the tables again, from the file: the latest run (--all: every run), each trial key once`,
+    options: { metric: { type: 'string' }, all: { type: 'boolean' } },
+    async run(values, [target]) {
       if (!target) throw new Error('report: give a results.jsonl file or its directory');
-      const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
-      const all = readRecords(path);
-      const records = values.all ? all : latestRun(all);
-      if (values.metric !== undefined) requireMetric(records, values.metric);
-      process.stdout.write(`${summarize(records, values.metric)}\n`);
+      const records = recordsOf(target, Boolean(values.all));
+      const metric = str(values.metric);
+      if (metric !== undefined) requireMetric(records, metric);
+      process.stdout.write(`${summarize(records, metric)}\n`);
       return 0;
-    }
-    case 'onnx-check': {
-      const file = rest[0];
-      if (!file) throw new Error('onnx-check: give the path of an .onnx file');
-      const shape = values['input-shape'];
-      const inputShape = shape === undefined ? undefined : shape.split(',').map(Number);
-      if (inputShape && !inputShape.every((d) => Number.isInteger(d) && d > 0)) {
-        throw new Error(
-          `--input-shape must be positive integers separated by commas, got "${shape}"`,
-        );
-      }
-      const report = await onnxCheck(file, {
-        ...(values.backend ? { backend: values.backend } : {}),
-        ...(inputShape ? { inputShape } : {}),
-      });
-      process.stdout.write(`${JSON.stringify(report)}\n`);
-      return 0;
-    }
-    case 'speed': {
-      const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
+    },
+  },
+  speed: {
+    usage: `pnpm bench speed [--engine onnxruntime|tfjs] [--backend NAME] [--backbone ID|mobilenetv2-224]
+                 [--seconds S] [--threads 1,2] [--json]
+  training steps/s of each backbone on each engine (and tfjs backend); --json: one JSON line per row`,
+    options: {
+      engine: { type: 'string' },
+      backend: { type: 'string' },
+      backbone: { type: 'string' },
+      seconds: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    async run(values) {
+      const seconds = str(values.seconds) === undefined ? 3 : Number(values.seconds);
       if (!(seconds > 0))
         throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
-      const threads = values.threads === undefined ? [1, 2] : values.threads.split(',').map(Number);
+      const threads =
+        str(values.threads) === undefined
+          ? [1, 2]
+          : (values.threads as string).split(',').map(Number);
       if (!threads.every((t) => Number.isInteger(t) && t > 0))
         throw new Error(
           `--threads must be positive integers separated by commas, got "${values.threads}"`,
         );
-      const engine = values.engine === undefined ? undefined : requireEngine(values.engine);
+      const engine =
+        str(values.engine) === undefined ? undefined : requireEngine(values.engine as string);
+      const backend = str(values.backend);
       // --engine onnxruntime times only the engine; --engine tfjs or --backend only tfjs (that backend).
       const { results, unavailable } = await measureSpeed({
         seconds,
         threads,
-        onnxruntime: engine !== 'tfjs' && values.backend === undefined,
-        ...(values.backend
-          ? { backends: [values.backend] }
-          : engine === 'onnxruntime'
-            ? { backends: [] }
-            : {}),
-        ...(values.backbone ? { backbones: [values.backbone] } : {}),
+        onnxruntime: engine !== 'tfjs' && backend === undefined,
+        ...(backend ? { backends: [backend] } : engine === 'onnxruntime' ? { backends: [] } : {}),
+        ...(str(values.backbone) ? { backbones: [values.backbone as string] } : {}),
       });
+      const notes = unavailable.map(
+        (u) =>
+          `(${u.engine}${u.backend ? `/${u.backend}` : ''} unavailable: ${u.error.split('\n')[0]})\n`,
+      );
       if (values.json) {
         process.stdout.write(formatSpeedJson(results));
-        for (const u of unavailable)
-          process.stderr.write(
-            `(${u.engine}${u.backend ? `/${u.backend}` : ''} unavailable: ${u.error.split('\n')[0]})\n`,
-          );
+        for (const n of notes) process.stderr.write(n);
         return 0;
       }
       process.stdout.write(
         '| engine | backend | backbone | batch | steps/s | examples/s |\n|---|---|---|---|---|---|\n',
       );
-      for (const r of results) {
+      for (const r of results)
         process.stdout.write(
           `| ${r.engine} | ${r.backend ?? '—'} | ${r.backbone} | ${r.batchSize} | ${r.stepsPerSecond.toFixed(1)} | ${r.examplesPerSecond.toFixed(0)} |\n`,
         );
-      }
-      for (const u of unavailable)
-        process.stdout.write(
-          `(${u.engine}${u.backend ? `/${u.backend}` : ''} unavailable: ${u.error.split('\n')[0]})\n`,
-        );
+      for (const n of notes) process.stdout.write(n);
       return 0;
-    }
-    case 'step-cost': {
-      const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
+    },
+  },
+  'step-cost': {
+    usage: `pnpm bench step-cost [--backbone ID] [--engine E] [--backend NAME] [--seconds S]
+  one training step of each method, as a multiple of fine-tuning's`,
+    options: {
+      backbone: { type: 'string' },
+      engine: { type: 'string' },
+      backend: { type: 'string' },
+      seconds: { type: 'string' },
+    },
+    async run(values) {
+      const seconds = str(values.seconds) === undefined ? 3 : Number(values.seconds);
       if (!(seconds > 0))
         throw new Error(`--seconds must be a positive number, got "${values.seconds}"`);
       const results = await measureStepCost({
-        backbone: values.backbone ?? 'mlp',
+        backbone: str(values.backbone) ?? 'mlp',
         seconds,
-        ...(values.engine ? { engine: requireEngine(values.engine) } : {}),
-        ...(values.backend ? { backend: values.backend } : {}),
+        ...(str(values.engine) ? { engine: requireEngine(values.engine as string) } : {}),
+        ...(str(values.backend) ? { backend: values.backend as string } : {}),
       });
       process.stdout.write(formatStepCost(results));
       for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
       return 0;
-    }
-    default:
-      throw new Error(
-        `Unknown command "${command}". Valid commands: list, run, report, speed, step-cost, onnx-check\n\n${USAGE}`,
-      );
+    },
+  },
+  'onnx-check': {
+    usage: `pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1] [--backend NAME]
+  import an ONNX model and compare its outputs with onnxruntime's`,
+    options: { 'input-shape': { type: 'string' }, backend: { type: 'string' } },
+    async run(values, [file]) {
+      if (!file) throw new Error('onnx-check: give the path of an .onnx file');
+      const shape = str(values['input-shape']);
+      const inputShape = shape === undefined ? undefined : shape.split(',').map(Number);
+      if (inputShape && !inputShape.every((d) => Number.isInteger(d) && d > 0))
+        throw new Error(
+          `--input-shape must be positive integers separated by commas, got "${shape}"`,
+        );
+      const report = await onnxCheck(file, {
+        ...(str(values.backend) ? { backend: values.backend as string } : {}),
+        ...(inputShape ? { inputShape } : {}),
+      });
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      return 0;
+    },
+  },
+};
+
+/** The records a report reads: one file, or DIR/results.jsonl; the latest run unless `all`; each key once. */
+function recordsOf(target: string, all: boolean): TrialRecord[] {
+  const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
+  const records = readRecords(path);
+  return all ? dedupeByKey(records) : latestRun(records);
+}
+
+const USAGE = `transferlab benchmark — pnpm bench <command> [options]; pnpm bench <command> --help for one command
+
+${Object.values(commands)
+  .map((c) => c.usage.split('\n')[0])
+  .join('\n')}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const name = argv.find((a) => !a.startsWith('-'));
+  if (name === undefined) {
+    process.stdout.write(USAGE);
+    return argv.includes('--help') || argv.includes('-h') ? 0 : 2;
   }
+  const command = commands[name];
+  if (!command)
+    throw new Error(
+      `Unknown command "${name}". Valid commands: ${Object.keys(commands).join(', ')}\n\n${USAGE}`,
+    );
+  const { values, positionals } = parseArgs({
+    args: argv.filter((a, i) => i !== argv.indexOf(name)),
+    allowPositionals: true,
+    options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write(`${command.usage}\n`);
+    return 0;
+  }
+  return command.run(values as Values, positionals);
 }
 
 main(process.argv.slice(2)).then(

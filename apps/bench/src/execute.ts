@@ -41,8 +41,8 @@ export interface ExecuteOptions {
   fresh?: boolean;
   /**
    * Worker processes that run units in parallel (default 1: in this process).
-   * Workers build the default registries plus the suite's method plugins, so
-   * custom `registries` need jobs = 1.
+   * Workers build their registries from the suite (the built-in ones plus its
+   * method plugins, `registriesForSuite`); `registries` serve this process.
    */
   jobs?: number;
 }
@@ -109,7 +109,7 @@ export function unitDoneCheck(unit: KeyedUnit): (task: string, method: string) =
 /** Turns a unit's trial outcomes into full records; one per planned trial, no trial twice. */
 export function unitRecorder(
   unit: KeyedUnit,
-  base: { suite: string; run: string },
+  base: { suite: string; run: string; kind: string },
   write: (record: TrialRecord) => void,
 ) {
   const byIds = new Map(unit.trials.map((t) => [triple(t.task, t.method, t.seed), t]));
@@ -127,7 +127,14 @@ export function unitRecorder(
       // Done before this run (resumed) or already recorded by this unit: keep the first.
       if (done.has(t.key) || recorded.has(t.key)) return;
       recorded.add(t.key);
-      write({ suite: base.suite, run: base.run, key: t.key, ...outcome, provenance });
+      write({
+        suite: base.suite,
+        kind: base.kind,
+        run: base.run,
+        key: t.key,
+        ...outcome,
+        provenance,
+      });
     },
     /** Every planned trial not yet recorded, as failed with this reason: the one failed-record path. */
     failRest(reason: string, started: number) {
@@ -153,7 +160,7 @@ export async function runUnitHere(
   kind: AnySuiteKind,
   suite: BaseSuite,
   unit: KeyedUnit,
-  base: { suite: string; run: string },
+  base: { suite: string; run: string; kind: string },
   ctx: Omit<UnitContext, 'isDone' | 'record'>,
   write: (record: TrialRecord) => void,
 ): Promise<void> {
@@ -200,10 +207,6 @@ export async function executeSuite(opts: ExecuteOptions): Promise<ExecuteResult>
   const jobs = opts.jobs ?? 1;
   if (!Number.isInteger(jobs) || jobs < 1)
     throw new Error(`--jobs must be a positive integer, got ${jobs}`);
-  if (jobs > 1 && opts.registries)
-    throw new Error(
-      '--jobs > 1 runs workers on the default registries; custom registries need jobs = 1',
-    );
   // Fail fast on unknown ids and options, before hours of work.
   kind.check?.(suite, registries);
   const seeds = Array.from({ length: seedCount }, (_, i) => firstSeed + i);
@@ -255,7 +258,7 @@ export async function executeSuite(opts: ExecuteOptions): Promise<ExecuteResult>
     finished++;
     progress.done(doneLine(r));
   });
-  const base = { suite: suite.id, run };
+  const base = { suite: suite.id, run, kind: kind.id };
   let backendName: string;
   if (jobs === 1 || pending.length <= 1) {
     const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
@@ -309,7 +312,7 @@ export type ToWorker =
       type: 'init';
       kind: string;
       suite: BaseSuite;
-      base: { suite: string; run: string };
+      base: { suite: string; run: string; kind: string };
       backend?: string;
       engine?: Engine;
       outDir: string;
@@ -333,7 +336,7 @@ async function runInWorkers(args: {
   kind: string;
   suite: BaseSuite;
   units: KeyedUnit[];
-  base: { suite: string; run: string };
+  base: { suite: string; run: string; kind: string };
   jobs: number;
   outDir: string;
   diskCache: boolean;

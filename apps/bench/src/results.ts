@@ -15,6 +15,8 @@ import type { Provenance } from './provenance.js';
 /** One line of `results.jsonl`: the contract other tools read (docs/contracts.md). */
 export interface TrialRecord {
   suite: string;
+  /** The suite's kind (transfer, theory-linear, …): which report fits it. Absent in older records. */
+  kind?: string;
   /** When the suite run that produced this record started (ISO 8601): groups one run's records. */
   run?: string;
   /**

@@ -47,12 +47,12 @@ function isPath(ref: string): boolean {
 export function readSuiteFile(file: string): unknown {
   if (!existsSync(file)) throw new Error(`no suite file at ${file}`);
   const text = readFileSync(file, 'utf8');
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   const first = doc.errors[0];
   if (first) {
     const pos = first.linePos?.[0];
     throw new Error(
-      `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML/JSON: ${first.message.split('\n')[0]}`,
+      `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML/JSON: ${first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
     );
   }
   const value = doc.toJS() as unknown;

@@ -37,8 +37,8 @@ export interface PlannedUnit {
   trials: PlannedTrial[];
 }
 
-/** What a trial's outcome carries; the runner adds suite, run, key and provenance. */
-export type TrialOutcome = Omit<TrialRecord, 'suite' | 'run' | 'key' | 'provenance'>;
+/** What a trial's outcome carries; the runner adds suite, kind, run, key and provenance. */
+export type TrialOutcome = Omit<TrialRecord, 'suite' | 'kind' | 'run' | 'key' | 'provenance'>;
 
 export interface UnitContext {
   /** The tfjs backend the process initialised. */
