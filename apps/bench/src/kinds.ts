@@ -1,9 +1,10 @@
 import { createRegistry, type Registry } from '@transferlab/core';
 import { transferKind } from './run-suite.js';
 import type { AnySuiteKind } from './suite-kind.js';
+import { theoryLinearKind } from './theory-linear.js';
 
 /** Every kind of suite the app runs. A new kind is one entry here. */
-export const builtinKinds: readonly AnySuiteKind[] = [transferKind];
+export const builtinKinds: readonly AnySuiteKind[] = [transferKind, theoryLinearKind];
 
 export function builtinKindRegistry(): Registry<AnySuiteKind> {
   return createRegistry('suite kind', builtinKinds);

@@ -3,12 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groundTruthRepresentation, spectralRisk } from '@transferlab/evaluation';
 import { describe, expect, it } from 'vitest';
+import type { Progress } from './progress.js';
+import { readRecords } from './results.js';
+import { defaultRegistries } from './run-suite.js';
+import { BUILTIN_SUITE_DIR, loadSuite, readSuiteFile } from './suite-file.js';
 import {
   measureSpectralRisk,
   runTheoryLinear,
   type TheoryLinearSuite,
+  theoryLinearKind,
   theoryLinearProfile,
 } from './theory-linear.js';
+
+const silent: Progress = { trial() {}, epoch() {}, done() {}, close() {} };
+const triples = (rs: readonly { task: string; method: string; seed: number }[]) =>
+  rs.map((r) => `${r.task} | ${r.method} | ${r.seed}`);
 
 const suite: TheoryLinearSuite = {
   kind: 'theory-linear',
@@ -36,8 +45,9 @@ describe('theory-linear', () => {
     expect(predicted).toBeGreaterThan(0);
   });
 
-  it('records predicted beside measured for each representation and n', () => {
-    const out = runTheoryLinear({ suite, outDir: mkdtempSync(join(tmpdir(), 'tl-')) });
+  it('records predicted beside measured for each representation and n', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'tl-'));
+    const out = await runTheoryLinear({ suite, outDir, progress: silent });
     expect(out.records).toHaveLength(2 * 3);
     for (const r of out.records) {
       expect(r.status).toBe('ok');
@@ -51,5 +61,55 @@ describe('theory-linear', () => {
           .predicted_risk as number;
       expect(get('optimal')).toBeLessThanOrEqual(get('ground-truth') + 1e-9);
     }
+    // A second run into the same directory resumes: nothing to do, nothing appended.
+    const again = await runTheoryLinear({ suite, outDir, progress: silent });
+    expect(again.resumed).toBe(6);
+    expect(again.records.map((r) => r.metrics)).toEqual(out.records.map((r) => r.metrics));
+    expect(readRecords(out.resultsPath)).toHaveLength(6);
+    // …unless asked for a fresh run, whose Monte Carlo draws repeat exactly.
+    const fresh = await runTheoryLinear({ suite, outDir, progress: silent, fresh: true });
+    expect(fresh.resumed).toBe(0);
+    expect(fresh.run).not.toBe(out.run);
+    expect(fresh.records.map((r) => r.metrics)).toEqual(out.records.map((r) => r.metrics));
+    expect(readRecords(out.resultsPath)).toHaveLength(12);
+  });
+
+  it('the built-in suite parses, and plan gives exactly the trials a run records', async () => {
+    const raw = readSuiteFile(join(BUILTIN_SUITE_DIR, 'theory-linear.yaml'));
+    const builtin = theoryLinearKind.schema.parse(raw);
+    expect(loadSuite('theory-linear').kind).toBe(theoryLinearKind);
+    const ctx = { registries: defaultRegistries() };
+    const planned = theoryLinearKind.plan(builtin, [0, 1], ctx);
+    expect(planned).toHaveLength(2 * builtin.sampleSizes.length);
+    // A tiny version of it, run: the records are the plan's trials, in order.
+    const small = { ...builtin, d: 12, sampleSizes: [5, 30], supportSize: 4, draws: 3 };
+    const out = await runTheoryLinear({
+      suite: small,
+      seeds: 2,
+      outDir: mkdtempSync(join(tmpdir(), 'tl-')),
+      progress: silent,
+    });
+    const trials = theoryLinearKind.plan(small, [0, 1], ctx).flatMap((u) => u.trials);
+    expect(triples(out.records)).toEqual(triples(trials));
+    expect(out.records.every((r) => r.status === 'ok')).toBe(true);
+    // Its report is the risk table, not accuracy ("failed" in every cell).
+    const text = theoryLinearKind.summarize(out.records, {});
+    expect(text).toContain('| n | ground-truth | support-4 | optimal |');
+    expect(text).not.toContain('failed');
+    expect(text).toContain('prediction vs Monte Carlo');
+  });
+
+  it('refuses unknown keys, a missing kind and impossible sizes', () => {
+    const { kind: _kind, ...withoutKind } = suite;
+    expect(theoryLinearKind.schema.safeParse(withoutKind).success).toBe(false);
+    expect(theoryLinearKind.schema.safeParse({ ...suite, draw: 3 }).success).toBe(false);
+    expect(theoryLinearKind.schema.safeParse({ ...suite, draws: 0 }).success).toBe(false);
+    const registries = defaultRegistries();
+    expect(() => theoryLinearKind.check?.({ ...suite, supportSize: 41 }, registries)).toThrow(
+      /^supportSize: 41 exceeds the dimension d = 40/,
+    );
+    expect(() => theoryLinearKind.check?.({ ...suite, sampleSizes: [20, 20] }, registries)).toThrow(
+      /^sampleSizes\[1\]: n = 20 appears twice/,
+    );
   });
 });

@@ -8,7 +8,16 @@ import {
   spectralRisk,
   supportRepresentation,
 } from '@transferlab/evaluation';
-import { createResultsLog, failedRecord, type TrialRecord } from './results.js';
+import { z } from 'zod';
+import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute.js';
+import { formatAgreement, formatTable } from './report.js';
+import type { TrialRecord } from './results.js';
+import {
+  type PlannedUnit,
+  SUITE_KIND_SPECIFICATION_VERSION,
+  type SuiteKind,
+  type UnitContext,
+} from './suite-kind.js';
 
 /**
  * Li, Sen & Adlam's linear feature-transfer model, predicted against
@@ -95,78 +104,163 @@ export function measureSpectralRisk(
   return { mean, se: sd / Math.sqrt(risks.length) };
 }
 
-export function runTheoryLinear(opts: {
-  suite: TheoryLinearSuite;
-  seeds?: number;
-  outDir: string;
-}): {
-  records: TrialRecord[];
-  resultsPath: string;
-  backend: string;
-} {
-  const { suite } = opts;
-  const profile = theoryLinearProfile(suite);
-  const log = createResultsLog(opts.outDir);
-  const run = new Date().toISOString();
-  const seeds = opts.seeds ?? suite.seeds;
-  for (let seed = 0; seed < seeds; seed++) {
-    for (const n of suite.sampleSizes) {
-      const problem = { n, lambda: 0, noiseVariance: suite.noiseVariance };
-      const optimal = optimalSpectralRepresentation(profile, problem);
-      const representations: [string, ArrayLike<number>][] = [
-        ['ground-truth', groundTruthRepresentation(profile)],
-        [`support-${suite.supportSize}`, supportRepresentation(profile, suite.supportSize)],
-        ['optimal', optimal.weights],
-      ];
-      for (const [label, weights] of representations) {
-        const started = Date.now();
-        const base = {
-          suite: suite.id,
-          run,
+/** The three featurisations of one n, by their method labels. */
+function representationLabels(suite: TheoryLinearSuite): string[] {
+  return ['ground-truth', `support-${suite.supportSize}`, 'optimal'];
+}
+
+export const theoryLinearSuiteSchema = z.strictObject({
+  kind: z.literal('theory-linear'),
+  id: z.string().min(1),
+  description: z.string(),
+  seeds: z.number().int().positive(),
+  d: z.number().int().positive(),
+  sigmaDecay: z.number().min(0),
+  taskDecay: z.number().min(0),
+  noiseVariance: z.number().min(0),
+  sampleSizes: z.array(z.number().int().positive()).min(1),
+  supportSize: z.number().int().positive(),
+  draws: z.number().int().positive(),
+}) satisfies z.ZodType<TheoryLinearSuite>;
+
+/**
+ * One unit per (seed, n): the three representations of one sample size share
+ * the problem (and the optimal one's solve). Each n's Monte Carlo stream is
+ * seeded by (seed, n) alone, so a trial depends on its own n, not the list.
+ */
+function planTheoryLinear(suite: TheoryLinearSuite, seeds: readonly number[]): PlannedUnit[] {
+  const { d, sigmaDecay, taskDecay, noiseVariance, draws } = suite;
+  const units: PlannedUnit[] = [];
+  for (const seed of seeds)
+    for (const n of suite.sampleSizes)
+      units.push({
+        id: `n=${n} · seed ${seed}`,
+        seed,
+        trials: representationLabels(suite).map((method) => ({
           task: `n=${n}`,
-          method: label,
+          method,
           seed,
-          backend: 'float64',
-        };
-        try {
-          const predicted = spectralRisk(profile, weights, problem);
-          const measured = Number.isFinite(predicted.risk)
-            ? measureSpectralRisk(
-                profile,
-                weights,
-                n,
-                suite.noiseVariance,
-                suite.draws,
-                seed * 1_000_003 + n,
-              )
-            : { mean: Number.NaN, se: Number.NaN };
-          log.add({
-            ...base,
-            status: 'ok',
-            metrics: {
-              n,
-              predicted_risk: predicted.risk,
-              predicted_bias: predicted.bias,
-              predicted_variance: predicted.variance,
-              predicted_approximation_error: predicted.approximationError,
-              measured_risk: measured.mean,
-              measured_risk_se: measured.se,
-              ...(label === 'optimal'
-                ? {
-                    optimal_support: optimal.support,
-                    optimal_hard: optimal.regime === 'hard' ? 1 : 0,
-                  }
-                : {}),
-            },
-            durationMs: Date.now() - started,
-          });
-        } catch (err) {
-          log.add(failedRecord(base, err, started));
-        }
-      }
+          determinants: {
+            d,
+            sigmaDecay,
+            taskDecay,
+            noiseVariance,
+            draws,
+            n,
+            ...(method.startsWith('support-') ? { supportSize: suite.supportSize } : {}),
+          },
+        })),
+      });
+  return units;
+}
+
+async function runTheoryLinearUnit(
+  suite: TheoryLinearSuite,
+  unit: PlannedUnit,
+  ctx: UnitContext,
+): Promise<void> {
+  const { seed } = unit;
+  const task = unit.trials[0]?.task as string;
+  const n = Number(task.slice('n='.length));
+  const profile = theoryLinearProfile(suite);
+  const problem = { n, lambda: 0, noiseVariance: suite.noiseVariance };
+  // Solved inside the optimal trial: its failure must not fail the other two.
+  let optimal: ReturnType<typeof optimalSpectralRepresentation> | undefined;
+  const [groundTruth, support, optimalLabel] = representationLabels(suite) as [
+    string,
+    string,
+    string,
+  ];
+  const representations: [string, () => ArrayLike<number>][] = [
+    [groundTruth, () => groundTruthRepresentation(profile)],
+    [support, () => supportRepresentation(profile, suite.supportSize)],
+    [
+      optimalLabel,
+      () => {
+        optimal = optimalSpectralRepresentation(profile, problem);
+        return optimal.weights;
+      },
+    ],
+  ];
+  for (const [i, [method, weightsOf]] of representations.entries()) {
+    if (ctx.isDone(task, method)) continue;
+    ctx.progress.trial(`${task} · ${method} · seed ${seed}`, i, representations.length);
+    const started = Date.now();
+    const base = { task, method, seed, backend: 'float64' };
+    try {
+      const weights = weightsOf();
+      const predicted = spectralRisk(profile, weights, problem);
+      const measured = Number.isFinite(predicted.risk)
+        ? measureSpectralRisk(
+            profile,
+            weights,
+            n,
+            suite.noiseVariance,
+            suite.draws,
+            seed * 1_000_003 + n,
+          )
+        : { mean: Number.NaN, se: Number.NaN };
+      ctx.record({
+        ...base,
+        status: 'ok',
+        metrics: {
+          n,
+          predicted_risk: predicted.risk,
+          predicted_bias: predicted.bias,
+          predicted_variance: predicted.variance,
+          predicted_approximation_error: predicted.approximationError,
+          measured_risk: measured.mean,
+          measured_risk_se: measured.se,
+          ...(method === optimalLabel && optimal
+            ? { optimal_support: optimal.support, optimal_hard: optimal.regime === 'hard' ? 1 : 0 }
+            : {}),
+        },
+        durationMs: Date.now() - started,
+        timestamp: new Date().toISOString(),
+      });
+    } catch (err) {
+      ctx.record({
+        ...base,
+        status: 'failed',
+        metrics: {},
+        durationMs: Date.now() - started,
+        error: (err as Error).message,
+        timestamp: new Date().toISOString(),
+      });
     }
   }
-  return { records: log.records, resultsPath: log.path, backend: 'float64' };
+}
+
+export const theoryLinearKind: SuiteKind<TheoryLinearSuite> = {
+  specificationVersion: SUITE_KIND_SPECIFICATION_VERSION,
+  id: 'theory-linear',
+  description:
+    "Li, Sen & Adlam's linear feature-transfer model: asymptotic min-norm risk beside Monte Carlo, per representation and n.",
+  schema: theoryLinearSuiteSchema,
+  firstSeed: true,
+  check(suite) {
+    const repeated = suite.sampleSizes.findIndex((n, i) => suite.sampleSizes.indexOf(n) !== i);
+    if (repeated >= 0)
+      throw new Error(`sampleSizes[${repeated}]: n = ${suite.sampleSizes[repeated]} appears twice`);
+    if (suite.supportSize > suite.d)
+      throw new Error(`supportSize: ${suite.supportSize} exceeds the dimension d = ${suite.d}`);
+  },
+  plan: (suite, seeds) => planTheoryLinear(suite, seeds),
+  runUnit: runTheoryLinearUnit,
+  summarize(records, opts) {
+    // Its own table: this suite has no accuracy, so the transfer tables would read "failed".
+    const agreement = formatAgreement(records);
+    const extra = opts.metric ? formatTable(records, opts.metric, false) : '';
+    return [formatTheoryLinear(records), agreement, extra].filter((t) => t !== '').join('\n\n');
+  },
+};
+
+/** Run a theory-linear suite (see `executeSuite`: resume, one record per trial as it ends). */
+export function runTheoryLinear(
+  opts: Omit<ExecuteOptions, 'kind' | 'suite'> & { suite: TheoryLinearSuite },
+): Promise<ExecuteResult> {
+  const { suite, ...rest } = opts;
+  return executeSuite({ kind: theoryLinearKind, suite, ...rest });
 }
 
 /** predicted vs measured risk per representation and n (seed-averaged). */
