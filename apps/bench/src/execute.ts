@@ -188,6 +188,44 @@ function doneLine(r: TrialRecord): string {
 }
 
 /**
+ * Check a suite against the registries (unknown ids and options fail here,
+ * before any work), plan its units, and key every trial. `planned` maps
+ * (task, method, seed) to the key.
+ */
+export function planKeyedUnits(args: {
+  kind: AnySuiteKind;
+  suite: BaseSuite;
+  seeds: readonly number[];
+  registries: Registries;
+  engine?: Engine;
+  backend?: string;
+}): { units: KeyedUnit[]; planned: Map<string, string> } {
+  const { kind, suite } = args;
+  kind.check?.(suite, args.registries);
+  const units = kind.plan(suite, args.seeds, {
+    registries: args.registries,
+    ...(args.engine ? { engine: args.engine } : {}),
+    ...(args.backend ? { backend: args.backend } : {}),
+  });
+  const planned = new Map<string, string>();
+  const keyed = units.map((u) => ({
+    ...u,
+    done: [] as string[],
+    trials: u.trials.map((t) => {
+      const key = trialKey(kind.id, suite.id, t);
+      const id = triple(t.task, t.method, t.seed);
+      if (planned.has(id))
+        throw new Error(
+          `suite "${suite.id}": trial ${t.task} · ${t.method} · seed ${t.seed} is planned twice`,
+        );
+      planned.set(id, key);
+      return { ...t, key };
+    }),
+  }));
+  return { units: keyed, planned };
+}
+
+/**
  * Run a suite of any kind: plan its units and trial keys, resume from the
  * records already in `outDir` (ok keys are skipped, failed ones retried),
  * run the rest in this process or in `jobs` worker processes, and append
@@ -207,28 +245,15 @@ export async function executeSuite(opts: ExecuteOptions): Promise<ExecuteResult>
   const jobs = opts.jobs ?? 1;
   if (!Number.isInteger(jobs) || jobs < 1)
     throw new Error(`--jobs must be a positive integer, got ${jobs}`);
-  // Fail fast on unknown ids and options, before hours of work.
-  kind.check?.(suite, registries);
   const seeds = Array.from({ length: seedCount }, (_, i) => firstSeed + i);
-  const units = kind.plan(suite, seeds, {
+  const { units: keyed, planned } = planKeyedUnits({
+    kind,
+    suite,
+    seeds,
     registries,
     ...(opts.engine ? { engine: opts.engine } : {}),
     ...(opts.backend ? { backend: opts.backend } : {}),
   });
-  const planned = new Map<string, string>();
-  const keyed = units.map((u) => ({
-    ...u,
-    trials: u.trials.map((t) => {
-      const key = trialKey(kind.id, suite.id, t);
-      const id = triple(t.task, t.method, t.seed);
-      if (planned.has(id))
-        throw new Error(
-          `suite "${suite.id}": trial ${t.task} · ${t.method} · seed ${t.seed} is planned twice`,
-        );
-      planned.set(id, key);
-      return { ...t, key };
-    }),
-  }));
 
   ensureDir(opts.outDir);
   const path = join(opts.outDir, 'results.jsonl');
