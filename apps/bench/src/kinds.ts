@@ -1,10 +1,15 @@
 import { createRegistry, type Registry } from '@transferlab/core';
 import { transferKind } from './run-suite.js';
 import type { AnySuiteKind } from './suite-kind.js';
+import { theoryGcmKind } from './theory-gcm.js';
 import { theoryLinearKind } from './theory-linear.js';
 
 /** Every kind of suite the app runs. A new kind is one entry here. */
-export const builtinKinds: readonly AnySuiteKind[] = [transferKind, theoryLinearKind];
+export const builtinKinds: readonly AnySuiteKind[] = [
+  transferKind,
+  theoryLinearKind,
+  theoryGcmKind,
+];
 
 export function builtinKindRegistry(): Registry<AnySuiteKind> {
   return createRegistry('suite kind', builtinKinds);

@@ -2,19 +2,23 @@ import { createRng, type Rng } from '@transferlab/core';
 import {
   type Activation,
   activationFunction,
+  GAUSSIAN_EQUIVALENCE,
   type GcmResult,
   gcmSpectrum,
   logisticRidgeFitCg,
   solveGcm,
   twoFeatureMapCovariances,
 } from '@transferlab/evaluation';
-import { createProgress, type Progress } from './progress.js';
+import { z } from 'zod';
+import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute.js';
+import { formatAgreement, formatTable } from './report.js';
+import type { TrialRecord } from './results.js';
 import {
-  createResultsLog,
-  failedRecord,
-  type SuiteRunResult,
-  type TrialRecord,
-} from './results.js';
+  type PlannedUnit,
+  SUITE_KIND_SPECIFICATION_VERSION,
+  type SuiteKind,
+  type UnitContext,
+} from './suite-kind.js';
 
 /**
  * The hidden-manifold learning curve of the Gaussian covariate model
@@ -139,144 +143,218 @@ function meanVariance(xs: readonly number[]): { mean: number; variance: number }
   return { mean, variance };
 }
 
-export function runTheoryGcm(opts: {
-  suite: TheoryGcmSuite;
-  seeds?: number;
-  outDir: string;
-  progress?: Progress;
-}): SuiteRunResult {
-  const { suite } = opts;
+const ACTIVATIONS = Object.keys(GAUSSIAN_EQUIVALENCE) as [Activation, ...Activation[]];
+
+export const theoryGcmSuiteSchema = z.strictObject({
+  kind: z.literal('theory-gcm'),
+  id: z.string().min(1),
+  description: z.string(),
+  seeds: z.number().int().positive(),
+  d: z.number().int().positive(),
+  p: z.number().int().positive(),
+  k: z.number().int().positive(),
+  student: z.enum(ACTIVATIONS),
+  teacher: z.enum(ACTIVATIONS),
+  lambda: z.number().positive(),
+  alphas: z.array(z.number().positive()).min(1),
+  draws: z.number().int().positive(),
+  smallAlpha: z.number().min(0),
+  smallAlphaDraws: z.number().int().positive(),
+  testSize: z.number().int().positive(),
+}) satisfies z.ZodType<TheoryGcmSuite>;
+
+/** The task label of one α in records and tables. */
+const alphaLabel = (alpha: number) => `α=${alpha.toFixed(3)}`;
+const methodLabel = (suite: TheoryGcmSuite) => `logistic λ=${suite.lambda}`;
+
+/**
+ * Everything a seed's curve depends on: the fixed point is warm-started
+ * along the α grid and each draw's fits are nested in n, so the whole grid
+ * counts, not just a trial's own α.
+ */
+function gcmDeterminants(suite: TheoryGcmSuite) {
+  const { id: _id, description: _description, seeds: _seeds, kind: _kind, ...rest } = suite;
+  return rest;
+}
+
+/** One unit per seed: the seed's feature maps, covariances and training draws serve every α. */
+function planTheoryGcm(suite: TheoryGcmSuite, seeds: readonly number[]): PlannedUnit[] {
+  const alphas = [...suite.alphas].sort((a, b) => a - b);
+  const determinants = gcmDeterminants(suite);
+  return seeds.map((seed) => ({
+    id: `seed ${seed}`,
+    seed,
+    trials: alphas.map((alpha) => ({
+      task: alphaLabel(alpha),
+      method: methodLabel(suite),
+      seed,
+      determinants: { ...determinants, alpha },
+    })),
+  }));
+}
+
+/**
+ * One seed's learning curve: the GCM prediction at every α, then the Monte
+ * Carlo fits. A prediction that fails fails its α only; the whole seed is
+ * recomputed on resume (the recorder keeps the earlier ok records).
+ */
+async function runTheoryGcmUnit(
+  suite: TheoryGcmSuite,
+  unit: PlannedUnit,
+  ctx: UnitContext,
+): Promise<void> {
   const { d, p, k, lambda } = suite;
-  const log = createResultsLog(opts.outDir);
-  const run = new Date().toISOString();
-  const seeds = opts.seeds ?? suite.seeds;
-  const progress = opts.progress ?? createProgress();
+  const { seed } = unit;
+  const { progress } = ctx;
   const alphas = [...suite.alphas].sort((a, b) => a - b);
   const maxDraws = Math.max(suite.draws, suite.smallAlphaDraws);
-  const config = {
+  const started = Date.now();
+  const rng = createRng(seed).derive('theory-gcm');
+  const model: Model = {
     d,
     p,
     k,
-    student: suite.student,
-    teacher: suite.teacher,
-    lambda,
-    draws: suite.draws,
-    smallAlpha: suite.smallAlpha,
-    smallAlphaDraws: suite.smallAlphaDraws,
-    testSize: suite.testSize,
+    F: unitColumns(rng.derive('student-features'), d, p),
+    G: unitColumns(rng.derive('teacher-features'), d, k),
+    theta: Float64Array.from(rng.derive('teacher-weights').normalArray(k)),
+    student: activationFunction(suite.student),
+    teacher: activationFunction(suite.teacher),
   };
-  for (let seed = 0; seed < seeds; seed++) {
-    const started = Date.now();
-    const rng = createRng(seed).derive('theory-gcm');
-    const model: Model = {
-      d,
-      p,
-      k,
-      F: unitColumns(rng.derive('student-features'), d, p),
-      G: unitColumns(rng.derive('teacher-features'), d, k),
-      theta: Float64Array.from(rng.derive('teacher-weights').normalArray(k)),
-      student: activationFunction(suite.student),
-      teacher: activationFunction(suite.teacher),
-    };
-    // Prediction: Gaussian-equivalent covariances, one spectrum, warm-started curve.
-    progress.trial(`seed ${seed}: covariances and GCM curve`, 0, 2 + maxDraws);
-    const predicted = new Map<number, GcmResult | Error>();
-    try {
-      const cov = twoFeatureMapCovariances(
-        { features: { data: model.F, rows: d, cols: p }, activation: suite.student },
-        { features: { data: model.G, rows: d, cols: k }, activation: suite.teacher },
-      );
-      const spectrum = gcmSpectrum({ ...cov, theta: model.theta });
-      let init: { V: number; q: number; m: number } | undefined;
-      for (const alpha of alphas) {
-        try {
-          const r = solveGcm(spectrum, { task: 'logistic', alpha, lambda }, init ? { init } : {});
-          predicted.set(alpha, r);
-          init = { V: r.V, q: r.q, m: r.m };
-        } catch (err) {
-          predicted.set(alpha, err as Error);
-        }
-      }
-    } catch (err) {
-      for (const alpha of alphas) predicted.set(alpha, err as Error);
-    }
-    const predictMs = Date.now() - started;
-    // Monte Carlo.
-    progress.trial(`seed ${seed}: test set`, 1, 2 + maxDraws);
-    const test = sampleHiddenManifold(model, rng.derive('test'), suite.testSize);
-    const errors = new Map<number, number[]>(alphas.map((a) => [a, []]));
-    const losses = new Map<number, number[]>(alphas.map((a) => [a, []]));
-    const fitMs = new Map<number, number>(alphas.map((a) => [a, 0]));
-    for (let r = 0; r < maxDraws; r++) {
-      progress.trial(`seed ${seed}: draw ${r + 1}/${maxDraws}`, 2 + r, 2 + maxDraws);
-      const mine = alphas.filter(
-        (a) => (a <= suite.smallAlpha ? suite.smallAlphaDraws : suite.draws) > r,
-      );
-      if (mine.length === 0) continue;
-      const nMax = Math.max(...mine.map((a) => Math.max(1, Math.round(a * p))));
-      const train = sampleHiddenManifold(model, rng.derive(`draw-${r}`), nMax);
-      let w: Float64Array | undefined;
-      for (const alpha of mine) {
-        const t0 = Date.now();
-        const n = Math.max(1, Math.round(alpha * p));
-        const fit = logisticRidgeFitCg(
-          { data: train.x.subarray(0, n * p), rows: n, cols: p },
-          train.y.subarray(0, n),
-          lambda,
-          1 / Math.sqrt(p),
-          { tolerance: 1e-7, ...(w ? { init: w } : {}) },
-        );
-        w = fit.weights;
-        errors.get(alpha)?.push(testError(test.x, test.y, w));
-        losses.get(alpha)?.push(fit.trainLoss);
-        fitMs.set(alpha, (fitMs.get(alpha) as number) + Date.now() - t0);
-      }
-      progress.done(`seed ${seed}: draw ${r + 1} fitted at ${mine.length} α`);
-    }
+  // Prediction: Gaussian-equivalent covariances, one spectrum, warm-started curve.
+  progress.trial(`seed ${seed}: covariances and GCM curve`, 0, 2 + maxDraws);
+  const predicted = new Map<number, GcmResult | Error>();
+  try {
+    const cov = twoFeatureMapCovariances(
+      { features: { data: model.F, rows: d, cols: p }, activation: suite.student },
+      { features: { data: model.G, rows: d, cols: k }, activation: suite.teacher },
+    );
+    const spectrum = gcmSpectrum({ ...cov, theta: model.theta });
+    let init: { V: number; q: number; m: number } | undefined;
     for (const alpha of alphas) {
-      const n = Math.max(1, Math.round(alpha * p));
-      const base = {
-        suite: suite.id,
-        run,
-        task: `α=${alpha.toFixed(3)}`,
-        method: `logistic λ=${lambda}`,
-        seed,
-        backend: 'float64',
-        config,
-      };
-      const pred = predicted.get(alpha);
-      if (!pred || pred instanceof Error) {
-        log.add(failedRecord(base, pred ?? new Error('no prediction'), started));
-        continue;
+      try {
+        const r = solveGcm(spectrum, { task: 'logistic', alpha, lambda }, init ? { init } : {});
+        predicted.set(alpha, r);
+        init = { V: r.V, q: r.q, m: r.m };
+      } catch (err) {
+        predicted.set(alpha, err as Error);
       }
-      const e = meanVariance(errors.get(alpha) as number[]);
-      const l = meanVariance(losses.get(alpha) as number[]);
-      const R = (errors.get(alpha) as number[]).length;
-      log.add({
-        ...base,
-        status: 'ok',
-        metrics: {
-          alpha,
-          n,
-          lambda,
-          predicted_test_error: pred.testError,
-          measured_test_error: e.mean,
-          measured_test_error_se: Math.sqrt(
-            e.variance / R + (e.mean * (1 - e.mean)) / suite.testSize,
-          ),
-          predicted_train_loss: pred.trainLoss,
-          measured_train_loss: l.mean,
-          measured_train_loss_se: Math.sqrt(l.variance / R),
-          draws: R,
-          gcm_iterations: pred.iterations,
-        },
-        durationMs: Math.round(predictMs / alphas.length) + (fitMs.get(alpha) as number),
-        timestamp: new Date().toISOString(),
-      });
     }
+  } catch (err) {
+    for (const alpha of alphas) predicted.set(alpha, err as Error);
   }
-  progress.close();
-  return { records: log.records, backend: 'float64', resultsPath: log.path };
+  const predictMs = Date.now() - started;
+  // Monte Carlo.
+  progress.trial(`seed ${seed}: test set`, 1, 2 + maxDraws);
+  const test = sampleHiddenManifold(model, rng.derive('test'), suite.testSize);
+  const errors = new Map<number, number[]>(alphas.map((a) => [a, []]));
+  const losses = new Map<number, number[]>(alphas.map((a) => [a, []]));
+  const fitMs = new Map<number, number>(alphas.map((a) => [a, 0]));
+  for (let r = 0; r < maxDraws; r++) {
+    progress.trial(`seed ${seed}: draw ${r + 1}/${maxDraws}`, 2 + r, 2 + maxDraws);
+    const mine = alphas.filter(
+      (a) => (a <= suite.smallAlpha ? suite.smallAlphaDraws : suite.draws) > r,
+    );
+    if (mine.length === 0) continue;
+    const nMax = Math.max(...mine.map((a) => Math.max(1, Math.round(a * p))));
+    const train = sampleHiddenManifold(model, rng.derive(`draw-${r}`), nMax);
+    let w: Float64Array | undefined;
+    for (const alpha of mine) {
+      const t0 = Date.now();
+      const n = Math.max(1, Math.round(alpha * p));
+      const fit = logisticRidgeFitCg(
+        { data: train.x.subarray(0, n * p), rows: n, cols: p },
+        train.y.subarray(0, n),
+        lambda,
+        1 / Math.sqrt(p),
+        { tolerance: 1e-7, ...(w ? { init: w } : {}) },
+      );
+      w = fit.weights;
+      errors.get(alpha)?.push(testError(test.x, test.y, w));
+      losses.get(alpha)?.push(fit.trainLoss);
+      fitMs.set(alpha, (fitMs.get(alpha) as number) + Date.now() - t0);
+    }
+    progress.done(`seed ${seed}: draw ${r + 1} fitted at ${mine.length} α`);
+  }
+  // The records' config as before: the grid itself is in the task labels.
+  const { alphas: _grid, ...config } = gcmDeterminants(suite);
+  for (const alpha of alphas) {
+    const n = Math.max(1, Math.round(alpha * p));
+    const base = {
+      task: alphaLabel(alpha),
+      method: methodLabel(suite),
+      seed,
+      backend: 'float64',
+      config,
+      timestamp: new Date().toISOString(),
+    };
+    const pred = predicted.get(alpha);
+    if (!pred || pred instanceof Error) {
+      ctx.record({
+        ...base,
+        status: 'failed',
+        metrics: {},
+        durationMs: Date.now() - started,
+        error: (pred ?? new Error('no prediction')).message,
+      });
+      continue;
+    }
+    const e = meanVariance(errors.get(alpha) as number[]);
+    const l = meanVariance(losses.get(alpha) as number[]);
+    const R = (errors.get(alpha) as number[]).length;
+    ctx.record({
+      ...base,
+      status: 'ok',
+      metrics: {
+        alpha,
+        n,
+        lambda,
+        predicted_test_error: pred.testError,
+        measured_test_error: e.mean,
+        measured_test_error_se: Math.sqrt(
+          e.variance / R + (e.mean * (1 - e.mean)) / suite.testSize,
+        ),
+        predicted_train_loss: pred.trainLoss,
+        measured_train_loss: l.mean,
+        measured_train_loss_se: Math.sqrt(l.variance / R),
+        draws: R,
+        gcm_iterations: pred.iterations,
+      },
+      durationMs: Math.round(predictMs / alphas.length) + (fitMs.get(alpha) as number),
+    });
+  }
+}
+
+export const theoryGcmKind: SuiteKind<TheoryGcmSuite> = {
+  specificationVersion: SUITE_KIND_SPECIFICATION_VERSION,
+  id: 'theory-gcm',
+  description:
+    "The Gaussian covariate model's hidden-manifold learning curve: predicted vs Monte Carlo test error of logistic regression on random features, per α.",
+  schema: theoryGcmSuiteSchema,
+  firstSeed: true,
+  check(suite) {
+    // α labels are rounded to 3 decimals: two α that round alike would be one trial.
+    const labels = suite.alphas.map(alphaLabel);
+    const twice = labels.findIndex((l, i) => labels.indexOf(l) !== i);
+    if (twice >= 0)
+      throw new Error(
+        `alphas[${twice}]: ${suite.alphas[twice]} is ${labels[twice]} as alphas[${labels.indexOf(labels[twice] as string)}] (labels keep 3 decimals)`,
+      );
+  },
+  plan: (suite, seeds) => planTheoryGcm(suite, seeds),
+  runUnit: runTheoryGcmUnit,
+  summarize(records, opts) {
+    const agreement = formatAgreement(records);
+    const extra = opts.metric ? formatTable(records, opts.metric, false) : '';
+    return [formatTheoryGcm(records), agreement, extra].filter((t) => t !== '').join('\n\n');
+  },
+};
+
+/** Run a theory-gcm suite (see `executeSuite`: resume, one record per trial as it ends). */
+export function runTheoryGcm(
+  opts: Omit<ExecuteOptions, 'kind' | 'suite'> & { suite: TheoryGcmSuite },
+): Promise<ExecuteResult> {
+  const { suite, ...rest } = opts;
+  return executeSuite({ kind: theoryGcmKind, suite, ...rest });
 }
 
 /**
