@@ -45,7 +45,7 @@ function* tsFiles(dir) {
 }
 
 const isTest = (file) => /\.(test|bench)\.ts$|[/\\](test|__tests__|fixtures)[/\\]/.test(file);
-const workspaceDirs = ['packages', 'apps'].flatMap((d) =>
+const workspaceDirs = ['packages', 'apps', 'examples'].flatMap((d) =>
   readdirSync(join(root, d)).map((p) => join(root, d, p)),
 );
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
 import { defaultJobs, executeSuite } from './execute.js';
@@ -144,7 +144,8 @@ const commands: Record<string, Command> = {
       const plugins = await Promise.all(
         list(values.plugin).map(async (p) => ({
           id: (await loadMethodPlugin(p, process.cwd())).id,
-          from: resolve(p),
+          // A path is made absolute (workers resolve it again); a package name stays as it is.
+          from: p.startsWith('.') || isAbsolute(p) ? resolve(p) : p,
         })),
       );
       const { kind, suite } = loadSuite(ref, {
