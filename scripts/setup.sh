@@ -35,4 +35,15 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# Sweeps across machines (`pnpm bench queue/worker`) run on Redis; their tests start a local redis-server.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's redis-server (the queue's tests start one on a loopback port)"
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "setup: no apt-get; the queue's tests need redis-server on the PATH" >&2
+  fi
+fi
+
 pnpm install --frozen-lockfile
