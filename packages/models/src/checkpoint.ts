@@ -1,6 +1,10 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
+import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
+
+/** `.safetensors` files are written and read in that format; every other path as `.tlparams`. */
+const isSafetensors = (path: string) => path.toLowerCase().endsWith('.safetensors');
 
 /**
  * The `.tlparams` file format (version 1), little-endian:
@@ -95,7 +99,10 @@ export async function saveParams(
   meta: Record<string, unknown> = {},
 ): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, encodeParams(params, meta));
+  await writeFile(
+    tmp,
+    isSafetensors(path) ? encodeSafetensors(params, meta) : encodeParams(params, meta),
+  );
   await rename(tmp, path);
 }
 
@@ -108,5 +115,5 @@ export async function loadParams(
   } catch (err) {
     throw new Error(`cannot read params file ${path}: ${(err as Error).message}`);
   }
-  return decodeParams(bytes, path);
+  return isSafetensors(path) ? decodeSafetensors(bytes, path) : decodeParams(bytes, path);
 }

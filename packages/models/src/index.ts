@@ -11,6 +11,7 @@ export {
   type SpecBackbone,
 } from './backbone.js';
 export { decodeParams, encodeParams, loadParams, saveParams } from './checkpoint.js';
+export { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 export { type LinearHead, linearHead } from './head.js';
 export {
   type Activation,
