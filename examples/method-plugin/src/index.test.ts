@@ -1,66 +1,83 @@
-import { mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-// The bench app is not a library (no exports): its modules by path, as the CLI's own tests use them.
-import {
-  checkMethodContract,
-  loadMethodPlugin,
-  withPlugins,
-} from '../../../apps/bench/src/plugins.js';
-import type { Progress } from '../../../apps/bench/src/progress.js';
-import { defaultRegistries, runSuite } from '../../../apps/bench/src/run-suite.js';
-import type { SuiteSpec } from '../../../apps/bench/src/suites.js';
 import { lpFt } from './index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const silent: Progress = { trial() {}, epoch() {}, done() {}, close() {} };
+const root = join(here, '../../..');
+
+/** The benchmark CLI, as a user runs it from the repository's root. */
+const bench = (...args: string[]) =>
+  spawnSync(
+    process.execPath,
+    ['--conditions=@transferlab/source', '--import', 'tsx', 'apps/bench/src/cli.ts', ...args],
+    { cwd: root, encoding: 'utf8' },
+  );
 
 describe('the LP-FT example plugin', () => {
-  it('loads through loadMethodPlugin and meets the method contract', async () => {
-    const method = await loadMethodPlugin('./index.ts', here);
-    expect(method.id).toBe('lp-ft');
-    expect(checkMethodContract(method, 'index.ts')).toBe(method);
-    expect(method.needs).toEqual({ pretrainedBackbone: true, sourceBatches: false });
-    expect(method.validate({ probeSteps: 0 })).toMatchObject({ probeSteps: 0, lr: 1e-2 });
-    expect(() => method.validate({ probeSteps: 1.5 })).toThrow(
+  it('is a method: its id, needs and option checks', () => {
+    expect(lpFt.id).toBe('lp-ft');
+    expect(lpFt.needs).toEqual({ pretrainedBackbone: true, sourceBatches: false });
+    expect(lpFt.validate({ probeSteps: 0 })).toMatchObject({ probeSteps: 0, lr: 1e-2 });
+    expect(() => lpFt.validate({ probeSteps: 1.5 })).toThrow(
       /method "lp-ft": probeSteps must be a non-negative integer, got 1.5/,
     );
-    expect(() => method.validate({ probeStep: 10 })).toThrow(/unknown option "probeStep"/);
+    expect(() => lpFt.validate({ probeStep: 10 })).toThrow(/unknown option "probeStep"/);
   });
 
-  it('runs a real trial in a suite through withPlugins, recorded under its id', async () => {
-    const registries = await withPlugins(
-      defaultRegistries(),
-      [{ id: 'lp-ft', from: './examples/method-plugin/src/index.ts' }],
-      join(here, '../../..'),
+  it('runs from a suite file (`from:`), in two worker processes, and with --plugin', () => {
+    const out = mkdtempSync(join(tmpdir(), 'tl-plugin-'));
+    const r = bench('run', 'examples/method-plugin/suite.yaml', '--jobs', '2', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const records = readFileSync(join(out, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            method: string;
+            seed: number;
+            status: string;
+            engine: string;
+            metrics: Record<string, number>;
+          },
+      );
+    const mine = records.filter((x) => x.method === 'lp-ft');
+    expect(mine.map((x) => x.seed).sort()).toEqual([0, 1]);
+    for (const x of mine) {
+      expect(x.status).toBe('ok');
+      expect(x.engine).toBe('onnxruntime');
+      // digits → parity: two classes, chance 50%
+      expect(x.metrics.target_test_acc).toBeGreaterThan(0.65);
+    }
+    // --plugin: a suite that names the method by its id only
+    const dir = mkdtempSync(join(tmpdir(), 'tl-plugin-'));
+    const byId = join(dir, 'by-id.yaml');
+    writeFileSync(
+      byId,
+      readFileSync(join(root, 'examples/method-plugin/suite.yaml'), 'utf8').replace(
+        /\n\s*from: .*\n/,
+        '\n',
+      ),
     );
-    // The same module the test imported: one plugin, not a second copy.
-    expect(registries.methods.get('lp-ft')).toBe(lpFt);
-    // Small but real: MNIST digits → parity (2 classes, chance 50%), a short pre-training.
-    const suite: SuiteSpec = {
-      id: 'plugin-example',
-      description: 'LP-FT loaded as a plugin',
-      backbone: 'mlp',
-      seeds: 1,
-      tasks: [{ id: 'mnist-digits-to-parity', options: { labelsPerClass: 10, testPerClass: 200 } }],
-      methods: [{ id: 'lp-ft', options: { epochs: 5 } }],
-      pretrain: { epochs: 1, maxExamples: 1500 },
-    };
-    const { records } = await runSuite({
-      suite,
-      registries,
-      outDir: mkdtempSync(join(tmpdir(), 'tl-plugin-')),
-      backend: 'wasm',
-      progress: silent,
-      diskCache: false,
-    });
-    expect(records).toHaveLength(1);
-    const [record] = records;
-    expect(record?.status).toBe('ok');
-    expect(record?.method).toBe('lp-ft');
-    expect(record?.engine).toBe('onnxruntime');
-    expect(record?.metrics.target_test_acc).toBeGreaterThan(0.65);
-  });
+    const viaFlag = bench(
+      'run',
+      byId,
+      '--methods',
+      'lp-ft',
+      '--seeds',
+      '1',
+      '--jobs',
+      '1',
+      '--plugin',
+      './examples/method-plugin/src/index.ts',
+      '--out',
+      join(dir, 'out'),
+    );
+    expect(viaFlag.status, viaFlag.stderr).toBe(0);
+    expect(viaFlag.stdout).toMatch(/lp-ft/);
+  }, 180_000);
 });
