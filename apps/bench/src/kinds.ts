@@ -3,12 +3,14 @@ import { transferKind } from './run-suite.js';
 import type { AnySuiteKind } from './suite-kind.js';
 import { theoryGcmKind } from './theory-gcm.js';
 import { theoryLinearKind } from './theory-linear.js';
+import { ttaBoundKind } from './tta-bound.js';
 
 /** Every kind of suite the app runs. A new kind is one entry here. */
 export const builtinKinds: readonly AnySuiteKind[] = [
   transferKind,
   theoryLinearKind,
   theoryGcmKind,
+  ttaBoundKind,
 ];
 
 export function builtinKindRegistry(): Registry<AnySuiteKind> {
