@@ -269,6 +269,19 @@ describe('CLI', () => {
       expect(r.stdout).toContain(word);
   });
 
+  it('each command has its own --help; an unknown command lists the valid ones', () => {
+    const r = cli('run', '--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^pnpm bench run <suite-id \| path\/to\/suite.yaml>/);
+    for (const flag of ['--jobs', '--fresh', '--set', '--methods', '--plugin'])
+      expect(r.stdout).toContain(flag);
+    expect(r.stdout).not.toContain('step-cost');
+    expect(cli('report', '-h').stdout).toMatch(/^pnpm bench report/);
+    const bad = cli('fly');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/Unknown command "fly". Valid commands: list, run, report/);
+  });
+
   it('an unknown suite exits 2 and lists the valid suites', () => {
     const r = cli('run', 'nosuch');
     expect(r.status).toBe(2);
