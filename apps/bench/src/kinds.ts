@@ -1,4 +1,5 @@
 import { createRegistry, type Registry } from '@transferlab/core';
+import { modelSelectionKind } from './model-selection.js';
 import { transferKind } from './run-suite.js';
 import type { AnySuiteKind } from './suite-kind.js';
 import { theoryGcmKind } from './theory-gcm.js';
@@ -11,6 +12,7 @@ export const builtinKinds: readonly AnySuiteKind[] = [
   theoryLinearKind,
   theoryGcmKind,
   ttaBoundKind,
+  modelSelectionKind,
 ];
 
 export function builtinKindRegistry(): Registry<AnySuiteKind> {
