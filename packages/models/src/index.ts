@@ -11,7 +11,6 @@ export {
   type SpecBackbone,
 } from './backbone.js';
 export { decodeParams, encodeParams, loadParams, saveParams } from './checkpoint.js';
-export { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 export { type LinearHead, linearHead } from './head.js';
 export {
   type Activation,
@@ -41,6 +40,15 @@ export {
   emitBackbone,
 } from './onnx/emit.js';
 export { type ExportOnnxOptions, exportBackboneToOnnx } from './onnx/export.js';
+export {
+  type ClassifierHeadCut,
+  type ExportClassifierOptions,
+  exportClassifierToOnnx,
+  findClassifierHead,
+  onnxGraphInput,
+  readOnnxMetadata,
+  setOnnxMetadata,
+} from './onnx/export-classifier.js';
 export {
   type ImportedOnnx,
   type ImportOnnxOptions,
@@ -82,3 +90,4 @@ export {
   type TfjsWeightSpec,
 } from './pretrained/tfjs-weights.js';
 export { type BackboneFactory, builtinBackbones, createBackboneRegistry } from './registry.js';
+export { decodeSafetensors, encodeSafetensors } from './safetensors.js';
