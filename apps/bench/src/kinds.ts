@@ -1,5 +1,6 @@
 import { createRegistry, type Registry } from '@transferlab/core';
 import { modelSelectionKind } from './model-selection.js';
+import { onnxBackboneKind } from './onnx-backbone.js';
 import { transferKind } from './run-suite.js';
 import type { AnySuiteKind } from './suite-kind.js';
 import { theoryGcmKind } from './theory-gcm.js';
@@ -13,6 +14,7 @@ export const builtinKinds: readonly AnySuiteKind[] = [
   theoryGcmKind,
   ttaBoundKind,
   modelSelectionKind,
+  onnxBackboneKind,
 ];
 
 export function builtinKindRegistry(): Registry<AnySuiteKind> {

@@ -5,7 +5,6 @@ import {
   createRng,
   disposeOptimizerState,
   disposeParams,
-  initBackend,
   type Params,
   softmaxCrossEntropy,
   trainStep,
@@ -21,16 +20,19 @@ import {
   loadNsfwMobileNetV2,
   type NsfwBackbone,
 } from '@transferlab/models';
+import { z } from 'zod';
+import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute.js';
 import { loadOrPretrain } from './pretrain-cache.js';
-import { createProgress } from './progress.js';
-import {
-  createResultsLog,
-  failedRecord,
-  type SuiteRunOptions,
-  type SuiteRunResult,
-} from './results.js';
-import { checkTaskOptions, defaultRegistries, type Registries } from './run-suite.js';
+import { formatPairedTable, formatTable } from './report.js';
+import type { TrialRecord } from './results.js';
+import { checkTaskOptions, type Registries, transferSuiteSchema } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
+import {
+  type PlannedUnit,
+  SUITE_KIND_SPECIFICATION_VERSION,
+  type SuiteKind,
+  type UnitContext,
+} from './suite-kind.js';
 
 /**
  * Backbones through ONNX: a backbone pre-trained on the source is exported to
@@ -116,269 +118,429 @@ function toRgb(ds: Dataset, size: number): Float32Array {
   });
 }
 
-export async function runOnnxBackbone(
-  opts: SuiteRunOptions<OnnxBackboneSuite> & { registries?: Registries; engine?: Engine },
-): Promise<SuiteRunResult> {
-  const { suite } = opts;
-  const reg = opts.registries ?? defaultRegistries();
-  const factory = reg.backbones.get(suite.backbone);
-  const spec = reg.tasks.get(suite.task.id);
-  checkTaskOptions(suite.id, spec, suite.task.options);
-  const ftConfig = fineTune.validate(suite.fineTune ?? {});
-  const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
-  const progress = opts.progress ?? createProgress();
-  const run = new Date().toISOString();
-  const seeds = opts.seeds ?? suite.seeds;
-  const log = createResultsLog(opts.outDir, (r) => {
-    const acc = r.metrics.target_test_acc;
-    progress.done(
-      `${r.task} ${r.method} seed ${r.seed}: ${r.status === 'ok' ? `acc ${(100 * (acc ?? 0)).toFixed(1)}%` : `FAILED: ${r.error}`}`,
-    );
-  });
-  for (let seed = 0; seed < seeds; seed++) {
-    const pair = await spec.build({ ...suite.task.options, seed });
-    const test =
-      pair.target.test.y.length > suite.testPoints
-        ? subset(
-            pair.target.test,
-            createRng(seed)
-              .derive('onnx-test')
-              .permutation(pair.target.test.y.length)
-              .subarray(0, suite.testPoints),
-          )
-        : pair.target.test;
-    const task = { ...pair, target: { ...pair.target, test } };
-    const base = { suite: suite.id, run, task: suite.task.id, seed, backend: backend.name };
-    const backbone = factory.create(task.target.train.shape);
-    const pre = await loadOrPretrain({
-      sourceKey: { task: suite.task.id, options: suite.task.options ?? {} },
-      source: task.source.train,
-      backbone,
-      seed,
-      config: { ...defaultPretrainConfig, ...suite.pretrain },
-      ...(opts.engine ? { engine: opts.engine } : {}),
-      cacheDir: join(opts.outDir, 'cache'),
-      onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
-    });
-    const bytes = exportBackboneToOnnx(backbone, pre.params);
-    const imported = importOnnx(bytes, { source: `${suite.task.id} backbone` });
-    const roundTrip = tf.tidy(() => {
-      const { x } = toTensors(
-        test,
-        Int32Array.from({ length: Math.min(64, test.y.length) }, (_, i) => i),
+const options = z.record(z.string(), z.unknown());
+
+export const onnxBackboneSuiteSchema = z.strictObject({
+  kind: z.literal('onnx-backbone'),
+  id: z.string().min(1),
+  description: z.string(),
+  backbone: z.string().min(1),
+  seeds: z.number().int().positive(),
+  task: z.strictObject({ id: z.string().min(1), options: options.optional() }),
+  testPoints: z.number().int().positive(),
+  probeEpochs: z.number().int().positive(),
+  mobilenet: z.boolean(),
+  mobilenetFineTune: z
+    .strictObject({
+      seeds: z.number().int().positive(),
+      testPoints: z.number().int().positive(),
+      options,
+    })
+    .optional(),
+  pretrain: transferSuiteSchema.shape.pretrain,
+  fineTune: options.optional(),
+}) satisfies z.ZodType<OnnxBackboneSuite>;
+
+/** The methods as records name them. */
+export const ONNX_METHODS = {
+  probe: 'linear-probe (onnxruntime)',
+  fineTune: 'fine-tune (imported)',
+  mobilenetProbe: 'mobilenetv2 probe (onnxruntime)',
+  mobilenetTrainedBn: 'mobilenetv2 fine-tune (BN trained)',
+  mobilenetFrozenBn: 'mobilenetv2 fine-tune (BN frozen)',
+} as const;
+
+function at<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/** The suite against the registries, before any work; returns the validated fine-tune configs. */
+function resolveOnnxBackbone(suite: OnnxBackboneSuite, reg: Registries) {
+  at('backbone', () => reg.backbones.get(suite.backbone));
+  const spec = at('task.id', () => reg.tasks.get(suite.task.id));
+  at('task.options', () => checkTaskOptions(suite.id, spec, suite.task.options));
+  const ftConfig = at('fineTune', () => fineTune.validate(suite.fineTune ?? {}));
+  const mft = suite.mobilenetFineTune;
+  if (mft && !suite.mobilenet) throw new Error('mobilenetFineTune: runs only with mobilenet: true');
+  const mobilenetConfig = (freezeBatchNorm: boolean) =>
+    at('mobilenetFineTune.options', () => fineTune.validate({ ...mft?.options, freezeBatchNorm }));
+  return {
+    ftConfig,
+    mobilenetConfigs: mft
+      ? { trained: mobilenetConfig(false), frozen: mobilenetConfig(true) }
+      : undefined,
+  };
+}
+
+/**
+ * One unit per seed: the seed's target splits serve every method, and its
+ * source pre-training and ONNX round trip both the probe and the fine-tune
+ * of the import. MobileNetV2 fine-tuning runs on the first
+ * `mobilenetFineTune.seeds` seeds only.
+ */
+function planOnnxBackbone(
+  suite: OnnxBackboneSuite,
+  seeds: readonly number[],
+  ctx: { engine?: Engine; backend?: string; registries: Registries },
+): PlannedUnit[] {
+  const { ftConfig, mobilenetConfigs } = resolveOnnxBackbone(suite, ctx.registries);
+  const common = {
+    task: { id: suite.task.id, options: suite.task.options ?? {} },
+    testPoints: suite.testPoints,
+    backend: ctx.backend ?? 'default',
+  };
+  // The engine pre-trains the source and fine-tunes: it shapes every own-backbone result.
+  const own = {
+    ...common,
+    backbone: suite.backbone,
+    pretrain: { ...defaultPretrainConfig, ...suite.pretrain },
+    engine: ctx.engine ?? 'default',
+  };
+  const mft = suite.mobilenetFineTune;
+  return seeds.map((seed) => {
+    const trials: { method: string; determinants: unknown }[] = [
+      { method: ONNX_METHODS.probe, determinants: { ...own, probeEpochs: suite.probeEpochs } },
+      { method: ONNX_METHODS.fineTune, determinants: { ...own, fineTune: ftConfig } },
+    ];
+    if (suite.mobilenet)
+      trials.push({
+        method: ONNX_METHODS.mobilenetProbe,
+        determinants: { ...common, probeEpochs: suite.probeEpochs },
+      });
+    if (suite.mobilenet && mft && mobilenetConfigs && seed < mft.seeds) {
+      const tuned = { ...common, mobilenetTestPoints: mft.testPoints, engine: own.engine };
+      trials.push(
+        {
+          method: ONNX_METHODS.mobilenetTrainedBn,
+          determinants: { ...tuned, fineTune: mobilenetConfigs.trained },
+        },
+        {
+          method: ONNX_METHODS.mobilenetFrozenBn,
+          determinants: { ...tuned, fineTune: mobilenetConfigs.frozen },
+        },
       );
-      return tf
-        .max(
-          tf.abs(
-            tf.sub(
-              backbone.apply(pre.params, x).features,
-              imported.backbone.apply(imported.params, x).features,
-            ),
-          ),
-        )
-        .dataSync()[0] as number;
+    }
+    return {
+      id: `seed ${seed}`,
+      seed,
+      trials: trials.map((t) => ({ task: suite.task.id, seed, ...t })),
+    };
+  });
+}
+
+async function runOnnxBackboneUnit(
+  suite: OnnxBackboneSuite,
+  unit: PlannedUnit,
+  ctx: UnitContext,
+): Promise<void> {
+  const { seed } = unit;
+  const { progress } = ctx;
+  const planned = new Set(unit.trials.map((t) => t.method));
+  const pending = (method: string) => planned.has(method) && !ctx.isDone(suite.task.id, method);
+  const { ftConfig, mobilenetConfigs } = resolveOnnxBackbone(suite, ctx.registries);
+  const base = { task: suite.task.id, seed, backend: ctx.backend };
+  const failed = (method: string, err: unknown, started: number) =>
+    ctx.record({
+      ...base,
+      method,
+      status: 'failed',
+      metrics: {},
+      durationMs: Date.now() - started,
+      error: (err as Error).message,
+      timestamp: new Date().toISOString(),
     });
-    const extract = async (
-      model: Uint8Array,
-      x: Float32Array,
-      n: number,
-      shape: readonly number[],
-    ) => {
-      const ex = await createOnnxRuntimeExtractor(model, { inputShape: shape, batchSize: 64 });
-      try {
+  // Every method needs the target's splits: a failure here is thrown and fails them all.
+  const pair = await ctx.registries.tasks.get(suite.task.id).build({ ...suite.task.options, seed });
+  const test =
+    pair.target.test.y.length > suite.testPoints
+      ? subset(
+          pair.target.test,
+          createRng(seed)
+            .derive('onnx-test')
+            .permutation(pair.target.test.y.length)
+            .subarray(0, suite.testPoints),
+        )
+      : pair.target.test;
+  const task = { ...pair, target: { ...pair.target, test } };
+  const step = (label: string, i: number) =>
+    progress.trial(`${suite.task.id} · ${label} · seed ${seed}`, i, unit.trials.length);
+
+  if (pending(ONNX_METHODS.probe) || pending(ONNX_METHODS.fineTune)) {
+    // Source pre-training and the ONNX round trip, shared by (a) and (b).
+    const backbone = ctx.registries.backbones.get(suite.backbone).create(task.target.train.shape);
+    let pre: Awaited<ReturnType<typeof loadOrPretrain>> | undefined;
+    let imported: ReturnType<typeof importOnnx> | undefined;
+    let bytes: Uint8Array | undefined;
+    let roundTrip = Number.NaN;
+    let setupError: Error | undefined;
+    try {
+      step('pre-training and ONNX export', 0);
+      pre = await loadOrPretrain({
+        sourceKey: { task: suite.task.id, options: suite.task.options ?? {} },
+        source: task.source.train,
+        backbone,
+        seed,
+        config: { ...defaultPretrainConfig, ...suite.pretrain },
+        ...(ctx.engine ? { engine: ctx.engine } : {}),
+        ...(ctx.diskCache ? { cacheDir: join(ctx.outDir, 'cache') } : {}),
+        onEpoch: (e) => progress.epoch('pretrain', e.epoch, e.epochs),
+      });
+      const params = pre.params;
+      bytes = exportBackboneToOnnx(backbone, params);
+      const back = importOnnx(bytes, { source: `${suite.task.id} backbone` });
+      imported = back;
+      roundTrip = tf.tidy(() => {
+        const { x } = toTensors(
+          test,
+          Int32Array.from({ length: Math.min(64, test.y.length) }, (_, i) => i),
+        );
+        return tf
+          .max(
+            tf.abs(
+              tf.sub(
+                backbone.apply(params, x).features,
+                back.backbone.apply(back.params, x).features,
+              ),
+            ),
+          )
+          .dataSync()[0] as number;
+      });
+    } catch (err) {
+      setupError = new Error(
+        `source pre-training or the ONNX round trip failed: ${(err as Error).message}`,
+      );
+    }
+    try {
+      // (a) linear probe on features extracted by onnxruntime
+      if (pending(ONNX_METHODS.probe)) {
+        step(ONNX_METHODS.probe, 0);
+        const started = Date.now();
+        try {
+          if (setupError || !imported || !bytes) throw setupError ?? new Error('no ONNX model');
+          const model = bytes;
+          const dim = imported.backbone.featureDim;
+          const feats = async (ds: Dataset) => {
+            const ex = await createOnnxRuntimeExtractor(model, {
+              inputShape: ds.shape,
+              batchSize: 64,
+            });
+            try {
+              return await ex.run(ds.x, ds.y.length);
+            } finally {
+              await ex.dispose();
+            }
+          };
+          const t0 = performance.now();
+          const train = { x: await feats(task.target.train), y: task.target.train.y };
+          const val = { x: await feats(task.target.val), y: task.target.val.y };
+          const testF = { x: await feats(test), y: test.y };
+          const extractSeconds = (performance.now() - t0) / 1000;
+          const probe = linearProbeOnFeatures({
+            train,
+            val,
+            test: testF,
+            dim,
+            numClasses: task.target.train.numClasses,
+            epochs: suite.probeEpochs,
+            seed,
+          });
+          const n = train.y.length + val.y.length + testF.y.length;
+          ctx.record({
+            ...base,
+            method: ONNX_METHODS.probe,
+            status: 'ok',
+            metrics: {
+              target_test_acc: probe.testAcc,
+              target_val_acc: probe.valAcc,
+              roundtrip_max_abs_diff: roundTrip,
+              images_per_second: n / extractSeconds,
+            },
+            durationMs: Date.now() - started,
+            timestamp: new Date().toISOString(),
+          });
+        } catch (err) {
+          failed(ONNX_METHODS.probe, err, started);
+        }
+      }
+      // (b) fine-tuning the re-imported ONNX backbone
+      if (pending(ONNX_METHODS.fineTune)) {
+        step(ONNX_METHODS.fineTune, 1);
+        const started = Date.now();
+        let out: Awaited<ReturnType<typeof runTrial>> | undefined;
+        try {
+          if (setupError || !imported) throw setupError ?? new Error('no imported backbone');
+          out = await runTrial({
+            task,
+            method: fineTune,
+            config: ftConfig,
+            backbone: imported.backbone,
+            seed,
+            pretrained: imported.params,
+            ...(ctx.engine ? { engine: ctx.engine } : {}),
+            onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
+          });
+        } catch (err) {
+          failed(ONNX_METHODS.fineTune, err, started);
+        }
+        if (out)
+          ctx.record({
+            ...base,
+            engine: out.engine,
+            method: ONNX_METHODS.fineTune,
+            status: 'ok',
+            metrics: { ...out.metrics, roundtrip_max_abs_diff: roundTrip },
+            durationMs: Date.now() - started,
+            timestamp: new Date().toISOString(),
+          });
+      }
+    } finally {
+      disposeParams(pre?.params);
+      disposeParams(pre?.sourceHead);
+      disposeParams(imported?.params);
+    }
+  }
+
+  // (c) nsfwjs MobileNetV2, probed through onnxruntime
+  if (pending(ONNX_METHODS.mobilenetProbe)) {
+    step(ONNX_METHODS.mobilenetProbe, 2);
+    const started = Date.now();
+    try {
+      const mobilenet = await loadNsfwMobileNetV2();
+      disposeParams(mobilenet.params);
+      const size = mobilenet.inputShape[0];
+      // 224×224×3 floats are 600 kB an image: resize and run in chunks, one session for all.
+      const ex = await createOnnxRuntimeExtractor(mobilenet.onnxBytes, {
+        inputShape: mobilenet.inputShape,
+        batchSize: 32,
+      });
+      const feats = async (ds: Dataset) => {
+        const parts: Float32Array[] = [];
         const t0 = performance.now();
-        const out = await ex.run(x, n);
-        return { out, imagesPerSecond: n / ((performance.now() - t0) / 1000) };
+        for (let start = 0; start < ds.y.length; start += 64) {
+          const idx = Int32Array.from(
+            { length: Math.min(64, ds.y.length - start) },
+            (_, i) => start + i,
+          );
+          parts.push(await ex.run(toRgb(subset(ds, idx), size), idx.length));
+        }
+        const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+        let offset = 0;
+        for (const p of parts) {
+          out.set(p, offset);
+          offset += p.length;
+        }
+        return { out, imagesPerSecond: ds.y.length / ((performance.now() - t0) / 1000) };
+      };
+      let features: { train: Float32Array; val: Float32Array; test: Float32Array; ips: number };
+      try {
+        const train = await feats(task.target.train);
+        const val = await feats(task.target.val);
+        const testF = await feats(test);
+        features = { train: train.out, val: val.out, test: testF.out, ips: testF.imagesPerSecond };
       } finally {
         await ex.dispose();
       }
-    };
-    // (a) linear probe on features extracted by onnxruntime
-    try {
-      const started = Date.now();
-      const dim = imported.backbone.featureDim;
-      const feats = async (ds: Dataset) => (await extract(bytes, ds.x, ds.y.length, ds.shape)).out;
-      const t0 = performance.now();
-      const train = { x: await feats(task.target.train), y: task.target.train.y };
-      const val = { x: await feats(task.target.val), y: task.target.val.y };
-      const testF = { x: await feats(test), y: test.y };
-      const extractSeconds = (performance.now() - t0) / 1000;
+      const dim = features.train.length / task.target.train.y.length;
       const probe = linearProbeOnFeatures({
-        train,
-        val,
-        test: testF,
+        train: { x: features.train, y: task.target.train.y },
+        val: { x: features.val, y: task.target.val.y },
+        test: { x: features.test, y: test.y },
         dim,
         numClasses: task.target.train.numClasses,
         epochs: suite.probeEpochs,
         seed,
       });
-      const n = train.y.length + val.y.length + testF.y.length;
-      log.add({
+      ctx.record({
         ...base,
-        method: 'linear-probe (onnxruntime)',
+        method: ONNX_METHODS.mobilenetProbe,
         status: 'ok',
         metrics: {
           target_test_acc: probe.testAcc,
           target_val_acc: probe.valAcc,
-          roundtrip_max_abs_diff: roundTrip,
-          images_per_second: n / extractSeconds,
+          images_per_second: features.ips,
+          feature_dim: dim,
         },
         durationMs: Date.now() - started,
+        timestamp: new Date().toISOString(),
       });
     } catch (err) {
-      log.add(failedRecord({ ...base, method: 'linear-probe (onnxruntime)' }, err, Date.now()));
+      failed(ONNX_METHODS.mobilenetProbe, err, started);
     }
-    // (b) fine-tuning the re-imported ONNX backbone in tfjs
+  }
+
+  // (d) MobileNetV2 fine-tuned: BatchNormalization trained (batch statistics,
+  // moving averages carried) vs frozen at the pretrained statistics
+  const mft = suite.mobilenetFineTune;
+  const tunings = [
+    { label: ONNX_METHODS.mobilenetTrainedBn, config: mobilenetConfigs?.trained },
+    { label: ONNX_METHODS.mobilenetFrozenBn, config: mobilenetConfigs?.frozen },
+  ].filter((m) => pending(m.label));
+  if (mft && tunings.length > 0) {
+    // The model and the resized splits are shared by both trials (fine-tune trains a copy).
+    let prepared: { mobilenet: NsfwBackbone; task: typeof task } | undefined;
+    const preparedAt = Date.now();
     try {
-      const started = Date.now();
-      const out = await runTrial({
-        task,
-        method: fineTune,
-        config: ftConfig,
-        backbone: imported.backbone,
-        seed,
-        pretrained: imported.params,
-        ...(opts.engine ? { engine: opts.engine } : {}),
-        onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
-      });
-      log.add({
-        ...base,
-        engine: out.engine,
-        method: 'fine-tune (imported)',
-        status: 'ok',
-        metrics: { ...out.metrics, roundtrip_max_abs_diff: roundTrip },
-        durationMs: Date.now() - started,
-      });
+      step('MobileNetV2 inputs', 3);
+      const mobilenet = await loadNsfwMobileNetV2();
+      const size = mobilenet.inputShape[0];
+      // In chunks: a whole resized split at once would take hundreds of MB of wasm heap.
+      const rgb = (ds: Dataset): Dataset => {
+        const per = size * size * 3;
+        const x = new Float32Array(ds.y.length * per);
+        for (let start = 0; start < ds.y.length; start += 64) {
+          const idx = Int32Array.from(
+            { length: Math.min(64, ds.y.length - start) },
+            (_, i) => start + i,
+          );
+          x.set(toRgb(subset(ds, idx), size), start * per);
+        }
+        return { ...ds, x, shape: [...mobilenet.inputShape] };
+      };
+      const small = subset(
+        test,
+        Int32Array.from({ length: Math.min(mft.testPoints, test.y.length) }, (_, i) => i),
+      );
+      prepared = {
+        mobilenet,
+        task: {
+          ...task,
+          target: {
+            train: rgb(task.target.train),
+            val: rgb(task.target.val),
+            test: rgb(small),
+          },
+        },
+      };
     } catch (err) {
-      log.add(failedRecord({ ...base, method: 'fine-tune (imported)' }, err, Date.now()));
+      for (const m of tunings) failed(m.label, err, preparedAt);
     }
-    disposeParams(pre.params);
-    disposeParams(pre.sourceHead);
-    disposeParams(imported.params);
-    // (c) nsfwjs MobileNetV2, probed through onnxruntime
-    if (suite.mobilenet) {
+    if (prepared) {
+      const { mobilenet } = prepared;
       try {
-        const started = Date.now();
-        const mobilenet = await loadNsfwMobileNetV2();
-        disposeParams(mobilenet.params);
-        const size = mobilenet.inputShape[0];
-        // 224×224×3 floats are 600 kB an image: resize and run in chunks, one session for all.
-        const ex = await createOnnxRuntimeExtractor(mobilenet.onnxBytes, {
-          inputShape: mobilenet.inputShape,
-          batchSize: 32,
-        });
-        const feats = async (ds: Dataset) => {
-          const parts: Float32Array[] = [];
-          const t0 = performance.now();
-          for (let start = 0; start < ds.y.length; start += 64) {
-            const idx = Int32Array.from(
-              { length: Math.min(64, ds.y.length - start) },
-              (_, i) => start + i,
-            );
-            parts.push(await ex.run(toRgb(subset(ds, idx), size), idx.length));
-          }
-          const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-          let offset = 0;
-          for (const p of parts) {
-            out.set(p, offset);
-            offset += p.length;
-          }
-          return { out, imagesPerSecond: ds.y.length / ((performance.now() - t0) / 1000) };
-        };
-        const train = await feats(task.target.train);
-        const val = await feats(task.target.val);
-        const testF = await feats(test);
-        await ex.dispose();
-        const dim = train.out.length / task.target.train.y.length;
-        const probe = linearProbeOnFeatures({
-          train: { x: train.out, y: task.target.train.y },
-          val: { x: val.out, y: task.target.val.y },
-          test: { x: testF.out, y: test.y },
-          dim,
-          numClasses: task.target.train.numClasses,
-          epochs: suite.probeEpochs,
-          seed,
-        });
-        log.add({
-          ...base,
-          method: 'mobilenetv2 probe (onnxruntime)',
-          status: 'ok',
-          metrics: {
-            target_test_acc: probe.testAcc,
-            target_val_acc: probe.valAcc,
-            images_per_second: testF.imagesPerSecond,
-            feature_dim: dim,
-          },
-          durationMs: Date.now() - started,
-        });
-      } catch (err) {
-        log.add(
-          failedRecord({ ...base, method: 'mobilenetv2 probe (onnxruntime)' }, err, Date.now()),
-        );
-      }
-    }
-    // (d) MobileNetV2 fine-tuned in tfjs: BatchNormalization trained (batch
-    // statistics, moving averages carried) vs frozen at the pretrained statistics
-    const mft = suite.mobilenetFineTune;
-    if (suite.mobilenet && mft && seed < mft.seeds) {
-      const methods = [false, true].map((freezeBatchNorm) => ({
-        freezeBatchNorm,
-        label: `mobilenetv2 fine-tune (BN ${freezeBatchNorm ? 'frozen' : 'trained'})`,
-      }));
-      // The model and the resized splits are shared by both trials (fine-tune trains a copy).
-      let prepared: { mobilenet: NsfwBackbone; task: typeof task } | undefined;
-      const preparedAt = Date.now();
-      try {
-        const mobilenet = await loadNsfwMobileNetV2();
-        const size = mobilenet.inputShape[0];
-        // In chunks: a whole resized split at once would take hundreds of MB of wasm heap.
-        const rgb = (ds: Dataset): Dataset => {
-          const per = size * size * 3;
-          const x = new Float32Array(ds.y.length * per);
-          for (let start = 0; start < ds.y.length; start += 64) {
-            const idx = Int32Array.from(
-              { length: Math.min(64, ds.y.length - start) },
-              (_, i) => start + i,
-            );
-            x.set(toRgb(subset(ds, idx), size), start * per);
-          }
-          return { ...ds, x, shape: [...mobilenet.inputShape] };
-        };
-        const small = subset(
-          test,
-          Int32Array.from({ length: Math.min(mft.testPoints, test.y.length) }, (_, i) => i),
-        );
-        prepared = {
-          mobilenet,
-          task: {
-            ...task,
-            target: {
-              train: rgb(task.target.train),
-              val: rgb(task.target.val),
-              test: rgb(small),
-            },
-          },
-        };
-      } catch (err) {
-        for (const m of methods)
-          log.add(failedRecord({ ...base, method: m.label }, err, preparedAt));
-      }
-      if (prepared) {
-        const { mobilenet } = prepared;
-        for (const { freezeBatchNorm, label } of methods) {
+        for (const [i, { label, config }] of tunings.entries()) {
+          step(label, 3 + i);
           const started = Date.now();
+          let out: Awaited<ReturnType<typeof runTrial>> | undefined;
           try {
-            const out = await runTrial({
+            out = await runTrial({
               task: prepared.task,
               method: fineTune,
-              config: fineTune.validate({ ...mft.options, freezeBatchNorm }),
+              config: config as NonNullable<typeof config>,
               backbone: mobilenet.backbone,
               seed,
               pretrained: mobilenet.params,
-              ...(opts.engine ? { engine: opts.engine } : {}),
+              ...(ctx.engine ? { engine: ctx.engine } : {}),
               onEpoch: (e) => progress.epoch('fine-tune', e.epoch, e.epochs),
             });
-            log.add({
+          } catch (err) {
+            failed(label, err, started);
+          }
+          if (out)
+            ctx.record({
               ...base,
               engine: out.engine,
               method: label,
@@ -386,15 +548,76 @@ export async function runOnnxBackbone(
               metrics: out.metrics,
               durationMs: Date.now() - started,
               curve: out.curve,
+              timestamp: new Date().toISOString(),
             });
-          } catch (err) {
-            log.add(failedRecord({ ...base, method: label }, err, started));
-          }
         }
+      } finally {
         disposeParams(mobilenet.params);
       }
     }
   }
-  progress.close();
-  return { records: log.records, backend: backend.name, resultsPath: log.path };
+}
+
+/**
+ * Target accuracy per method, paired against fine-tuning the import, then
+ * what the ONNX path costs and changes: the round trip's largest feature
+ * difference and the extraction throughput.
+ */
+export function summarizeOnnxBackbone(records: readonly TrialRecord[], metric?: string): string {
+  const parts = [formatTable(records, metric)];
+  const paired = formatPairedTable(records, ONNX_METHODS.fineTune, metric);
+  if (paired) parts.push(paired);
+  const ok = records.filter((r) => r.status === 'ok');
+  const methods = [...new Set(ok.map((r) => r.method))].filter((m) =>
+    ok.some(
+      (r) =>
+        r.method === m &&
+        (r.metrics.roundtrip_max_abs_diff !== undefined ||
+          r.metrics.images_per_second !== undefined),
+    ),
+  );
+  if (methods.length > 0) {
+    const lines = [
+      'ONNX path: largest |feature difference| after export and re-import (max over seeds), onnxruntime images/s (mean over seeds)',
+      '| method | round trip max abs diff | images/s |',
+      '|---|---|---|',
+    ];
+    for (const m of methods) {
+      const rs = ok.filter((r) => r.method === m);
+      const diffs = rs
+        .map((r) => r.metrics.roundtrip_max_abs_diff)
+        .filter((v): v is number => v !== undefined);
+      const ips = rs
+        .map((r) => r.metrics.images_per_second)
+        .filter((v): v is number => v !== undefined);
+      lines.push(
+        `| ${m} | ${diffs.length ? Math.max(...diffs).toExponential(1) : ''} | ${ips.length ? (ips.reduce((a, b) => a + b, 0) / ips.length).toFixed(0) : ''} |`,
+      );
+    }
+    parts.push(lines.join('\n'));
+  }
+  return parts.join('\n\n');
+}
+
+export const onnxBackboneKind: SuiteKind<OnnxBackboneSuite> = {
+  specificationVersion: SUITE_KIND_SPECIFICATION_VERSION,
+  id: 'onnx-backbone',
+  description:
+    "A source-pretrained backbone exported to ONNX and re-imported: linear probe on onnxruntime features vs fine-tuning the import; nsfwjs's MobileNetV2 probed (and fine-tuned) on the same target.",
+  schema: onnxBackboneSuiteSchema,
+  firstSeed: true,
+  check(suite, registries) {
+    resolveOnnxBackbone(suite, registries);
+  },
+  plan: planOnnxBackbone,
+  runUnit: runOnnxBackboneUnit,
+  summarize: (records, opts) => summarizeOnnxBackbone(records, opts.metric),
+};
+
+/** Run an onnx-backbone suite (see `executeSuite`: checks first, resume, one record per trial as it ends). */
+export function runOnnxBackbone(
+  opts: Omit<ExecuteOptions, 'kind' | 'suite'> & { suite: OnnxBackboneSuite },
+): Promise<ExecuteResult> {
+  const { suite, ...rest } = opts;
+  return executeSuite({ kind: onnxBackboneKind, suite, ...rest });
 }
