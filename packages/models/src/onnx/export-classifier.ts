@@ -149,7 +149,8 @@ export interface ClassifierHeadCut {
  * is a Gemm, or a MatMul with a constant weight (+ Add of a constant bias),
  * possibly followed by Softmax / LogSoftmax / Identity, the value that layer
  * reads. This is how a PyTorch `torch.onnx.export` of an image classifier
- * ends (`… → Flatten → Gemm`). Undefined when the output is not such a layer.
+ * ends (`… → Flatten → Gemm`). Undefined when the output is not such a layer,
+ * or is named "features" (a backbone's output, as `exportBackboneToOnnx` names it).
  */
 export function findClassifierHead(
   bytes: Uint8Array,
@@ -163,7 +164,10 @@ export function findClassifierHead(
   const constant = (v: string | undefined) =>
     v !== undefined && (initializers.has(v) || producer.get(v)?.opType === 'Constant');
   const label = (n: INodeProto) => `${n.name || '(unnamed)'} (${n.opType})`;
-  let node = producer.get(graph.output?.[0]?.name ?? '');
+  const output = graph.output?.[0]?.name ?? '';
+  // A backbone's own output (exportBackboneToOnnx names it so) is never cut.
+  if (output === 'features') return undefined;
+  let node = producer.get(output);
   while (node && ['Softmax', 'LogSoftmax', 'Identity'].includes(node.opType ?? ''))
     node = producer.get(node.input?.[0] ?? '');
   if (!node) return undefined;
