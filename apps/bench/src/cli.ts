@@ -6,6 +6,7 @@ import { defaultJobs, executeSuite } from './execute.js';
 import { builtinKindRegistry } from './kinds.js';
 import { onnxCheck } from './onnx-check.js';
 import { loadMethodPlugin } from './plugins.js';
+import { queueCommands } from './queue/commands.js';
 import { requireMetric } from './report.js';
 import { dedupeByKey, ensureDir, latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries } from './run-suite.js';
@@ -298,6 +299,11 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  // Sweeps across machines on Redis/BullMQ (apps/bench/src/queue/).
+  queue: queueCommands.queue,
+  worker: queueCommands.worker,
+  status: queueCommands.status,
+  collect: queueCommands.collect,
 };
 
 /** The records a report reads: one file, or DIR/results.jsonl; the latest run unless `all`; each key once. */
