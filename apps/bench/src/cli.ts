@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { isAbsolute, join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
 import { defaultJobs, executeSuite } from './execute.js';
@@ -8,6 +9,9 @@ import { onnxCheck } from './onnx-check.js';
 import { loadMethodPlugin } from './plugins.js';
 import { queueCommands } from './queue/commands.js';
 import { requireMetric } from './report.js';
+import { compareRuns, formatCompare } from './report-html/compare.js';
+import { formatCsv, summaryJson } from './report-html/csv.js';
+import { defaultReportSections, renderHtmlReport } from './report-html/html.js';
 import { dedupeByKey, ensureDir, latestRun, readRecords, type TrialRecord } from './results.js';
 import { defaultRegistries } from './run-suite.js';
 import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
@@ -188,15 +192,71 @@ const commands: Record<string, Command> = {
     },
   },
   report: {
-    usage: `pnpm bench report <DIR | results.jsonl> [--metric NAME] [--all]
-  the tables again, from the file: the latest run (--all: every run), each trial key once`,
-    options: { metric: { type: 'string' }, all: { type: 'boolean' } },
+    usage: `pnpm bench report <DIR | results.jsonl> [--metric NAME] [--all] [--html [FILE]] [--csv [FILE]] [--json [FILE]]
+  the tables again, from the file: the latest run (--all: every run), each trial key once
+  --html [FILE]   one self-contained HTML page with charts (default DIR/report.html)
+  --csv [FILE]    per task × method: n, mean, 95% CI, failures (default DIR/summary.csv)
+  --json [FILE]   the same rows as JSON (default DIR/summary.json)`,
+    options: {
+      metric: { type: 'string' },
+      all: { type: 'boolean' },
+      html: { type: 'string' },
+      csv: { type: 'string' },
+      json: { type: 'string' },
+    },
     async run(values, [target]) {
       if (!target) throw new Error('report: give a results.jsonl file or its directory');
       const records = recordsOf(target, Boolean(values.all));
       const metric = str(values.metric);
       if (metric !== undefined) requireMetric(records, metric);
-      process.stdout.write(`${summarize(records, metric)}\n`);
+      const text = summarize(records, metric);
+      process.stdout.write(`${text}\n`);
+      const dir = target.endsWith('.jsonl') ? dirname(target) : target;
+      const where = (flag: string, fallback: string) => {
+        const v = str(values[flag]);
+        return v === undefined ? undefined : v === '' ? join(dir, fallback) : v;
+      };
+      const html = where('html', 'report.html');
+      const csv = where('csv', 'summary.csv');
+      const json = where('json', 'summary.json');
+      const summaryMetric = metric ?? 'target_test_acc';
+      if (csv) {
+        requireMetric(records, summaryMetric);
+        writeFileSync(csv, formatCsv(records, summaryMetric));
+        process.stdout.write(`wrote ${csv}\n`);
+      }
+      if (json) {
+        requireMetric(records, summaryMetric);
+        writeFileSync(json, `${JSON.stringify(summaryJson(records, summaryMetric), null, 2)}\n`);
+        process.stdout.write(`wrote ${json}\n`);
+      }
+      if (html) {
+        const suites = [...new Set(records.map((r) => r.suite))];
+        const page = await renderHtmlReport(
+          defaultReportSections(records, { ...(metric ? { metric } : {}), summaryText: text }),
+          {
+            title: `transferlab report: ${suites.join(', ')}`,
+            ...(records[0]?.provenance ? { provenance: provenanceLine(records) } : {}),
+          },
+        );
+        writeFileSync(html, page);
+        process.stdout.write(`wrote ${html}\n`);
+      }
+      return 0;
+    },
+  },
+  compare: {
+    usage: `pnpm bench compare <DIR_A | a.jsonl> <DIR_B | b.jsonl> [--metric NAME] [--all]
+  per task × method: mean in A, in B, and B − A with its 95% CI (paired on seeds when both ran the same seeds)`,
+    options: { metric: { type: 'string' }, all: { type: 'boolean' } },
+    async run(values, [a, b]) {
+      if (!a || !b)
+        throw new Error('compare: give two result directories (or results.jsonl files)');
+      const metric = str(values.metric) ?? 'target_test_acc';
+      const ra = recordsOf(a, Boolean(values.all));
+      const rb = recordsOf(b, Boolean(values.all));
+      requireMetric([...ra, ...rb], metric);
+      process.stdout.write(`A = ${a}\nB = ${b}\n${formatCompare(compareRuns(ra, rb, metric))}\n`);
       return 0;
     },
   },
@@ -306,6 +366,16 @@ const commands: Record<string, Command> = {
   collect: queueCommands.collect,
 };
 
+/** One line on where records came from: commit(s), Node, CPU. */
+function provenanceLine(records: readonly TrialRecord[]): Record<string, string> {
+  const commits = [...new Set(records.map((r) => r.provenance?.commit).filter(Boolean))];
+  const p = records.find((r) => r.provenance)?.provenance;
+  return {
+    commit: commits.map((c) => (c as string).slice(0, 12)).join(', ') || 'unknown',
+    ...(p ? { node: p.node, cpu: `${p.cpu} (${p.cores} cores)`, platform: p.platform } : {}),
+  };
+}
+
 /** The records a report reads: one file, or DIR/results.jsonl; the latest run unless `all`; each key once. */
 function recordsOf(target: string, all: boolean): TrialRecord[] {
   const path = target.endsWith('.jsonl') ? target : join(target, 'results.jsonl');
@@ -320,6 +390,19 @@ ${Object.values(commands)
   .join('\n')}
 `;
 
+/**
+ * Flags whose value is optional (`--html` or `--html out.html`): a flag not
+ * followed by a file of its extension gets an empty value, meaning "the default file".
+ */
+function withOptionalValues(args: string[], flags: Record<string, string>): string[] {
+  return args.map((a, i) => {
+    const ext = flags[a];
+    if (ext === undefined) return a;
+    const next = args[i + 1];
+    return next?.toLowerCase().endsWith(ext) ? a : `${a}=`;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const name = argv.find((a) => !a.startsWith('-'));
   if (name === undefined) {
@@ -332,7 +415,14 @@ async function main(argv: string[]): Promise<number> {
       `Unknown command "${name}". Valid commands: ${Object.keys(commands).join(', ')}\n\n${USAGE}`,
     );
   const { values, positionals } = parseArgs({
-    args: argv.filter((a, i) => i !== argv.indexOf(name)),
+    args: withOptionalValues(
+      argv.filter((_, i) => i !== argv.indexOf(name)),
+      Object.fromEntries(
+        Object.entries({ html: '.html', csv: '.csv', json: '.json' })
+          .filter(([flag]) => command.options[flag]?.type === 'string')
+          .map(([flag, ext]) => [`--${flag}`, ext]),
+      ),
+    ),
     allowPositionals: true,
     options: { ...command.options, help: { type: 'boolean', short: 'h' } },
   });

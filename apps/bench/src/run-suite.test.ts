@@ -282,6 +282,41 @@ describe('CLI', () => {
     expect(bad.stderr).toMatch(/Unknown command "fly". Valid commands: list, run, report/);
   });
 
+  it('report writes HTML, CSV and JSON beside the records; compare pairs two runs on their seeds', () => {
+    const dir = tmp();
+    const fixture = join(root, 'apps/bench/src/report-html/fixtures/quick.jsonl');
+    writeFileSync(join(dir, 'results.jsonl'), readFileSync(fixture));
+    const r = cli('report', dir, '--html', '--csv', '--json', join(dir, 'rows.json'));
+    expect(r.status, r.stderr).toBe(0);
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(html).toContain('<svg');
+    const csv = readFileSync(join(dir, 'summary.csv'), 'utf8').trim().split(/\r?\n/);
+    expect(csv[0]).toBe('task,method,metric,n,mean,ci95,n_failed');
+    const rows = JSON.parse(readFileSync(join(dir, 'rows.json'), 'utf8')) as {
+      rows: { task: string; method: string; n: number; mean: number }[];
+    };
+    // the CSV and JSON agree with the records: the mean over seeds of one cell
+    const records = readRecords(join(dir, 'results.jsonl')).filter(
+      (x) => x.task === 'mnist-digits-to-parity' && x.method === 'fine-tune' && x.status === 'ok',
+    );
+    const mean =
+      records.reduce((a, x) => a + (x.metrics.target_test_acc as number), 0) / records.length;
+    const row = rows.rows.find(
+      (x) => x.task === 'mnist-digits-to-parity' && x.method === 'fine-tune',
+    );
+    expect(row?.n).toBe(records.length);
+    expect(row?.mean).toBeCloseTo(mean, 12);
+    expect(csv.length).toBe(rows.rows.length + 1);
+    const same = cli('compare', dir, dir);
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.stdout).toMatch(
+      /\| mnist-digits-to-parity \| fine-tune \| [\d.]+ \(n = \d\) \| [\d.]+ \(n = \d\) \| \+0\.0 ± 0\.0 \| paired/,
+    );
+    const badMetric = cli('report', dir, '--metric', 'nonsense');
+    expect(badMetric.status).toBe(2);
+    expect(badMetric.stderr).toMatch(/unknown metric "nonsense"/);
+  });
+
   it('an unknown suite exits 2 and lists the valid suites', () => {
     const r = cli('run', 'nosuch');
     expect(r.status).toBe(2);
