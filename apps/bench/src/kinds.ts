@@ -3,6 +3,7 @@ import { modelSelectionKind } from './model-selection.js';
 import { onnxBackboneKind } from './onnx-backbone.js';
 import { transferKind } from './run-suite.js';
 import type { AnySuiteKind } from './suite-kind.js';
+import { theoryChmmKind } from './theory-chmm/index.js';
 import { theoryGcmKind } from './theory-gcm.js';
 import { theoryLinearKind } from './theory-linear.js';
 import { ttaBoundKind } from './tta-bound.js';
@@ -15,6 +16,7 @@ export const builtinKinds: readonly AnySuiteKind[] = [
   ttaBoundKind,
   modelSelectionKind,
   onnxBackboneKind,
+  theoryChmmKind,
 ];
 
 export function builtinKindRegistry(): Registry<AnySuiteKind> {

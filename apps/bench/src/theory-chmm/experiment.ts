@@ -33,6 +33,7 @@ import {
   correlatedHiddenManifold,
 } from '@transferlab/datasets';
 import type { TrialRecord } from '../results.js';
+import type { TrialOutcome } from '../suite-kind.js';
 import {
   estimateFixedFeatureCovariances,
   type FixedFeaturePredictor,
@@ -179,19 +180,39 @@ function sd(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, b) => a + (b - m) * (b - m), 0) / (xs.length - 1));
 }
 
-/**
- * Run the protocol; returns one record per (seed, level, method, n_target)
- * in the TrialRecord shape (task = `<level label> · n=<n_target>`, so that
- * the bench's task × method tables compare methods at one size).
- */
-export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<TrialRecord[]> {
+/** The experiment's options checked and with their defaults: what one seed runs from. */
+export interface ResolvedChmmExperiment {
+  methods: ChmmMethod[];
+  generator: Omit<ChmmOptions, 'seed' | keyof ChmmCorrelation>;
+  levels: ChmmLevel[];
+  /** Each level's name in records (`chmmLevelLabel`). */
+  labels: string[];
+  nSource: number;
+  nList: number[];
+  K: number;
+  nTest: number;
+  nSourceTest: number;
+  repeats: number;
+  scratchRepeats: number;
+  activation: NetActivation;
+  sourceTraining: TwoLayerTraining;
+  scratchTraining: TwoLayerTraining;
+  loss: ChmmLoss;
+  lambda: number;
+  predictor: FixedFeaturePredictor | null;
+  gaussianSurrogate: boolean;
+}
+
+/** Check the options (throws before any work) and fill in the defaults. */
+export function resolveChmmExperiment(
+  opts: Omit<ChmmExperimentOptions, 'seeds'>,
+): ResolvedChmmExperiment {
   const methods = [...(opts.methods ?? CHMM_METHODS)];
   for (const m of methods)
     if (!(CHMM_METHODS as readonly string[]).includes(m))
       throw new Error(
         `runChmmExperiment: unknown method "${m}"; valid methods: ${CHMM_METHODS.join(', ')}`,
       );
-  const seeds = seedList(opts.seeds);
   checkPositiveInteger('nSource', opts.nSource);
   checkPositiveInteger('hidden', opts.hidden);
   if (opts.nTargetList.length === 0) throw new Error('runChmmExperiment: nTargetList is empty');
@@ -208,14 +229,9 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
     throw new Error(
       `runChmmExperiment: scratchRepeats (${scratchRepeats}) cannot exceed targetRepeats (${repeats})`,
     );
-  const activation = opts.activation ?? 'erf';
-  const sourceTraining = { ...defaultSourceTraining, ...opts.sourceTraining };
-  const scratchTraining = { ...defaultScratchTraining, ...opts.scratchTraining };
-  const loss = opts.readout?.loss ?? 'square';
   const lambda = opts.readout?.lambda ?? 0.1;
   if (!(lambda > 0))
     throw new Error(`runChmmExperiment: readout lambda must be positive, got ${lambda}`);
-  const predictor = opts.predictor === undefined ? gcmPredictor : opts.predictor;
   const { featurePerturbation, featureSubstitution, teacherPerturbation, ...generator } =
     opts.params;
   const levels: ChmmLevel[] = opts.levels
@@ -227,261 +243,331 @@ export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<Tr
     throw new Error(
       `runChmmExperiment: two levels are labelled "${dup}"; give them distinct labels`,
     );
-  const K = opts.hidden;
-  const { N } = generator;
-  const nMax = Math.max(...opts.nTargetList);
-  const nList = [...opts.nTargetList];
-
-  const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
-  const suite = opts.suite ?? 'theory-chmm';
-  const run = opts.run ?? new Date().toISOString();
-  const records: TrialRecord[] = [];
-  const emit = (r: TrialRecord) => {
-    records.push(r);
-    opts.onRecord?.(r);
+  return {
+    methods,
+    generator,
+    levels,
+    labels,
+    nSource: opts.nSource,
+    nList: [...opts.nTargetList],
+    K: opts.hidden,
+    nTest,
+    nSourceTest,
+    repeats,
+    scratchRepeats,
+    activation: opts.activation ?? 'erf',
+    sourceTraining: { ...defaultSourceTraining, ...opts.sourceTraining },
+    scratchTraining: { ...defaultScratchTraining, ...opts.scratchTraining },
+    loss: opts.readout?.loss ?? 'square',
+    lambda,
+    predictor: opts.predictor === undefined ? gcmPredictor : opts.predictor,
+    gaussianSurrogate: opts.gaussianSurrogate ?? false,
   };
-  const progress = opts.onProgress ?? (() => {});
+}
 
-  for (const seed of seeds) {
-    const rng = createRng(seed).derive('theory-chmm');
-    // (a) Source network, once per seed (the source does not depend on the level).
-    let sourceNet: Params | undefined;
-    let sourceError: string | undefined;
-    const sourceMetrics: Record<string, number> = {};
-    let sourceMs = 0;
-    if (methods.includes('transfer')) {
-      progress(`seed ${seed}: source training`);
-      const started = Date.now();
-      try {
-        const model = correlatedHiddenManifold({ ...generator, seed });
-        const train = model.source.sample(opts.nSource, 'train');
-        const test = model.source.sample(nSourceTest, 'test');
-        const out = trainTwoLayer({
-          params: initTwoLayer(N, K, rng.derive('source-init')),
-          x: train.x,
-          y: train.y,
-          N,
-          config: sourceTraining,
-          activation,
-          rng: rng.derive('source-batches'),
-        });
-        sourceNet = out.params;
-        sourceMetrics.source_train_loss = out.finalLoss;
-        sourceMetrics.source_test_error = twoLayerError(sourceNet, test.x, test.y, N, activation);
-      } catch (err) {
-        sourceError = `source training failed: ${(err as Error).message}`;
-      }
-      sourceMs = Date.now() - started;
-    }
-    const randomW = methods.includes('random-features')
-      ? tf.tensor2d(rng.derive('random-features').normalArray(N * K), [N, K])
-      : undefined;
+/** A record's task: the level's label and the target size. */
+export const chmmTask = (level: string, n: number) => `${level} · n=${n}`;
 
+/** What one seed's run reports to, and asks of, whoever runs it. */
+export interface ChmmSeedIo {
+  /** The tfjs backend already initialised. */
+  backend: string;
+  /** Each trial's outcome as soon as it exists (suite and run are the caller's). */
+  emit(outcome: TrialOutcome): void;
+  /** Called before each (level, method), with its index of levels × methods. */
+  progress?(label: string, index: number, total: number): void;
+  /** Trials already done: their work is skipped where that saves any (a source network, a scratch network). */
+  isDone?(task: string, method: string): boolean;
+}
+
+/**
+ * One seed of the protocol, in the order (level, method, n_target). Data per
+ * (seed, level): the generator's seed is the trial seed, so every level of
+ * one seed shares the source, and the source network is trained once per seed.
+ * A failure fails the trials it touches only (the source: transfer; a method
+ * at a level: its sizes).
+ */
+export async function runChmmSeed(
+  r: ResolvedChmmExperiment,
+  seed: number,
+  io: ChmmSeedIo,
+): Promise<void> {
+  const { methods, generator, levels, labels, K, nList, nTest, repeats, scratchRepeats } = r;
+  const { activation, sourceTraining, scratchTraining, loss, lambda, predictor } = r;
+  const { N } = generator;
+  const nMax = Math.max(...nList);
+  const isDone = io.isDone ?? (() => false);
+  const allDone = (level: string, method: ChmmMethod) =>
+    nList.every((n) => isDone(chmmTask(level, n), method));
+  const progress = io.progress ?? (() => {});
+  const total = levels.length * methods.length;
+  const rng = createRng(seed).derive('theory-chmm');
+  // (a) Source network, once per seed (the source does not depend on the level).
+  let sourceNet: Params | undefined;
+  let sourceError: string | undefined;
+  const sourceMetrics: Record<string, number> = {};
+  let sourceMs = 0;
+  if (methods.includes('transfer') && !labels.every((l) => allDone(l, 'transfer'))) {
+    progress(`seed ${seed}: source training`, 0, total);
+    const started = Date.now();
     try {
-      for (const [li, level] of levels.entries()) {
-        const task = labels[li] as string;
-        const config = {
-          ...generator,
-          ...level,
-          K,
-          nSource: opts.nSource,
-          activation,
-          readout: { loss, lambda },
-          targetRepeats: repeats,
-          scratchRepeats,
-          nTest,
-          predictor: predictor?.name ?? null,
-        };
-        const model = correlatedHiddenManifold({
-          ...generator,
-          featurePerturbation: level.featurePerturbation ?? 0,
-          featureSubstitution: level.featureSubstitution ?? 0,
-          teacherPerturbation: level.teacherPerturbation ?? 0,
-          seed,
-        });
-        const measured = chmmMeasuredCorrelations(model.matrices);
-        const levelMetrics = {
-          teacher_overlap: measured.teacherOverlap,
-          feature_correlation: measured.featureCorrelation,
-        };
-        const pool = model.target.sampleWithLatent(nTest, 'pool');
-        const poolSigns = signs(pool.dataset.y);
-        const trainSets = Array.from({ length: repeats }, (_, r) =>
-          model.target.sample(nMax, `train-${r}`),
+      const model = correlatedHiddenManifold({ ...generator, seed });
+      const train = model.source.sample(r.nSource, 'train');
+      const test = model.source.sample(r.nSourceTest, 'test');
+      const out = trainTwoLayer({
+        params: initTwoLayer(N, K, rng.derive('source-init')),
+        x: train.x,
+        y: train.y,
+        N,
+        config: sourceTraining,
+        activation,
+        rng: rng.derive('source-batches'),
+      });
+      sourceNet = out.params;
+      sourceMetrics.source_train_loss = out.finalLoss;
+      sourceMetrics.source_test_error = twoLayerError(sourceNet, test.x, test.y, N, activation);
+    } catch (err) {
+      sourceError = `source training failed: ${(err as Error).message}`;
+    }
+    sourceMs = Date.now() - started;
+  }
+  const randomW = methods.includes('random-features')
+    ? tf.tensor2d(rng.derive('random-features').normalArray(N * K), [N, K])
+    : undefined;
+
+  try {
+    for (const [li, level] of levels.entries()) {
+      const label = labels[li] as string;
+      const todo = methods.filter((m) => !allDone(label, m));
+      if (todo.length === 0) continue;
+      const config = {
+        ...generator,
+        ...level,
+        K,
+        nSource: r.nSource,
+        activation,
+        readout: { loss, lambda },
+        targetRepeats: repeats,
+        scratchRepeats,
+        nTest,
+        predictor: predictor?.name ?? null,
+      };
+      const model = correlatedHiddenManifold({
+        ...generator,
+        featurePerturbation: level.featurePerturbation ?? 0,
+        featureSubstitution: level.featureSubstitution ?? 0,
+        teacherPerturbation: level.teacherPerturbation ?? 0,
+        seed,
+      });
+      const measured = chmmMeasuredCorrelations(model.matrices);
+      const levelMetrics = {
+        teacher_overlap: measured.teacherOverlap,
+        feature_correlation: measured.featureCorrelation,
+      };
+      const pool = model.target.sampleWithLatent(nTest, 'pool');
+      const poolSigns = signs(pool.dataset.y);
+      const trainSets = Array.from({ length: repeats }, (_, rep) =>
+        model.target.sample(nMax, `train-${rep}`),
+      );
+      const base = {
+        seed,
+        backend: io.backend,
+        backbone: `two-layer K=${K} ${activation}`,
+      };
+
+      const failAll = (method: ChmmMethod, error: string, durationMs: number) => {
+        for (const n of nList)
+          io.emit({
+            ...base,
+            task: chmmTask(label, n),
+            method,
+            status: 'failed',
+            metrics: { n_target: n },
+            durationMs,
+            error,
+            config,
+          });
+      };
+
+      for (const method of todo) {
+        progress(
+          `seed ${seed} · ${label} · ${method}`,
+          li * methods.length + methods.indexOf(method),
+          total,
         );
-        const base = {
-          suite,
-          run,
-          seed,
-          backend: backend.name,
-          backbone: `two-layer K=${K} ${activation}`,
-        };
-
-        const failAll = (method: ChmmMethod, error: string, durationMs: number) => {
-          for (const n of nList)
-            emit({
-              ...base,
-              task: `${task} · n=${n}`,
-              method,
-              status: 'failed',
-              metrics: { n_target: n },
-              durationMs,
-              error,
-              config,
-            });
-        };
-
-        for (const method of methods) {
-          progress(`seed ${seed} · ${task} · ${method}`);
-          const started = Date.now();
-          if (method === 'scratch') {
-            for (const n of nList) {
-              const t0 = Date.now();
-              try {
-                const errors = trainSets.slice(0, scratchRepeats).map((ds, r) => {
-                  const x = ds.x.subarray(0, n * N);
-                  const y = ds.y.subarray(0, n);
-                  const out = trainTwoLayer({
-                    params: initTwoLayer(N, K, rng.derive(`scratch-init-${li}-${n}-${r}`)),
-                    x,
-                    y,
-                    N,
-                    config: scratchTraining,
-                    activation,
-                    rng: rng.derive(`scratch-batches-${li}-${n}-${r}`),
-                  });
-                  try {
-                    return twoLayerError(out.params, pool.dataset.x, pool.dataset.y, N, activation);
-                  } finally {
-                    disposeParams(out.params);
-                  }
+        const started = Date.now();
+        if (method === 'scratch') {
+          for (const n of nList) {
+            if (isDone(chmmTask(label, n), method)) continue;
+            const t0 = Date.now();
+            try {
+              const errors = trainSets.slice(0, scratchRepeats).map((ds, rep) => {
+                const x = ds.x.subarray(0, n * N);
+                const y = ds.y.subarray(0, n);
+                const out = trainTwoLayer({
+                  params: initTwoLayer(N, K, rng.derive(`scratch-init-${li}-${n}-${rep}`)),
+                  x,
+                  y,
+                  N,
+                  config: scratchTraining,
+                  activation,
+                  rng: rng.derive(`scratch-batches-${li}-${n}-${rep}`),
                 });
-                emit({
-                  ...base,
-                  task: `${task} · n=${n}`,
-                  method,
-                  status: 'ok',
-                  metrics: {
-                    measured_test_error: mean(errors),
-                    measured_test_error_se: testErrorSe(errors, nTest),
-                    ...(scratchRepeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
-                    n_target: n,
-                    ...levelMetrics,
-                  },
-                  durationMs: Date.now() - t0,
-                  config: { ...config, scratchTraining },
-                  timestamp: new Date().toISOString(),
-                });
-              } catch (err) {
-                emit({
-                  ...base,
-                  task: `${task} · n=${n}`,
-                  method,
-                  status: 'failed',
-                  metrics: { n_target: n },
-                  durationMs: Date.now() - t0,
-                  error: (err as Error).message,
-                  config,
-                });
-              }
-            }
-            continue;
-          }
-          // Fixed feature maps: transfer (frozen source layer) or random features.
-          const W = method === 'transfer' ? sourceNet?.W : randomW;
-          if (!W) {
-            failAll(method, sourceError ?? 'no first layer', sourceMs);
-            continue;
-          }
-          try {
-            const poolFeatures = featuresOf(W, pool.dataset.x, N, activation);
-            const trainFeatures = trainSets.map((ds) => featuresOf(W, ds.x, N, activation));
-            const trainSigns = trainSets.map((ds) => signs(ds.y));
-            let predicted: number[] | undefined;
-            let surrogate: number[][] | undefined;
-            let explained: number | undefined;
-            let predictError: string | undefined;
-            if (predictor) {
-              try {
-                const cov = estimateFixedFeatureCovariances({
-                  features: poolFeatures,
-                  latent: pool.latent,
-                  samples: nTest,
-                  theta: model.matrices.thetaT,
-                });
-                const p = predictor.predict(cov, {
-                  alphas: nList.map((n) => n / K),
-                  lambda,
-                  loss,
-                });
-                predicted = p.testErrors;
-                explained = p.explainedVariance;
-                if (opts.gaussianSurrogate) {
-                  const g = rng.derive(`surrogate-${li}-${method}`);
-                  surrogate = gaussianSurrogateErrors(cov, nList, lambda, loss, repeats, () =>
-                    g.normal(),
-                  );
+                try {
+                  return twoLayerError(out.params, pool.dataset.x, pool.dataset.y, N, activation);
+                } finally {
+                  disposeParams(out.params);
                 }
-              } catch (err) {
-                predictError = (err as Error).message;
-              }
-            }
-            const setupMs = Date.now() - started + (method === 'transfer' ? sourceMs : 0);
-            for (const [ni, n] of nList.entries()) {
-              const t0 = Date.now();
-              const errors = trainFeatures.map((feats, r) => {
-                const w = fitReadout(feats, trainSigns[r] as Float32Array, n, K, lambda, loss);
-                return readoutError(poolFeatures, poolSigns, w);
               });
-              const pred = predicted?.[ni];
-              const sur = surrogate?.map((row) => row[ni] as number);
-              emit({
+              io.emit({
                 ...base,
-                task: `${task} · n=${n}`,
+                task: chmmTask(label, n),
                 method,
                 status: 'ok',
                 metrics: {
                   measured_test_error: mean(errors),
                   measured_test_error_se: testErrorSe(errors, nTest),
-                  ...(repeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
-                  ...(pred !== undefined && Number.isFinite(pred)
-                    ? { predicted_test_error: pred }
-                    : {}),
+                  ...(scratchRepeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
                   n_target: n,
-                  alpha: n / K,
-                  lambda,
-                  ...(explained !== undefined ? { explained_teacher_variance: explained } : {}),
-                  ...(sur
-                    ? {
-                        surrogate_test_error: mean(sur),
-                        surrogate_test_error_se:
-                          sur.length > 1 ? sd(sur) / Math.sqrt(sur.length) : 0,
-                      }
-                    : {}),
                   ...levelMetrics,
-                  ...(method === 'transfer' ? sourceMetrics : {}),
                 },
-                durationMs: Date.now() - t0 + Math.round(setupMs / nList.length),
-                config: {
-                  ...config,
-                  ...(method === 'transfer' ? { sourceTraining } : {}),
-                  ...(predictError ? { predictError } : {}),
-                  ...(pred !== undefined && !Number.isFinite(pred)
-                    ? { predictError: 'GCM fixed point did not converge' }
-                    : {}),
-                },
+                durationMs: Date.now() - t0,
+                config: { ...config, scratchTraining },
                 timestamp: new Date().toISOString(),
               });
+            } catch (err) {
+              io.emit({
+                ...base,
+                task: chmmTask(label, n),
+                method,
+                status: 'failed',
+                metrics: { n_target: n },
+                durationMs: Date.now() - t0,
+                error: (err as Error).message,
+                config,
+              });
             }
-          } catch (err) {
-            failAll(method, (err as Error).message, Date.now() - started);
           }
+          continue;
+        }
+        // Fixed feature maps: transfer (frozen source layer) or random features.
+        const W = method === 'transfer' ? sourceNet?.W : randomW;
+        if (!W) {
+          failAll(method, sourceError ?? 'no first layer', sourceMs);
+          continue;
+        }
+        try {
+          const poolFeatures = featuresOf(W, pool.dataset.x, N, activation);
+          const trainFeatures = trainSets.map((ds) => featuresOf(W, ds.x, N, activation));
+          const trainSigns = trainSets.map((ds) => signs(ds.y));
+          let predicted: number[] | undefined;
+          let surrogate: number[][] | undefined;
+          let explained: number | undefined;
+          let predictError: string | undefined;
+          if (predictor) {
+            try {
+              const cov = estimateFixedFeatureCovariances({
+                features: poolFeatures,
+                latent: pool.latent,
+                samples: nTest,
+                theta: model.matrices.thetaT,
+              });
+              const p = predictor.predict(cov, {
+                alphas: nList.map((n) => n / K),
+                lambda,
+                loss,
+              });
+              predicted = p.testErrors;
+              explained = p.explainedVariance;
+              if (r.gaussianSurrogate) {
+                const g = rng.derive(`surrogate-${li}-${method}`);
+                surrogate = gaussianSurrogateErrors(cov, nList, lambda, loss, repeats, () =>
+                  g.normal(),
+                );
+              }
+            } catch (err) {
+              predictError = (err as Error).message;
+            }
+          }
+          const setupMs = Date.now() - started + (method === 'transfer' ? sourceMs : 0);
+          for (const [ni, n] of nList.entries()) {
+            const t0 = Date.now();
+            const errors = trainFeatures.map((feats, rep) => {
+              const w = fitReadout(feats, trainSigns[rep] as Float32Array, n, K, lambda, loss);
+              return readoutError(poolFeatures, poolSigns, w);
+            });
+            const pred = predicted?.[ni];
+            const sur = surrogate?.map((row) => row[ni] as number);
+            io.emit({
+              ...base,
+              task: chmmTask(label, n),
+              method,
+              status: 'ok',
+              metrics: {
+                measured_test_error: mean(errors),
+                measured_test_error_se: testErrorSe(errors, nTest),
+                ...(repeats > 1 ? { measured_test_error_sd: sd(errors) } : {}),
+                ...(pred !== undefined && Number.isFinite(pred)
+                  ? { predicted_test_error: pred }
+                  : {}),
+                n_target: n,
+                alpha: n / K,
+                lambda,
+                ...(explained !== undefined ? { explained_teacher_variance: explained } : {}),
+                ...(sur
+                  ? {
+                      surrogate_test_error: mean(sur),
+                      surrogate_test_error_se: sur.length > 1 ? sd(sur) / Math.sqrt(sur.length) : 0,
+                    }
+                  : {}),
+                ...levelMetrics,
+                ...(method === 'transfer' ? sourceMetrics : {}),
+              },
+              durationMs: Date.now() - t0 + Math.round(setupMs / nList.length),
+              config: {
+                ...config,
+                ...(method === 'transfer' ? { sourceTraining } : {}),
+                ...(predictError ? { predictError } : {}),
+                ...(pred !== undefined && !Number.isFinite(pred)
+                  ? { predictError: 'GCM fixed point did not converge' }
+                  : {}),
+              },
+              timestamp: new Date().toISOString(),
+            });
+          }
+        } catch (err) {
+          failAll(method, (err as Error).message, Date.now() - started);
         }
       }
-    } finally {
-      disposeParams(sourceNet);
-      randomW?.dispose();
     }
+  } finally {
+    disposeParams(sourceNet);
+    randomW?.dispose();
   }
+}
+
+/**
+ * Run the protocol; returns one record per (seed, level, method, n_target)
+ * in the TrialRecord shape (task = `<level label> · n=<n_target>`, so that
+ * the bench's task × method tables compare methods at one size).
+ */
+export async function runChmmExperiment(opts: ChmmExperimentOptions): Promise<TrialRecord[]> {
+  const resolved = resolveChmmExperiment(opts);
+  const seeds = seedList(opts.seeds);
+  const backend = await initBackend(opts.backend ? { backend: opts.backend } : {});
+  const suite = opts.suite ?? 'theory-chmm';
+  const run = opts.run ?? new Date().toISOString();
+  const records: TrialRecord[] = [];
+  const onProgress = opts.onProgress;
+  for (const seed of seeds)
+    await runChmmSeed(resolved, seed, {
+      backend: backend.name,
+      emit(outcome) {
+        const record = { suite, run, ...outcome };
+        records.push(record);
+        opts.onRecord?.(record);
+      },
+      ...(onProgress ? { progress: (label: string) => onProgress(label) } : {}),
+    });
   return records;
 }

@@ -13,10 +13,15 @@ export {
   type ChmmExperimentOptions,
   type ChmmLevel,
   type ChmmMethod,
+  type ChmmSeedIo,
   chmmLevelLabel,
+  chmmTask,
   defaultScratchTraining,
   defaultSourceTraining,
+  type ResolvedChmmExperiment,
+  resolveChmmExperiment,
   runChmmExperiment,
+  runChmmSeed,
 } from './experiment.js';
 export {
   type ChmmLoss,
@@ -26,11 +31,9 @@ export {
 } from './network.js';
 export {
   type ChmmSuite,
-  chmmSuites,
+  chmmSuiteSchema,
+  createChmmKind,
   formatChmmTable,
   runChmmSuite,
-  theoryChmmQuickSuite,
-  theoryChmmSuite,
-  theoryChmmSurrogate2xSuite,
-  theoryChmmSurrogateSuite,
+  theoryChmmKind,
 } from './suite.js';

@@ -1,20 +1,28 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { activeBackend } from '@transferlab/core';
+import { CHMM_ACTIVATIONS } from '@transferlab/datasets';
 import { meanCI } from '@transferlab/evaluation';
-import { createProgress } from '../progress.js';
+import { z } from 'zod';
+import { type ExecuteOptions, type ExecuteResult, executeSuite } from '../execute.js';
+import { formatAgreement, formatTable } from '../report.js';
+import type { TrialRecord } from '../results.js';
 import {
-  appendRecord,
-  type SuiteRunOptions,
-  type SuiteRunResult,
-  type TrialRecord,
-} from '../results.js';
-import type { FixedFeaturePredictor } from './analytic.js';
-import { type ChmmExperimentOptions, runChmmExperiment } from './experiment.js';
+  type PlannedUnit,
+  SUITE_KIND_SPECIFICATION_VERSION,
+  type SuiteKind,
+} from '../suite-kind.js';
+import { type FixedFeaturePredictor, gcmPredictor } from './analytic.js';
+import {
+  CHMM_METHODS,
+  type ChmmExperimentOptions,
+  chmmLevelLabel,
+  chmmTask,
+  resolveChmmExperiment,
+  runChmmSeed,
+} from './experiment.js';
+import { NET_ACTIVATIONS } from './network.js';
 
 /**
  * A theory suite on the correlated hidden-manifold model: the experiment's
- * options, run for `seeds` seeds (0..seeds−1).
+ * options, run for `seeds` seeds.
  */
 export interface ChmmSuite {
   readonly kind: 'theory-chmm';
@@ -27,153 +35,169 @@ export interface ChmmSuite {
   >;
 }
 
-/**
- * The paper's protocol: learning curves (n_target from 25 to 800, K = 100
- * hidden units, α = n/K from 0.25 to 8) of transfer, random features and
- * scratch, as the target's feature map (δ_F, substitution) and labelling
- * rule (δ_θ) move away from the source's.
- */
-export const theoryChmmSuite: ChmmSuite = {
-  kind: 'theory-chmm',
-  id: 'theory-chmm',
-  description:
-    'Correlated hidden-manifold model (Gerace et al. 2022): transfer (frozen source layer + ridge readout) vs random features vs scratch, n_target 25…800, feature and teacher perturbations; GCM prediction beside each fixed-feature measurement ± its standard error over 20 training sets. 3 seeds.',
-  seeds: 3,
-  experiment: {
-    params: { D: 50, N: 100, activation: 'erf' },
-    levels: [
-      {},
-      { featurePerturbation: 0.5 },
-      { featurePerturbation: 1 },
-      { featurePerturbation: 2 },
-      { featureSubstitution: 0.5 },
-      { teacherPerturbation: 0.5 },
-      { teacherPerturbation: 1 },
-    ],
-    nSource: 5000,
-    nTargetList: [25, 50, 100, 200, 400, 800],
-    hidden: 100,
-    activation: 'erf',
-    sourceTraining: { steps: 1500 },
-    scratchTraining: { steps: 400 },
-    readout: { loss: 'square', lambda: 0.1 },
-    nTest: 20_000,
-    // 20 training sets per trial: their spread is measured_test_error_se (the readouts are cheap);
-    // scratch trains a network per set, so two.
-    targetRepeats: 20,
-    scratchRepeats: 2,
-  },
+const nonNegative = z.number().min(0);
+const correlation = {
+  featurePerturbation: nonNegative.optional(),
+  featureSubstitution: z.number().min(0).max(1).optional(),
+  teacherPerturbation: nonNegative.optional(),
 };
+const training = z
+  .strictObject({
+    steps: z.number().int().positive(),
+    batchSize: z.number().int().positive(),
+    lr: z.number().positive(),
+    weightDecay: nonNegative,
+    loss: z.enum(['square', 'logistic']),
+  })
+  .partial();
+const positiveInt = z.number().int().positive();
 
-/** A one-minute version: two levels, three sizes, one seed. */
-export const theoryChmmQuickSuite: ChmmSuite = {
-  kind: 'theory-chmm',
-  id: 'theory-chmm-quick',
-  description:
-    'theory-chmm in under a minute: identical tasks and a perturbed feature map (δ_F = 1), n_target 25/100/400, 1 seed.',
-  seeds: 1,
-  experiment: {
-    ...theoryChmmSuite.experiment,
-    levels: [{}, { featurePerturbation: 1 }],
-    nSource: 3000,
-    nTargetList: [25, 100, 400],
-    sourceTraining: { steps: 600 },
-    scratchTraining: { steps: 300 },
-    nTest: 10_000,
-  },
-};
+export const chmmSuiteSchema = z.strictObject({
+  kind: z.literal('theory-chmm'),
+  id: z.string().min(1),
+  description: z.string(),
+  seeds: positiveInt,
+  experiment: z.strictObject({
+    params: z.strictObject({
+      D: positiveInt,
+      N: positiveInt,
+      activation: z.enum(CHMM_ACTIVATIONS),
+      ...correlation,
+    }),
+    levels: z
+      .array(z.strictObject({ ...correlation, label: z.string().min(1).optional() }))
+      .min(1)
+      .optional(),
+    nSource: positiveInt,
+    nTargetList: z.array(positiveInt).min(1),
+    hidden: positiveInt,
+    methods: z.array(z.enum(CHMM_METHODS)).min(1).optional(),
+    activation: z.enum(NET_ACTIVATIONS).optional(),
+    sourceTraining: training.optional(),
+    scratchTraining: training.optional(),
+    readout: z
+      .strictObject({
+        loss: z.enum(['square', 'logistic']).optional(),
+        lambda: z.number().positive().optional(),
+      })
+      .optional(),
+    nTest: positiveInt.optional(),
+    nSourceTest: positiveInt.optional(),
+    targetRepeats: positiveInt.optional(),
+    scratchRepeats: positiveInt.optional(),
+    gaussianSurrogate: z.boolean().optional(),
+  }),
+}) satisfies z.ZodType<ChmmSuite>;
 
-/**
- * Where the GCM misses: transfer and random features on identical and
- * perturbed tasks, each also fitted on Gaussian features with the same
- * covariances (`surrogate_test_error`). Prediction = surrogate ≠ measured
- * means the features are not Gaussian-equivalent.
- */
-export const theoryChmmSurrogateSuite: ChmmSuite = {
-  kind: 'theory-chmm',
-  id: 'theory-chmm-surrogate',
-  description:
-    'theory-chmm diagnostics: transfer and random features at δ_F = 0 and 1, each measurement beside the GCM prediction and the same readout on Gaussian features with the estimated covariances. 3 seeds.',
-  seeds: 3,
-  experiment: {
-    ...theoryChmmSuite.experiment,
-    levels: [{}, { featurePerturbation: 1 }],
-    methods: ['transfer', 'random-features'],
-    gaussianSurrogate: true,
-  },
-};
-
-/**
- * The surrogate diagnostics with every size doubled at fixed ratios (D, N,
- * K, n_source, n_target): a finite-size gap between the GCM and its own
- * Gaussian model shrinks here; a Gaussian-equivalence gap does not.
- */
-export const theoryChmmSurrogate2xSuite: ChmmSuite = {
-  kind: 'theory-chmm',
-  id: 'theory-chmm-surrogate-2x',
-  description:
-    'theory-chmm-surrogate (transfer only) with D, N, K, n_source and n_target doubled: does the prediction’s gap to the Gaussian model shrink with size?',
-  seeds: 2,
-  experiment: {
-    ...theoryChmmSurrogateSuite.experiment,
-    params: { D: 100, N: 200, activation: 'erf' },
-    hidden: 200,
-    nSource: 10_000,
-    nTargetList: [50, 100, 200, 400, 800, 1600],
-    methods: ['transfer'],
-  },
-};
-
-export const chmmSuites: readonly ChmmSuite[] = [
-  theoryChmmSuite,
-  theoryChmmQuickSuite,
-  theoryChmmSurrogateSuite,
-  theoryChmmSurrogate2xSuite,
-];
+/** The experiment's own checks, with the suite path in front of each. */
+function checkChmm(suite: ChmmSuite): void {
+  const e = suite.experiment;
+  const labels = (e.levels ?? []).map(chmmLevelLabel);
+  const twice = labels.findIndex((l, i) => labels.indexOf(l) !== i);
+  if (twice >= 0)
+    throw new Error(
+      `experiment.levels[${twice}]: labelled "${labels[twice]}" as experiment.levels[${labels.indexOf(labels[twice] as string)}]; give them distinct labels`,
+    );
+  const n = e.nTargetList.findIndex((v, i) => e.nTargetList.indexOf(v) !== i);
+  if (n >= 0)
+    throw new Error(`experiment.nTargetList[${n}]: n_target ${e.nTargetList[n]} appears twice`);
+  const m = (e.methods ?? []).findIndex((v, i) => e.methods?.indexOf(v) !== i);
+  if (m >= 0) throw new Error(`experiment.methods[${m}]: "${e.methods?.[m]}" appears twice`);
+  const repeats = e.targetRepeats ?? 1;
+  if ((e.scratchRepeats ?? repeats) > repeats)
+    throw new Error(
+      `experiment.scratchRepeats: ${e.scratchRepeats} exceeds targetRepeats (${repeats})`,
+    );
+  // Anything else the experiment refuses, before any work.
+  resolveChmmExperiment(e);
+}
 
 /**
- * Run a CHMM suite: every record is appended to `outDir/results.jsonl` as
- * soon as it exists (one per seed × level × method × n_target).
+ * One unit per seed: the seed's source network serves every level, and each
+ * level's data every method. A trial depends on the experiment's sizes and
+ * training (the list of sizes too: predictions and training sets are made
+ * for all of them at once), its level and that level's place in the list
+ * (scratch and surrogate draws are named by it), its n, the predictor, and
+ * the tfjs backend that trains the networks.
  */
-export async function runChmmSuite(
-  opts: SuiteRunOptions<ChmmSuite> & { predictor?: FixedFeaturePredictor | null },
-): Promise<SuiteRunResult> {
-  const { suite } = opts;
-  const seeds = opts.seeds ?? suite.seeds;
-  if (!(Number.isInteger(seeds) && seeds >= 1))
-    throw new Error(`--seeds must be a positive integer, got ${seeds}`);
-  const progress = opts.progress ?? createProgress();
-  const resultsPath = join(opts.outDir, 'results.jsonl');
-  mkdirSync(opts.outDir, { recursive: true });
-  const levels = suite.experiment.levels?.length ?? 1;
-  const methods = suite.experiment.methods?.length ?? 3;
-  const total = seeds * levels * methods;
-  let index = 0;
-  const records = await runChmmExperiment({
-    ...suite.experiment,
-    seeds,
-    suite: suite.id,
-    ...(opts.backend ? { backend: opts.backend } : {}),
-    ...(opts.predictor !== undefined ? { predictor: opts.predictor } : {}),
-    onProgress: (label) => {
-      if (label.endsWith('source training')) progress.trial(label, index, total);
-      else progress.trial(label, index++, total);
+function planChmm(
+  suite: ChmmSuite,
+  seeds: readonly number[],
+  backend: string | undefined,
+  predictor: FixedFeaturePredictor | null,
+): PlannedUnit[] {
+  const r = resolveChmmExperiment(suite.experiment);
+  const { levels: _levels, methods: _methods, ...shared } = suite.experiment;
+  return seeds.map((seed) => ({
+    id: `seed ${seed}`,
+    seed,
+    trials: r.levels.flatMap((level, index) =>
+      r.methods.flatMap((method) =>
+        r.nList.map((n) => ({
+          task: chmmTask(r.labels[index] as string, n),
+          method,
+          seed,
+          determinants: {
+            ...shared,
+            level: { index, ...level },
+            n,
+            predictor: predictor?.name ?? null,
+            backend: backend ?? 'default',
+          },
+        })),
+      ),
+    ),
+  }));
+}
+
+/** The theory-chmm kind, with the GCM (or another predictor; null: none) for the fixed feature maps. */
+export function createChmmKind(
+  predictor: FixedFeaturePredictor | null = gcmPredictor,
+): SuiteKind<ChmmSuite> {
+  return {
+    specificationVersion: SUITE_KIND_SPECIFICATION_VERSION,
+    id: 'theory-chmm',
+    description:
+      "Gerace et al.'s correlated hidden-manifold model: transfer vs random features vs scratch learning curves, the GCM prediction beside each fixed-feature measurement.",
+    schema: chmmSuiteSchema,
+    firstSeed: true,
+    check: (suite) => checkChmm(suite),
+    plan: (suite, seeds, ctx) => planChmm(suite, seeds, ctx.backend, predictor),
+    async runUnit(suite, unit, ctx) {
+      const r = resolveChmmExperiment({ ...suite.experiment, predictor });
+      await runChmmSeed(r, unit.seed, {
+        backend: ctx.backend,
+        emit: ctx.record,
+        progress: (label, index, total) => ctx.progress.trial(label, index, total),
+        isDone: ctx.isDone,
+      });
     },
-    onRecord: (r) => {
-      appendRecord(resultsPath, r);
-      const pct = (v: number | undefined) => (v === undefined ? '—' : `${(100 * v).toFixed(1)}%`);
-      progress.done(
-        r.status === 'ok'
-          ? `${r.task} ${r.method} seed ${r.seed}: error ${pct(r.metrics.measured_test_error)}` +
-              (r.metrics.predicted_test_error !== undefined
-                ? ` (predicted ${pct(r.metrics.predicted_test_error)})`
-                : '')
-          : `${r.task} ${r.method} seed ${r.seed}: FAILED: ${r.error}`,
-      );
+    summarize(records, opts) {
+      const agreement = formatAgreement(records);
+      const extra = opts.metric ? formatTable(records, opts.metric, false) : '';
+      return [formatChmmTable(records), agreement, extra].filter((t) => t !== '').join('\n\n');
     },
-  });
-  progress.close();
-  return { records, backend: records[0]?.backend ?? activeBackend(), resultsPath };
+  };
+}
+
+export const theoryChmmKind = createChmmKind();
+
+/**
+ * Run a CHMM suite (see `executeSuite`: resume, each record appended to
+ * `outDir/results.jsonl` as soon as it exists, one per seed × level × method
+ * × n_target). A `predictor` other than the GCM runs in this process only.
+ */
+export function runChmmSuite(
+  opts: Omit<ExecuteOptions, 'kind' | 'suite'> & {
+    suite: ChmmSuite;
+    predictor?: FixedFeaturePredictor | null;
+  },
+): Promise<ExecuteResult> {
+  const { suite, predictor, ...rest } = opts;
+  if (predictor !== undefined && (rest.jobs ?? 1) > 1)
+    throw new Error('runChmmSuite: a custom predictor needs jobs = 1 (workers use the GCM)');
+  const kind = predictor === undefined ? theoryChmmKind : createChmmKind(predictor);
+  return executeSuite({ kind, suite, ...rest });
 }
 
 /**
