@@ -5,6 +5,7 @@ export * from './idx.js';
 export * from './images/index.js';
 export * from './merlin/index.js';
 export * from './mnist.js';
+export * from './standard/index.js';
 export * from './tasks.js';
 export * from './transforms.js';
 export * from './types.js';
