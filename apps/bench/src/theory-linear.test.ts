@@ -74,6 +74,24 @@ describe('theory-linear', () => {
     expect(readRecords(out.resultsPath)).toHaveLength(12);
   });
 
+  it('runs its units in worker processes (--jobs) with the same results', async () => {
+    const one = await runTheoryLinear({
+      suite,
+      outDir: mkdtempSync(join(tmpdir(), 'tl-')),
+      progress: silent,
+    });
+    const two = await runTheoryLinear({
+      suite,
+      outDir: mkdtempSync(join(tmpdir(), 'tl-')),
+      progress: silent,
+      jobs: 2,
+    });
+    const byTrial = (rs: typeof one.records) =>
+      Object.fromEntries(rs.map((r) => [`${r.task} | ${r.method} | ${r.seed}`, r.metrics]));
+    expect(byTrial(two.records)).toEqual(byTrial(one.records));
+    expect(two.records.map((r) => r.key).sort()).toEqual(one.records.map((r) => r.key).sort());
+  }, 120_000);
+
   it('the built-in suite parses, and plan gives exactly the trials a run records', async () => {
     const raw = readSuiteFile(join(BUILTIN_SUITE_DIR, 'theory-linear.yaml'));
     const builtin = theoryLinearKind.schema.parse(raw);
