@@ -1,0 +1,119 @@
+/**
+ * The CLI's `fit` and `predict` commands in the shape of cli.ts's command
+ * table, so cli.ts only lists them.
+ */
+import type { ParseArgsConfig } from 'node:util';
+import { requireEngine } from '@transferlab/methods';
+import { DEFAULT_BUILTIN_SIZE, FIT_METHODS, fitCommand } from './fit.js';
+import { predictCommand } from './predict.js';
+import { parseLayout } from './preprocess.js';
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+export interface FitCliCommand {
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
+const list = (v: Values[string]) => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
+
+function int(name: string, v: Values[string], min: number): number | undefined {
+  const s = str(v);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${name} must be an integer ≥ ${min}, got "${s}"`);
+  return n;
+}
+
+export const fit: FitCliCommand = {
+  usage: `pnpm bench fit --data DIR --backbone <id | model.onnx> --out DIR [options]
+  train on your own images, report test accuracy per class, write a deployable model.onnx
+  --data DIR           images in class folders: DIR/<class>/<img>, or DIR/train|val|test/<class>/<img>
+                       (without split folders: 80/10/10 per class, drawn with --seed)
+  --backbone B         a built-in backbone (pnpm bench list), trained from its initialisation,
+                       or a pretrained .onnx file (e.g. torch.onnx.export); its classifier layer is cut off
+  --out DIR            writes model.onnx (backbone + head, preprocessing in its metadata),
+                       metrics.json and params.safetensors
+  --method M           ${FIT_METHODS.join(', ')} (default fine-tune)
+  --set key=value      a method option, e.g. lr=0.001, backboneLrMultiplier=0.1 (repeatable)
+  --epochs N           passes over the training images (default: the method's)
+  --seed K             split, initialisation, batches and augmentation (default 0)
+  --augment            random resized crops and horizontal flips of the training images, every epoch
+  --image-size N       input height = width (built-in: default ${DEFAULT_BUILTIN_SIZE}; .onnx: from its metadata)
+  --normalize N        imagenet|none (built-in: default imagenet; .onnx: from its metadata)
+  --layout L           NCHW|NHWC, for an .onnx file whose input shape does not tell
+  --features NAME      the .onnx value to use as features (default: what its last linear layer reads)
+  --source DIR         a source task for joint, MeRLin, L2T-ww… (not supported yet)
+  --engine E           onnxruntime|tfjs (default: onnxruntime where it applies)
+  --backend B          tfjs backend: wasm|cpu|tensorflow`,
+  options: {
+    data: { type: 'string' },
+    backbone: { type: 'string' },
+    out: { type: 'string' },
+    method: { type: 'string' },
+    set: { type: 'string', multiple: true },
+    epochs: { type: 'string' },
+    seed: { type: 'string' },
+    augment: { type: 'boolean' },
+    'image-size': { type: 'string' },
+    normalize: { type: 'string' },
+    layout: { type: 'string' },
+    features: { type: 'string' },
+    source: { type: 'string' },
+    engine: { type: 'string' },
+    backend: { type: 'string' },
+  },
+  async run(values, positionals) {
+    if (positionals.length > 0)
+      throw new Error(
+        `fit: unexpected argument(s) ${positionals.join(' ')}; give the data with --data DIR`,
+      );
+    const normalize = str(values.normalize);
+    if (normalize !== undefined && normalize !== 'imagenet' && normalize !== 'none')
+      throw new Error(`--normalize must be imagenet or none, got "${normalize}"`);
+    const epochs = int('epochs', values.epochs, 1);
+    const seed = int('seed', values.seed, 0);
+    const imageSize = int('image-size', values['image-size'], 1);
+    const layout = str(values.layout);
+    await fitCommand({
+      data: str(values.data) ?? '',
+      backbone: str(values.backbone) ?? '',
+      ...(str(values.out) ? { out: str(values.out) as string } : {}),
+      ...(str(values.method) ? { method: str(values.method) as string } : {}),
+      set: list(values.set),
+      ...(epochs !== undefined ? { epochs } : {}),
+      ...(seed !== undefined ? { seed } : {}),
+      ...(values.augment ? { augment: true } : {}),
+      ...(imageSize !== undefined ? { imageSize } : {}),
+      ...(normalize !== undefined ? { normalize } : {}),
+      ...(layout !== undefined ? { layout: parseLayout(layout, '--layout') } : {}),
+      ...(str(values.features) ? { features: str(values.features) as string } : {}),
+      ...(str(values.source) ? { source: str(values.source) as string } : {}),
+      ...(str(values.engine) ? { engine: requireEngine(str(values.engine) as string) } : {}),
+      ...(str(values.backend) ? { backend: str(values.backend) as string } : {}),
+    });
+    return 0;
+  },
+};
+
+export const predict: FitCliCommand = {
+  usage: `pnpm bench predict <model.onnx> <image>… [--top K]
+  the top-K classes (default 3) of each image by a model.onnx from \`pnpm bench fit\`;
+  a file that is not a readable image gets an ERROR line (exit code 1), the others go on`,
+  options: { top: { type: 'string' } },
+  async run(values, [model, ...images]) {
+    if (!model) throw new Error('predict: give a model.onnx (from pnpm bench fit) and image files');
+    const topK = int('top', values.top, 1);
+    const { failed } = await predictCommand({
+      model,
+      images,
+      ...(topK !== undefined ? { topK } : {}),
+    });
+    return failed === 0 ? 0 : 1;
+  },
+};
+
+export const fitCommands = { fit, predict };

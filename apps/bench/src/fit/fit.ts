@@ -1,0 +1,635 @@
+/**
+ * `pnpm bench fit`: a method trained on the user's own image folder, from a
+ * built-in backbone or a pretrained ONNX backbone, selected on validation,
+ * evaluated per class on the test split, and written out as one ONNX
+ * classifier (preprocessing in its metadata) with its metrics and weights.
+ */
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createRng, disposeParams, initBackend, type Params } from '@transferlab/core';
+import {
+  type Dataset,
+  type ImageEntry,
+  type ImageFolderDataset,
+  type ImageFolderScan,
+  imageBatches,
+  loadImageFolderDataset,
+  type NormalizeStep,
+  type SkippedFile,
+  scanImageFolder,
+  type TransformStep,
+  transformedSize,
+} from '@transferlab/datasets';
+import { crossEntropy } from '@transferlab/evaluation';
+import type { AnyTransferMethod, Engine } from '@transferlab/methods';
+import {
+  type Backbone,
+  exportClassifierToOnnx,
+  findClassifierHead,
+  importOnnx,
+  linearHead,
+  onnxGraphInput,
+  readOnnxMetadata,
+  saveParams,
+} from '@transferlab/models';
+import { parse as parseYaml } from 'yaml';
+import { createProgress, type Progress } from '../progress.js';
+import { defaultRegistries } from '../run-suite.js';
+import { predictDataset } from '../runner.js';
+import { openOnnxClassifier } from './onnx-run.js';
+import {
+  CLASSES_KEY,
+  evalTransforms,
+  hwcToChw,
+  inputShapeOf,
+  type Layout,
+  type NormalizeOption,
+  normalizeOf,
+  PREPROCESS_KEY,
+  type Preprocess,
+  type PreprocessHints,
+  parseNormalize,
+  parsePreprocessHints,
+  preprocessRecord,
+  trainTransforms,
+} from './preprocess.js';
+import {
+  argmaxRows,
+  confusionMatrix,
+  formatConfusion,
+  formatPerClass,
+  perClassAccuracy,
+} from './report.js';
+import { trainWithSelection } from './train.js';
+
+/**
+ * Methods fit runs: those that learn from the target data alone and predict
+ * with the backbone + the linear head `head` (what model.onnx holds).
+ * Methods that need a source task (joint, MeRLin, L2T-ww, feature matching,
+ * attention transfer, LwF, Co-Tuning) are not among them yet.
+ */
+export const FIT_METHODS: readonly string[] = [
+  'fine-tune',
+  'linear-probe',
+  'scratch',
+  'l2-sp',
+  'delta',
+  'bss',
+];
+
+/** Input size of a built-in backbone when --image-size is not given. */
+export const DEFAULT_BUILTIN_SIZE = 32;
+
+export interface FitOptions {
+  /** An image folder (ImageFolder layout), or a standard dataset id. */
+  data: string;
+  /** A built-in backbone id (`pnpm bench list`), or a path to a .onnx file. */
+  backbone: string;
+  /** Default 'fine-tune'. */
+  method?: string;
+  /** Method options as key=value, values read as YAML scalars. */
+  set?: readonly string[];
+  epochs?: number;
+  /** Output folder (required). */
+  out?: string;
+  /** Seeds the split drawn from the folder, the initialisation, the batches and the augmentation. Default 0. */
+  seed?: number;
+  /** A source image folder, for methods that need a source task (not supported yet). */
+  source?: string;
+  /** Input height = width. Built-in backbones: default 32; ONNX files: from the metadata. */
+  imageSize?: number;
+  normalize?: NormalizeOption;
+  /** Input layout of an ONNX backbone when its input shape does not tell. */
+  layout?: Layout;
+  /** The ONNX value to use as features (default: the input of the file's classifier layer, else its output). */
+  features?: string;
+  /** Random resized crops and horizontal flips of the training images, re-drawn every epoch. */
+  augment?: boolean;
+  engine?: Engine;
+  /** tfjs backend (evaluation and the tfjs engine). */
+  backend?: string;
+  progress?: Progress;
+  /** Where the report goes (default stdout). */
+  write?: (text: string) => void;
+}
+
+export interface FitMetrics {
+  target_test_acc: number;
+  target_val_acc: number;
+  target_test_loss: number;
+  target_val_loss: number;
+  best_epoch: number;
+  classes: string[];
+  /** Accuracy per class on the test split; null for a class with no test image. */
+  per_class_acc: Record<string, number | null>;
+  /** confusion[true][predicted], test split. */
+  confusion: number[][];
+  skipped_files: SkippedFile[];
+  method: string;
+  method_options: Record<string, unknown>;
+  backbone: string;
+  epochs: number;
+  seed: number;
+  engine: Engine;
+  augment: boolean;
+  sizes: { train: number; val: number; test: number };
+  preprocess: Record<string, unknown>;
+  /** Largest |logit difference| between model.onnx in onnxruntime and the in-process model on the test split. */
+  onnx_max_abs_diff: number;
+  curve: { epoch: number; train_loss: number; val_acc: number; val_loss: number }[];
+  warnings: string[];
+  duration_s: number;
+}
+
+export interface FitResult {
+  metrics: FitMetrics;
+  files: { model: string; metrics: string; params: string };
+}
+
+/** `--set key=value` pairs as method options; values are YAML scalars (0.001, true, adam). */
+export function parseSetOptions(set: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const a of set) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new Error(`--set expects key=value (a method option), got "${a}"`);
+    out[a.slice(0, eq).trim()] = parseYaml(a.slice(eq + 1)) as unknown;
+  }
+  return out;
+}
+
+export function requireFitMethod(id: string): AnyTransferMethod {
+  const reg = defaultRegistries().methods;
+  if (!FIT_METHODS.includes(id)) {
+    const why = !reg.has(id)
+      ? `unknown method "${id}"`
+      : `method "${id}" needs a source task (source data, a source network or its head), which fit does not provide yet`;
+    throw new Error(`fit: ${why}. fit supports: ${FIT_METHODS.join(', ')}`);
+  }
+  return reg.get(id);
+}
+
+interface ResolvedBackbone {
+  backbone: Backbone;
+  /** Owned here: disposed after training. */
+  pretrained?: Params;
+  preprocess: Preprocess;
+  inputName: string;
+  notes: string[];
+}
+
+function isOnnxPath(ref: string): boolean {
+  return ref.toLowerCase().endsWith('.onnx') || ref.includes('/') || ref.includes('\\');
+}
+
+/** Which axis of a 3-D example shape holds channels, when the shape says so. */
+function inferLayout(dims: readonly (number | string | undefined)[]): Layout | undefined {
+  const isChannels = (d: unknown) => d === 1 || d === 3;
+  if (isChannels(dims[0]) && !isChannels(dims[2])) return 'NCHW';
+  if (isChannels(dims[2]) && !isChannels(dims[0])) return 'NHWC';
+  return undefined;
+}
+
+async function resolveOnnxBackbone(path: string, opts: FitOptions): Promise<ResolvedBackbone> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new Error(`fit: cannot read backbone file ${path}: ${(err as Error).message}`);
+  }
+  const meta = readOnnxMetadata(bytes, path);
+  const stored = meta[PREPROCESS_KEY];
+  const hints: PreprocessHints = stored !== undefined ? parsePreprocessHints(stored, path) : {};
+  const input = onnxGraphInput(bytes, path);
+  const dims = input.dims?.slice(1);
+  if (dims && dims.length !== 3)
+    throw new Error(
+      `fit: ${path} takes input "${input.name}" of shape [${input.dims?.map((d) => d ?? '?')}]; an image backbone takes [N, C, H, W] or [N, H, W, C]`,
+    );
+  const layout = opts.layout ?? hints.layout ?? (dims ? inferLayout(dims) : undefined);
+  if (!layout)
+    throw new Error(
+      `fit: cannot tell the layout of ${path}'s input "${input.name}" [${input.dims?.map((d) => d ?? '?')}]: give --layout NCHW|NHWC (or "layout" in its "${PREPROCESS_KEY}" metadata)`,
+    );
+  const channelDim = dims?.[layout === 'NCHW' ? 0 : 2];
+  const channels = (typeof channelDim === 'number' ? channelDim : (hints.channels ?? 3)) as 1 | 3;
+  if (channels !== 1 && channels !== 3)
+    throw new Error(`fit: ${path} takes ${channels} input channels; images have 1 or 3`);
+
+  // Size and normalisation: options first, then the file's metadata; nothing is guessed.
+  const hintSize = hints.size ?? (hints.transforms ? transformedSize(hints.transforms) : undefined);
+  const size: [number, number] | undefined =
+    opts.imageSize !== undefined ? [opts.imageSize, opts.imageSize] : hintSize;
+  let normalize: NormalizeStep | null | undefined;
+  if (opts.normalize !== undefined) normalize = parseNormalize(opts.normalize, '--normalize');
+  else if (hints.transforms) normalize = normalizeOf(hints.transforms);
+  else if (hints.normalize !== undefined) normalize = hints.normalize;
+  const missing = [
+    ...(size ? [] : ['--image-size N']),
+    ...(normalize === undefined ? ['--normalize imagenet|none'] : []),
+  ];
+  if (!size || normalize === undefined)
+    throw new Error(
+      `fit: ${path} ${stored === undefined ? `has no preprocessing metadata ("${PREPROCESS_KEY}")` : `metadata "${PREPROCESS_KEY}" does not give the ${size ? 'normalisation' : 'input size'}`}: give ${missing.join(' and ')}, or store them in the file (metadata_props "${PREPROCESS_KEY}" = {"size": 224, "normalize": "imagenet"})`,
+    );
+  const spatial = layout === 'NCHW' ? dims?.slice(1, 3) : dims?.slice(0, 2);
+  if (
+    spatial?.every((d) => typeof d === 'number') &&
+    (spatial[0] !== size[0] || spatial[1] !== size[1])
+  )
+    throw new Error(
+      `fit: ${path} takes ${spatial[0]}×${spatial[1]} images, but the input size asked for is ${size[0]}×${size[1]}`,
+    );
+  const transforms =
+    hints.transforms && opts.imageSize === undefined && opts.normalize === undefined
+      ? hints.transforms
+      : evalTransforms(size[0], size[1], normalize);
+  const preprocess: Preprocess = { layout, height: size[0], width: size[1], channels, transforms };
+
+  const notes: string[] = [];
+  let features = opts.features ?? hints.features;
+  if (features === undefined) {
+    const cut = findClassifierHead(bytes, path);
+    if (cut) {
+      features = cut.features;
+      notes.push(`classifier layer ${cut.head} cut off: features are "${cut.features}"`);
+    }
+  }
+  const imported = importOnnx(bytes, {
+    source: path,
+    inputShape: inputShapeOf(preprocess),
+    ...(features !== undefined ? { features } : {}),
+  });
+  notes.push(
+    `ONNX backbone ${path}: input "${imported.backbone.inputName}" [${imported.backbone.inputShape}] ${layout}, features "${imported.backbone.featuresName}" (${imported.backbone.featureDim})`,
+  );
+  return {
+    backbone: imported.backbone,
+    pretrained: imported.params,
+    preprocess,
+    inputName: imported.backbone.inputName,
+    notes,
+  };
+}
+
+async function resolveBackbone(
+  opts: FitOptions,
+  method: AnyTransferMethod,
+  seed: number,
+): Promise<ResolvedBackbone> {
+  const ref = opts.backbone;
+  const reg = defaultRegistries().backbones;
+  if (!reg.has(ref) || isOnnxPath(ref)) {
+    if (isOnnxPath(ref)) return resolveOnnxBackbone(ref, opts);
+    throw new Error(
+      `fit: unknown backbone "${ref}": give a built-in id (${reg.ids.join(', ')}) or a path to a .onnx file`,
+    );
+  }
+  if (opts.layout === 'NCHW')
+    throw new Error(`fit: built-in backbones take NHWC input; --layout NCHW is for ONNX files`);
+  if (opts.features !== undefined)
+    throw new Error('fit: --features names a value of an ONNX backbone file');
+  const size = opts.imageSize ?? DEFAULT_BUILTIN_SIZE;
+  const normalize = parseNormalize(opts.normalize ?? 'imagenet', '--normalize');
+  const preprocess: Preprocess = {
+    layout: 'NHWC',
+    height: size,
+    width: size,
+    channels: 3,
+    transforms: evalTransforms(size, size, normalize),
+  };
+  const backbone = reg.get(ref).create(inputShapeOf(preprocess));
+  const notes = [
+    `built-in backbone ${ref} (${backbone.name}) at ${size}×${size}×3, trained from its initialisation`,
+  ];
+  if (method.id === 'linear-probe')
+    notes.push(
+      'linear-probe on a built-in backbone: its weights are random (not pretrained), only the head learns',
+    );
+  // Methods that start from "pretrained" weights start here from the initialisation.
+  const pretrained = method.needs.pretrainedBackbone
+    ? backbone.init(createRng(seed).derive('backbone-init'))
+    : undefined;
+  return { backbone, ...(pretrained ? { pretrained } : {}), preprocess, inputName: 'input', notes };
+}
+
+async function scanData(data: string, seed: number): Promise<ImageFolderScan> {
+  const isDir = await stat(data).then(
+    (s) => s.isDirectory(),
+    () => undefined,
+  );
+  if (isDir === undefined && /^[a-z][a-z0-9-]*$/i.test(data)) {
+    // TODO: standard datasets (cifar10, cifar100, flowers102, pets, cub200) by checked download,
+    // once @transferlab/datasets exports them (packages/datasets/src/standard/).
+    throw new Error(
+      `fit: no folder "${data}", and standard datasets are not available yet: give --data a folder of images in class sub-folders (DIR/<class>/<image>, or DIR/train|val|test/<class>/<image>)`,
+    );
+  }
+  return scanImageFolder(data, { seed });
+}
+
+function splitEntries(scan: ImageFolderScan, split: 'train' | 'val' | 'test'): ImageEntry[] {
+  const entries = scan.splits[split];
+  if (entries.length === 0)
+    throw new Error(
+      `fit: the ${split} split of ${scan.root} has no images` +
+        (scan.layout === 'flat' || scan.drawn.includes(split)
+          ? ` (too few images per class to draw one: ${split} takes 10% of each class)`
+          : ''),
+    );
+  return [...entries];
+}
+
+/** The dataset in the model's layout. */
+function inLayout(ds: ImageFolderDataset, p: Preprocess): ImageFolderDataset {
+  if (p.layout === 'NHWC') return ds;
+  const [h, w, c] = ds.shape as [number, number, number];
+  return { ...ds, x: hwcToChw(ds.x, ds.y.length, h, w, c), shape: [c, h, w] };
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+export async function fitCommand(opts: FitOptions): Promise<FitResult> {
+  const started = Date.now();
+  const write = opts.write ?? ((s: string) => process.stdout.write(s));
+  // Everything that can be refused is refused before any decoding or training.
+  if (!opts.out)
+    throw new Error(
+      'fit: --out DIR is required (where model.onnx, metrics.json and params.safetensors go)',
+    );
+  if (!opts.data)
+    throw new Error('fit: --data DIR is required (a folder of images in class sub-folders)');
+  if (!opts.backbone)
+    throw new Error('fit: --backbone is required (a built-in id, or a path to a .onnx file)');
+  const seed = opts.seed ?? 0;
+  const methodId = opts.method ?? 'fine-tune';
+  const method = requireFitMethod(methodId);
+  if (opts.source !== undefined)
+    throw new Error(
+      `fit: --source is not supported yet; fit runs methods that learn from the target data alone: ${FIT_METHODS.join(', ')}`,
+    );
+  if (opts.imageSize !== undefined && !(Number.isInteger(opts.imageSize) && opts.imageSize >= 1))
+    throw new Error(`fit: --image-size must be a positive integer, got ${opts.imageSize}`);
+  if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1))
+    throw new Error(`fit: --epochs must be a positive integer, got ${opts.epochs}`);
+  const config = method.validate({
+    ...parseSetOptions(opts.set ?? []),
+    ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
+  });
+  const progress = opts.progress ?? createProgress();
+  await initBackend(opts.backend ? { backend: opts.backend } : {});
+  const scan = await scanData(opts.data, seed);
+  const entries = {
+    train: splitEntries(scan, 'train'),
+    val: splitEntries(scan, 'val'),
+    test: splitEntries(scan, 'test'),
+  };
+  const resolved = await resolveBackbone(opts, method, seed);
+  const { backbone, preprocess } = resolved;
+  const warnings = [...scan.warnings];
+  try {
+    const classes = [...scan.classes];
+    const decode = { channels: preprocess.channels };
+    const load = async (split: 'train' | 'val' | 'test') =>
+      loadImageFolderDataset(entries[split], {
+        classes,
+        name: `${scan.root} (${split})`,
+        decode,
+        transforms: preprocess.transforms,
+        seed,
+      });
+    progress.done(
+      `decoding ${entries.train.length + entries.val.length + entries.test.length} images of ${classes.length} classes from ${scan.root} at ${preprocess.height}×${preprocess.width}`,
+    );
+    const loaded = { train: await load('train'), val: await load('val'), test: await load('test') };
+    const skipped: SkippedFile[] = [
+      ...scan.skipped,
+      ...loaded.train.skipped,
+      ...loaded.val.skipped,
+      ...loaded.test.skipped,
+    ];
+    const train = inLayout(loaded.train, preprocess);
+    const val = inLayout(loaded.val, preprocess);
+    const test = inLayout(loaded.test, preprocess);
+    for (const [split, ds] of [
+      ['train', train],
+      ['test', test],
+    ] as const) {
+      const present = new Set(ds.y);
+      const absent = classes.filter((_, c) => !present.has(c));
+      if (absent.length > 0)
+        warnings.push(`the ${split} split has no (decodable) image of ${absent.join(', ')}`);
+    }
+
+    write(
+      [
+        `data: ${scan.root} (${scan.layout === 'flat' ? `one pool, split with seed ${seed}` : `split folders${scan.drawn.length ? `, ${scan.drawn.join(' and ')} drawn from train with seed ${seed}` : ''}`}): ${classes.length} classes, train ${train.y.length} / val ${val.y.length} / test ${test.y.length} images, ${skipped.length} file(s) skipped`,
+        ...resolved.notes.map((n) => `backbone: ${n}`),
+        `method: ${method.id} (${Object.entries(config)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(
+            ', ',
+          )})${opts.augment ? ', training images augmented (random resized crop, flip)' : ''}`,
+        ...warnings.map((w) => `warning: ${w}`),
+        '',
+      ].join('\n'),
+    );
+
+    const augmentSteps: TransformStep[] | undefined = opts.augment
+      ? trainTransforms(preprocess.height, preprocess.width, normalizeOf(preprocess.transforms))
+      : undefined;
+    const trainEntries: ImageEntry[] = train.paths.map((path, i) => ({
+      path,
+      label: train.y[i] as number,
+    }));
+    const trained = await trainWithSelection({
+      method,
+      config,
+      backbone,
+      ...(resolved.pretrained ? { pretrained: resolved.pretrained } : {}),
+      train,
+      val,
+      seed,
+      ...(opts.engine ? { engine: opts.engine } : {}),
+      ...(augmentSteps
+        ? {
+            epochBatches: (epoch: number) =>
+              augmentedBatches(
+                trainEntries,
+                augmentSteps,
+                preprocess,
+                config.batchSize,
+                seed,
+                epoch,
+              ),
+          }
+        : {}),
+      onEpoch: (e) =>
+        progress.done(
+          `epoch ${String(e.epoch).padStart(String(e.epochs).length)}/${e.epochs}  train loss ${e.trainLoss.toFixed(4)}  val acc ${pct(e.valAcc)}  val loss ${e.valLoss.toFixed(4)}${e.best ? '  (best so far)' : ''}`,
+        ),
+    });
+    try {
+      const logits = predictDataset(trained.predict, test);
+      const k = classes.length;
+      const logitValues = logits.dataSync() as Float32Array;
+      const testLoss = crossEntropy(logits, test.y);
+      logits.dispose();
+      const confusion = confusionMatrix(test.y, argmaxRows(logitValues, k), k);
+      const correct = confusion.reduce((s, row, c) => s + (row[c] as number), 0);
+      const testAcc = correct / test.y.length;
+      const perClass = perClassAccuracy(confusion);
+
+      const head = linearHead(backbone.featureDim, k, 'head');
+      const record = preprocessRecord(preprocess, resolved.inputName);
+      const modelBytes = exportClassifierToOnnx(backbone, trained.selected, {
+        head,
+        inputName: resolved.inputName,
+        metadata: {
+          [PREPROCESS_KEY]: JSON.stringify(record),
+          [CLASSES_KEY]: JSON.stringify(classes),
+          'transferlab.fit': JSON.stringify({
+            method: method.id,
+            backbone: opts.backbone,
+            seed,
+            target_test_acc: testAcc,
+          }),
+        },
+        docString: `transferlab fit: ${method.id} on ${scan.root}, backbone ${opts.backbone}; outputs logits and probabilities over ${k} classes`,
+      });
+      // The file must be the model just evaluated: run it as a user would and compare.
+      const onnxDiff = await compareWithOnnx(modelBytes, test, logitValues, resolved.inputName);
+      if (onnxDiff > 1e-3)
+        warnings.push(
+          `model.onnx differs from the trained model by up to ${onnxDiff.toExponential(2)} in the logits`,
+        );
+
+      const outDir = resolve(opts.out);
+      await mkdir(outDir, { recursive: true });
+      const files = {
+        model: join(outDir, 'model.onnx'),
+        metrics: join(outDir, 'metrics.json'),
+        params: join(outDir, 'params.safetensors'),
+      };
+      const metrics: FitMetrics = {
+        target_test_acc: testAcc,
+        target_val_acc: trained.valAcc,
+        target_test_loss: testLoss,
+        target_val_loss: trained.valLoss,
+        best_epoch: trained.bestEpoch,
+        classes,
+        per_class_acc: Object.fromEntries(classes.map((c, i) => [c, perClass[i] ?? null])),
+        confusion,
+        skipped_files: skipped.map((s) => ({ path: s.path, reason: s.reason })),
+        method: method.id,
+        method_options: { ...config },
+        backbone: opts.backbone,
+        epochs: config.epochs,
+        seed,
+        engine: trained.engine,
+        augment: Boolean(opts.augment),
+        sizes: { train: train.y.length, val: val.y.length, test: test.y.length },
+        preprocess: record,
+        onnx_max_abs_diff: onnxDiff,
+        curve: trained.curve.map((e) => ({
+          epoch: e.epoch,
+          train_loss: e.trainLoss,
+          val_acc: e.valAcc,
+          val_loss: e.valLoss,
+        })),
+        warnings,
+        duration_s: (Date.now() - started) / 1000,
+      };
+      await writeFile(files.model, modelBytes);
+      await writeFile(files.metrics, `${JSON.stringify(metrics, null, 2)}\n`);
+      await saveParams(files.params, trained.selected, {
+        method: method.id,
+        backbone: opts.backbone,
+        classes,
+        [PREPROCESS_KEY]: record,
+      });
+      progress.close();
+      write(
+        [
+          '',
+          `test accuracy ${pct(testAcc)} (${correct}/${test.y.length}); val accuracy ${pct(trained.valAcc)} at epoch ${trained.bestEpoch} of ${config.epochs}; engine ${trained.engine}`,
+          '',
+          'per-class accuracy (test split)',
+          formatPerClass(classes, confusion),
+          '',
+          'confusion matrix (test split; rows: true class, columns: predicted)',
+          formatConfusion(classes, confusion),
+          '',
+          ...(skipped.length
+            ? [
+                `skipped files (${skipped.length})`,
+                ...skipped.map((s) => `  ${s.path}: ${s.reason}`),
+                '',
+              ]
+            : []),
+          ...warnings.map((w) => `warning: ${w}`),
+          `wrote ${files.model} (onnxruntime vs trained model: max |Δ logit| ${onnxDiff.toExponential(2)}), ${files.metrics}, ${files.params}`,
+          '',
+        ].join('\n'),
+      );
+      return { metrics, files };
+    } finally {
+      await trained.dispose();
+    }
+  } finally {
+    disposeParams(resolved.pretrained);
+  }
+}
+
+/** One epoch of augmented training batches, decoded from disk, in the model's layout. */
+async function* augmentedBatches(
+  entries: readonly ImageEntry[],
+  steps: readonly TransformStep[],
+  p: Preprocess,
+  batchSize: number,
+  seed: number,
+  epoch: number,
+): AsyncGenerator<{ x: Float32Array; y: Int32Array }> {
+  const stream = imageBatches(entries, {
+    batchSize,
+    transforms: steps,
+    decode: { channels: p.channels },
+    seed,
+    epoch,
+    shuffle: true,
+  });
+  for await (const b of stream) {
+    const [n, h, w, c] = b.shape;
+    yield { x: p.layout === 'NCHW' ? hwcToChw(b.x, n, h, w, c) : b.x, y: b.y };
+  }
+}
+
+/** Largest |logit difference| between the exported model in onnxruntime and `expected`. */
+async function compareWithOnnx(
+  bytes: Uint8Array,
+  ds: Dataset,
+  expected: Float32Array,
+  inputName: string,
+): Promise<number> {
+  const model = await openOnnxClassifier(bytes, 'model.onnx', inputName);
+  try {
+    const size = ds.shape.reduce((a, b) => a * b, 1);
+    const chunk = 64;
+    let diff = 0;
+    for (let start = 0; start < ds.y.length; start += chunk) {
+      const n = Math.min(chunk, ds.y.length - start);
+      const { logits, k } = await model.run(
+        ds.x.subarray(start * size, (start + n) * size),
+        n,
+        ds.shape,
+      );
+      for (let i = 0; i < logits.length; i++)
+        diff = Math.max(
+          diff,
+          Math.abs((logits[i] as number) - (expected[start * k + i] as number)),
+        );
+    }
+    return diff;
+  } finally {
+    await model.release();
+  }
+}

@@ -1,0 +1,169 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { cloneParams, createRng, disposeParams, type Params } from '@transferlab/core';
+import { batches, type Dataset } from '@transferlab/datasets';
+import {
+  type AnyTransferMethod,
+  checkSpecificationVersion,
+  createBatch,
+  disposeBatch,
+  type Engine,
+  type LoopConfig,
+} from '@transferlab/methods';
+import type { Backbone } from '@transferlab/models';
+import { chooseEngine, datasetBatch, evaluateOn } from '../runner.js';
+
+/** One training minibatch, rows in the model's layout (one example: `train.shape`). */
+export interface TrainBatch {
+  readonly x: Float32Array;
+  readonly y: Int32Array;
+}
+
+export interface EpochReport {
+  epoch: number;
+  epochs: number;
+  trainLoss: number;
+  valAcc: number;
+  valLoss: number;
+  /** This epoch is the best so far (and its weights are kept). */
+  best: boolean;
+}
+
+/** A trained method, its state still alive so that it can predict and be exported; call `dispose`. */
+export interface FitTrained {
+  readonly engine: Engine;
+  /** The weights of the selected epoch (backbone, running statistics and head). */
+  readonly selected: Params;
+  readonly bestEpoch: number;
+  readonly valAcc: number;
+  readonly valLoss: number;
+  readonly curve: readonly EpochReport[];
+  /** The selected model's logits, as the method computes them. */
+  predict(x: tf.Tensor): tf.Tensor;
+  metrics(): Record<string, number>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Train `method` on `train` with selection on `val`, as `runTrial` does
+ * (best val accuracy, ties broken by val loss, the best epoch's weights kept),
+ * but keeping the selected model for the caller — fit evaluates it per class
+ * and exports it — and taking each epoch's batches from `epochBatches` when
+ * given (training-time augmentation streamed from disk).
+ */
+export async function trainWithSelection(args: {
+  method: AnyTransferMethod;
+  config: LoopConfig;
+  backbone: Backbone;
+  pretrained?: Params;
+  train: Dataset;
+  val: Dataset;
+  seed: number;
+  engine?: Engine;
+  epochBatches?: (epoch: number) => AsyncIterable<TrainBatch>;
+  onEpoch?: (e: EpochReport) => void;
+}): Promise<FitTrained> {
+  const { method, config, train, val } = args;
+  checkSpecificationVersion(method);
+  if (method.needs.pretrainedBackbone && !args.pretrained)
+    throw new Error(`method "${method.id}" needs a pretrained backbone and none was given`);
+  const rng = createRng(args.seed).derive(`fit:${method.id}`);
+  const engine = chooseEngine(method, args.backbone, args.engine);
+  const stepsPerEpoch = Math.ceil(train.y.length / config.batchSize);
+  const whole = createBatch(train.x, train.y, train.shape);
+  let state: unknown;
+  try {
+    state = await method.init({
+      config,
+      engine,
+      backbone: args.backbone,
+      numClasses: train.numClasses,
+      ...(args.pretrained ? { pretrained: args.pretrained } : {}),
+      targetTrain: whole,
+      rng: rng.derive('init'),
+      totalSteps: config.epochs * stepsPerEpoch,
+    });
+  } finally {
+    disposeBatch(whole);
+  }
+  let best: Params | undefined;
+  let bestVal = -1;
+  let bestValLoss = Number.POSITIVE_INFINITY;
+  let bestEpoch = 0;
+  const curve: EpochReport[] = [];
+  try {
+    const batchRng = rng.derive('batches');
+    let step = 0;
+    const takeStep = async (x: Float32Array, y: Int32Array) => {
+      const batch = createBatch(x, y, train.shape);
+      try {
+        const out = await method.trainStep(state, { target: batch, step });
+        state = out.state;
+        if (!Number.isFinite(out.loss))
+          throw new Error(`training diverged at step ${step}: loss is ${out.loss}`);
+        step++;
+        return out.loss;
+      } finally {
+        disposeBatch(batch);
+      }
+    };
+    for (let epoch = 1; epoch <= config.epochs; epoch++) {
+      let lossSum = 0;
+      let count = 0;
+      if (args.epochBatches) {
+        for await (const b of args.epochBatches(epoch)) {
+          lossSum += await takeStep(b.x, b.y);
+          count++;
+        }
+      } else {
+        for (const idx of batches(train, config.batchSize, batchRng)) {
+          const b = datasetBatch(train, idx);
+          try {
+            lossSum += await takeStep(b.xData, b.yData);
+            count++;
+          } finally {
+            disposeBatch(b);
+          }
+        }
+      }
+      const live = await method.predictParams(state);
+      const v = evaluateOn((x) => method.predict(state, live, x), val);
+      const isBest = v.acc > bestVal || (v.acc === bestVal && v.loss < bestValLoss);
+      if (isBest) {
+        disposeParams(best);
+        best = cloneParams(live);
+        bestVal = v.acc;
+        bestValLoss = v.loss;
+        bestEpoch = epoch;
+      }
+      const report = {
+        epoch,
+        epochs: config.epochs,
+        trainLoss: lossSum / Math.max(1, count),
+        valAcc: v.acc,
+        valLoss: v.loss,
+        best: isBest,
+      };
+      curve.push(report);
+      args.onEpoch?.(report);
+    }
+  } catch (err) {
+    disposeParams(best);
+    await method.dispose(state);
+    throw err;
+  }
+  const selected = best as Params;
+  return {
+    engine,
+    selected,
+    bestEpoch,
+    valAcc: bestVal,
+    valLoss: bestValLoss,
+    curve,
+    predict: (x) => method.predict(state, selected, x),
+    metrics: () => (method.metrics ? method.metrics(state) : {}),
+    async dispose() {
+      disposeParams(selected);
+      await method.dispose(state);
+    },
+  };
+}
