@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
 import { defaultJobs, executeSuite } from './execute.js';
+import { fitCommands } from './fit/commands.js';
 import { builtinKindRegistry } from './kinds.js';
 import { onnxCheck } from './onnx-check.js';
 import { loadMethodPlugin } from './plugins.js';
@@ -339,6 +340,9 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  // Your own image folder: train, evaluate per class, export (apps/bench/src/fit/).
+  fit: fitCommands.fit,
+  predict: fitCommands.predict,
   'onnx-check': {
     usage: `pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1] [--backend NAME]
   import an ONNX model and compare its outputs with onnxruntime's`,
