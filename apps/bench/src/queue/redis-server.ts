@@ -87,7 +87,8 @@ export async function startRedis(
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,
       ...(opts.password ? { password: opts.password } : {}),
-      ...(opts.tls ? { tls: { ca: readFileSync(opts.tls.ca) } } : {}),
+      // Test certificates name localhost.
+      ...(opts.tls ? { tls: { ca: readFileSync(opts.tls.ca), servername: 'localhost' } } : {}),
     });
     probe.on('error', () => {});
     try {
