@@ -99,8 +99,11 @@ export async function startRedis(
     } finally {
       probe.disconnect();
     }
-    if (Date.now() > deadline)
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`redis-server on port ${port} did not answer PING: ${output.slice(-500)}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
