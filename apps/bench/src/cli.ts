@@ -118,7 +118,7 @@ const commands: Record<string, Command> = {
   run: {
     usage: `pnpm bench run <suite-id | path/to/suite.yaml> [options]
   --seeds N            seeds 0 … N−1 (default: the suite's)
-  --first-seed K       start at seed K (transfer suites), to split a sweep across processes
+  --first-seed K       start at seed K, to split a sweep across processes
   --out DIR            results directory (default results/<suite>); a run into it resumes
   --fresh              start a new run in DIR instead of resuming
   --jobs N             trials in N worker processes (default: the machine's cores, ${defaultJobs()} here)

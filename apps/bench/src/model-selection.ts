@@ -10,7 +10,7 @@ import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute
 import { loadOrPretrain } from './pretrain-cache.js';
 import { formatTable } from './report.js';
 import type { TrialRecord } from './results.js';
-import { checkTaskOptions, type Registries, transferSuiteSchema } from './run-suite.js';
+import { checkTaskOptions, pretrainSchema, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import {
   type PlannedUnit,
@@ -83,11 +83,11 @@ export const modelSelectionSuiteSchema = z.strictObject({
         label: z.string().min(1),
         task: z.string().min(1),
         options: options.optional(),
-        pretrain: transferSuiteSchema.shape.pretrain,
+        pretrain: pretrainSchema,
       }),
     )
     .min(1),
-  pretrain: transferSuiteSchema.shape.pretrain,
+  pretrain: pretrainSchema,
   fineTune: options.optional(),
 }) satisfies z.ZodType<ModelSelectionSuite>;
 

@@ -25,7 +25,7 @@ import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute
 import { loadOrPretrain } from './pretrain-cache.js';
 import { formatPairedTable, formatTable } from './report.js';
 import type { TrialRecord } from './results.js';
-import { checkTaskOptions, type Registries, transferSuiteSchema } from './run-suite.js';
+import { checkTaskOptions, pretrainSchema, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import {
   type PlannedUnit,
@@ -137,7 +137,7 @@ export const onnxBackboneSuiteSchema = z.strictObject({
       options,
     })
     .optional(),
-  pretrain: transferSuiteSchema.shape.pretrain,
+  pretrain: pretrainSchema,
   fineTune: options.optional(),
 }) satisfies z.ZodType<OnnxBackboneSuite>;
 

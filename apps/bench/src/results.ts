@@ -9,7 +9,6 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Progress } from './progress.js';
 import type { Provenance } from './provenance.js';
 
 /** One line of `results.jsonl`: the contract other tools read (docs/contracts.md). */
@@ -244,35 +243,4 @@ export function createResultsLog(
       }
     },
   };
-}
-
-/** The record of a trial that threw: status failed, the error's message, no metrics. */
-export function failedRecord(
-  base: Omit<TrialRecord, 'status' | 'metrics' | 'durationMs' | 'error'>,
-  err: unknown,
-  started: number,
-): TrialRecord {
-  return {
-    ...base,
-    status: 'failed',
-    metrics: {},
-    durationMs: Date.now() - started,
-    error: (err as Error).message,
-  };
-}
-
-/** What every suite runner takes besides its suite (`registries` only where it looks ids up). */
-export interface SuiteRunOptions<S> {
-  suite: S;
-  seeds?: number;
-  outDir: string;
-  backend?: string;
-  progress?: Progress;
-}
-
-/** What every suite runner returns: the records of this run, the backend, and where they were appended. */
-export interface SuiteRunResult {
-  records: TrialRecord[];
-  backend: string;
-  resultsPath: string;
 }

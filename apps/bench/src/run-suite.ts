@@ -71,6 +71,20 @@ export interface SuiteSpec {
 
 const options = z.record(z.string(), z.unknown());
 
+/** Source pre-training settings, as every suite kind that pre-trains takes them. */
+export const pretrainSchema = z
+  .strictObject({
+    epochs: z.number().int().positive().optional(),
+    batchSize: z.number().int().positive().optional(),
+    optimizer: z.enum(['adam', 'sgd']).optional(),
+    lr: z.number().positive().optional(),
+    momentum: z.number().min(0).optional(),
+    weightDecay: z.number().min(0).optional(),
+    schedule: z.enum(['constant', 'cosine']).optional(),
+    maxExamples: z.number().int().positive().optional(),
+  })
+  .optional();
+
 export const transferSuiteSchema = z.strictObject({
   kind: z.literal('transfer').optional(),
   id: z.string().min(1),
@@ -97,18 +111,7 @@ export const transferSuiteSchema = z.strictObject({
       }),
     )
     .min(1),
-  pretrain: z
-    .strictObject({
-      epochs: z.number().int().positive().optional(),
-      batchSize: z.number().int().positive().optional(),
-      optimizer: z.enum(['adam', 'sgd']).optional(),
-      lr: z.number().positive().optional(),
-      momentum: z.number().min(0).optional(),
-      weightDecay: z.number().min(0).optional(),
-      schedule: z.enum(['constant', 'cosine']).optional(),
-      maxExamples: z.number().int().positive().optional(),
-    })
-    .optional(),
+  pretrain: pretrainSchema,
 }) satisfies z.ZodType<SuiteSpec>;
 
 /**

@@ -10,7 +10,7 @@ import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute
 import { loadOrPretrain } from './pretrain-cache.js';
 import { formatTable } from './report.js';
 import type { TrialRecord } from './results.js';
-import { checkTaskOptions, type Registries, transferSuiteSchema } from './run-suite.js';
+import { checkTaskOptions, pretrainSchema, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig } from './runner.js';
 import {
   type PlannedUnit,
@@ -95,7 +95,7 @@ export const ttaBoundSuiteSchema = z.strictObject({
   lipschitz: z.enum(['fixed', 'measured', 'max', 'global']).optional(),
   epochs: z.number().int().positive(),
   // The transfer suites' pre-training overrides, refused keys and all.
-  pretrain: transferSuiteSchema.shape.pretrain,
+  pretrain: pretrainSchema,
 }) satisfies z.ZodType<TtaBoundSuite>;
 
 /** The suite's ids against the registries; errors name the entry's path. */
