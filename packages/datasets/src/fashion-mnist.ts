@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { idxToDataset, parseIdx } from './idx.js';
+import { sha256Hex, transferlabCacheRoot } from './standard/download.js';
 import type { Dataset } from './types.js';
 
 export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
@@ -81,9 +81,7 @@ export interface LoadFashionMnistOptions {
 }
 
 export function defaultFashionMnistCacheDir(): string {
-  const xdg = process.env.XDG_CACHE_HOME;
-  const base = xdg && xdg.length > 0 ? xdg : join(homedir(), '.cache');
-  return join(base, 'transferlab', 'fashion-mnist');
+  return join(transferlabCacheRoot(), 'fashion-mnist');
 }
 
 /** The local directory `loadFashionMnist` reads (without `download`), and why. */
@@ -92,10 +90,6 @@ export function resolveFashionMnistDir(dir?: string): { dir: string; source: str
   const fromEnv = process.env[FASHION_MNIST_DIR_ENV];
   if (fromEnv) return { dir: resolve(fromEnv), source: FASHION_MNIST_DIR_ENV };
   return { dir: DEFAULT_FASHION_MNIST_DIR, source: 'the default directory' };
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 async function readIfExists(path: string): Promise<Buffer | undefined> {

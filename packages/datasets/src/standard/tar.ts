@@ -263,11 +263,19 @@ export async function extractTarGz(archive: string, dest: string): Promise<Extra
     }
   };
 
+  // pipeline may report its own abort rather than the parser's error: keep ours.
+  let parseError: unknown;
   try {
     await pipeline(createReadStream(archive), createGunzip(), async (source) => {
-      for await (const chunk of source) await consume(chunk as Buffer);
+      try {
+        for await (const chunk of source) await consume(chunk as Buffer);
+      } catch (err) {
+        parseError = err;
+        throw err;
+      }
     });
-  } catch (err) {
+  } catch (caught) {
+    const err = parseError ?? caught;
     const cur = state as State;
     if (cur.kind === 'file') await cur.fh.close().catch(() => undefined);
     if (err instanceof ArchiveError) throw err;
