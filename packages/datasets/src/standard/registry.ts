@@ -112,7 +112,8 @@ export function loadStandardDataset(
     return Promise.reject(err);
   }
   if (id === 'cifar100') return loadCifar100(opts);
-  if (opts.label !== undefined && id !== 'cifar100')
+  if (id === 'cifar10') return loadCifar10(opts); // refuses label: 'coarse' itself
+  if (opts.label !== undefined)
     return Promise.reject(
       new Error(`${info.title}: the label option is for cifar100 (fine or coarse classes)`),
     );

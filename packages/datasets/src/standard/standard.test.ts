@@ -100,9 +100,20 @@ describe('CIFAR-10 (binary)', () => {
   const sha = () => ({ 'cifar-10-binary.tar.gz': sha256Hex(cifar10.archive) });
 
   it('loads the official split, labels, names and NHWC pixels; the cache is reused', async () => {
-    const opts = { mirror: mirror(), cacheDir: cacheDir(), sha256: sha(), valFraction: 0.2 };
+    const progress: number[] = [];
+    const opts = {
+      mirror: mirror(),
+      cacheDir: cacheDir(),
+      sha256: sha(),
+      valFraction: 0.2,
+      onProgress: (p: { bytes: number; total?: number }) => {
+        progress.push(p.bytes);
+        expect(p.total).toBe(cifar10.archive.length);
+      },
+    };
     const ds = await loadCifar10(opts);
     expect(server.requests).toEqual(['/files/cifar-10-binary.tar.gz']);
+    expect(progress.at(-1)).toBe(cifar10.archive.length);
     expect(ds.kind).toBe('arrays');
     expect(ds.classes).toEqual(CIFAR10_NAMES);
     const { train, val, test } = ds.splits;
@@ -469,6 +480,9 @@ describe('the registry', () => {
     expect(() => standardDatasetInfo('cifar-10')).toThrow(msg);
     await expect(loadStandardDataset('cifar-10')).rejects.toThrow(msg);
     await expect(loadStandardDataset('pets', { label: 'coarse' })).rejects.toThrow('for cifar100');
+    await expect(loadStandardDataset('cifar10', { label: 'coarse' })).rejects.toThrow(
+      "label: 'coarse' is for CIFAR-100",
+    );
   });
 
   it('loads by id, from the same cache', async () => {
