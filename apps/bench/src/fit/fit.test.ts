@@ -1,0 +1,392 @@
+import { spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeParams, initBackend } from '@transferlab/core';
+import { loadImageFolderDataset, scanImageFolder } from '@transferlab/datasets';
+import {
+  builtinBackbones,
+  exportBackboneToOnnx,
+  linearHead,
+  loadParams,
+  readOnnxMetadata,
+  setOnnxMetadata,
+} from '@transferlab/models';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Progress } from '../progress.js';
+import { type FitResult, fitCommand, parseSetOptions } from './fit.js';
+import { predictCommand } from './predict.js';
+import { CLASSES_KEY, PREPROCESS_KEY } from './preprocess.js';
+import {
+  makeFolderWithEmptyClass,
+  makeShapeFolder,
+  makeTempDir,
+  removeDir,
+  SHAPE_CLASSES,
+  type ShapeFolder,
+} from './test-fixtures.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, '../../../..');
+const TORCH_CNN = join(here, 'fixtures/torch-cnn.onnx');
+
+const lines: string[] = [];
+const quiet: Progress = {
+  trial() {},
+  epoch() {},
+  done: (l) => lines.push(l),
+  close() {},
+};
+
+let dir: string;
+let folder: ShapeFolder;
+let fitted: FitResult;
+let report = '';
+
+/** Rows of a [n, k] onnxruntime output. */
+async function runOrt(model: Uint8Array, input: string, x: Float32Array, shape: number[]) {
+  const session = await ort.InferenceSession.create(model);
+  try {
+    const out = await session.run({ [input]: new ort.Tensor('float32', x, shape) });
+    return {
+      logits: out.logits?.data as Float32Array,
+      probabilities: out.probabilities?.data as Float32Array,
+    };
+  } finally {
+    await session.release();
+  }
+}
+
+const argmax = (row: ArrayLike<number>) => {
+  let best = 0;
+  for (let j = 1; j < row.length; j++) if ((row[j] as number) > (row[best] as number)) best = j;
+  return best;
+};
+
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu' });
+  dir = await makeTempDir();
+  folder = await makeShapeFolder(join(dir, 'shapes'), { train: 48, val: 10, test: 15 });
+  fitted = await fitCommand({
+    data: folder.root,
+    backbone: 'cnn',
+    method: 'scratch',
+    epochs: 15,
+    out: join(dir, 'out-cnn'),
+    backend: 'cpu',
+    progress: quiet,
+    write: (s) => {
+      report += s;
+    },
+  });
+});
+
+afterAll(async () => {
+  await removeDir(dir);
+});
+
+describe('fit on an image folder with a built-in backbone', () => {
+  it('learns the shapes: test accuracy well above chance (1/3), and reports it per class', () => {
+    const m = fitted.metrics;
+    expect(m.target_test_acc).toBeGreaterThanOrEqual(0.6);
+    expect(m.target_val_acc).toBeGreaterThanOrEqual(0.6);
+    expect(m.classes).toEqual([...SHAPE_CLASSES]);
+    expect(report).toContain('test accuracy');
+    expect(report).toContain('| class ');
+    expect(report).toContain('| true \\ predicted | circle | square | triangle |');
+    // One progress line per epoch.
+    expect(lines.filter((l) => /^epoch +\d+\/15/.test(l))).toHaveLength(15);
+  });
+
+  it('writes metrics.json: the confusion matrix sums to the test size, its diagonal share is the accuracy', async () => {
+    const m = JSON.parse(await readFile(fitted.files.metrics, 'utf8'));
+    for (const k of [
+      'target_test_acc',
+      'target_val_acc',
+      'classes',
+      'per_class_acc',
+      'confusion',
+      'skipped_files',
+      'method',
+      'backbone',
+      'epochs',
+    ])
+      expect(m).toHaveProperty(k);
+    expect(m.method).toBe('scratch');
+    expect(m.backbone).toBe('cnn');
+    expect(m.epochs).toBe(15);
+    const confusion = m.confusion as number[][];
+    const total = confusion.flat().reduce((a, b) => a + b, 0);
+    // 15 test images per class, plus a truncated JPEG that is skipped.
+    expect(total).toBe(45);
+    expect(m.sizes.test).toBe(45);
+    const diagonal = confusion.reduce((s, row, c) => s + (row[c] as number), 0);
+    expect(diagonal / total).toBeCloseTo(m.target_test_acc, 12);
+    for (const [c, name] of SHAPE_CLASSES.entries()) {
+      const row = confusion[c] as number[];
+      expect(m.per_class_acc[name]).toBeCloseTo(
+        (row[c] as number) / row.reduce((a, b) => a + b, 0),
+        12,
+      );
+    }
+    const skipped = m.skipped_files as { path: string; reason: string }[];
+    expect(skipped.map((s) => s.path).sort()).toEqual([folder.corrupt, folder.stray].sort());
+    expect(skipped.find((s) => s.path === folder.stray)?.reason).toMatch(/not an image/);
+    expect(skipped.find((s) => s.path === folder.corrupt)?.reason).toMatch(/JPEG/i);
+    expect(m.onnx_max_abs_diff).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('model.onnx is the trained model: onnxruntime logits equal params.safetensors run in tfjs (≤ 1e-4), and its accuracy is the reported one', async () => {
+    const bytes = new Uint8Array(await readFile(fitted.files.model));
+    const meta = readOnnxMetadata(bytes);
+    const pre = JSON.parse(meta[PREPROCESS_KEY] as string);
+    expect(pre).toMatchObject({ layout: 'NHWC', height: 32, width: 32, channels: 3 });
+    expect(pre.mean).toEqual([0.485, 0.456, 0.406]);
+    expect(pre.std).toEqual([0.229, 0.224, 0.225]);
+    expect(JSON.parse(meta[CLASSES_KEY] as string)).toEqual([...SHAPE_CLASSES]);
+
+    // The test images, prepared as the metadata says.
+    const scan = await scanImageFolder(folder.root);
+    const test = await loadImageFolderDataset(scan.splits.test, {
+      classes: scan.classes,
+      transforms: pre.transforms,
+    });
+    const n = test.y.length;
+    const { logits, probabilities } = await runOrt(bytes, pre.input, test.x, [n, 32, 32, 3]);
+
+    const { params } = await loadParams(fitted.files.params);
+    const backbone = (
+      builtinBackbones.find((b) => b.id === 'cnn') as (typeof builtinBackbones)[number]
+    ).create([32, 32, 3]);
+    const head = linearHead(backbone.featureDim, 3, 'head');
+    const expected = tf.tidy(() =>
+      head
+        .apply(params, backbone.apply(params, tf.tensor(test.x, [n, 32, 32, 3])).features)
+        .dataSync(),
+    );
+    disposeParams(params);
+    let diff = 0;
+    for (let i = 0; i < expected.length; i++)
+      diff = Math.max(diff, Math.abs((logits[i] as number) - (expected[i] as number)));
+    expect(diff).toBeLessThanOrEqual(1e-4);
+
+    let correct = 0;
+    for (let i = 0; i < n; i++) {
+      const row = probabilities.subarray(i * 3, i * 3 + 3);
+      expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      if (argmax(logits.subarray(i * 3, i * 3 + 3)) === test.y[i]) correct++;
+    }
+    expect(correct / n).toBeCloseTo(fitted.metrics.target_test_acc, 12);
+  });
+
+  it('--set values are YAML scalars and reach the method', () => {
+    expect(
+      parseSetOptions(['lr=0.003', 'optimizer=sgd', 'freezeBatchNorm=true', 'epochs=2']),
+    ).toEqual({ lr: 0.003, optimizer: 'sgd', freezeBatchNorm: true, epochs: 2 });
+    expect(() => parseSetOptions(['lr'])).toThrow(/key=value/);
+  });
+});
+
+describe('predict', () => {
+  it('prints the top classes per image, gives the final evaluation its predictions, and reports bad files without stopping', async () => {
+    const images = [...folder.testImages.map((t) => t.path), folder.corrupt, folder.stray];
+    let out = '';
+    const { predictions, failed } = await predictCommand({
+      model: fitted.files.model,
+      images,
+      topK: 2,
+      batchSize: 16,
+      write: (s) => {
+        out += s;
+      },
+    });
+    expect(failed).toBe(2);
+    expect(predictions).toHaveLength(images.length);
+    const printed = out.trim().split('\n');
+    expect(printed).toHaveLength(images.length);
+    expect(printed.at(-2)).toMatch(/broken\.jpg: ERROR not a readable image/);
+    expect(printed.at(-1)).toMatch(/notes\.txt: ERROR not a readable image/);
+    // Every readable image is predicted; the files after the bad ones were not dropped.
+    const ok = predictions.filter((p) => p.ok);
+    expect(ok).toHaveLength(folder.testImages.length);
+    let correct = 0;
+    for (const [i, t] of folder.testImages.entries()) {
+      const p = predictions[i];
+      if (!p?.ok) throw new Error(`no prediction for ${t.path}`);
+      expect(p.top).toHaveLength(2);
+      expect(p.top[0]?.probability).toBeGreaterThanOrEqual(p.top[1]?.probability ?? 0);
+      expect(printed[i]).toContain(`${t.path}: ${p.top[0]?.class} `);
+      if (p.top[0]?.index === t.label) correct++;
+    }
+    // The same images, model and preprocessing as fit's test evaluation: the same accuracy.
+    expect(correct / folder.testImages.length).toBeCloseTo(fitted.metrics.target_test_acc, 12);
+    expect(correct / folder.testImages.length).toBeGreaterThanOrEqual(0.6);
+  });
+
+  it('runs from the CLI: exit code 1 when a file is bad, one line per file', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--conditions=@transferlab/source',
+        '--import',
+        'tsx',
+        'apps/bench/src/cli.ts',
+        'predict',
+        fitted.files.model,
+        folder.testImages[0]?.path as string,
+        folder.corrupt,
+        '--top',
+        '1',
+      ],
+      { cwd: repo, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status).toBe(1);
+    const out = r.stdout.trim().split('\n');
+    expect(out).toHaveLength(2);
+    expect(out[0]).toMatch(/circle-0\.png: (circle|square|triangle) \d+\.\d%$/);
+    expect(out[1]).toMatch(/broken\.jpg: ERROR/);
+  });
+});
+
+describe('fit from an ONNX backbone file', () => {
+  it('a backbone exported with its preprocessing in the metadata: the classifier layer is cut off and a linear probe learns', async () => {
+    // The CNN fit trained above, exported as a classifier (backbone + its head) with metadata.
+    const { params } = await loadParams(fitted.files.params);
+    const backbone = (
+      builtinBackbones.find((b) => b.id === 'cnn') as (typeof builtinBackbones)[number]
+    ).create([32, 32, 3]);
+    const oldHead = linearHead(backbone.featureDim, 3, 'head');
+    const bytes = setOnnxMetadata(
+      exportBackboneToOnnx(backbone, params, { head: oldHead, outputs: ['logits'] }),
+      { [PREPROCESS_KEY]: JSON.stringify({ size: 32, normalize: 'imagenet', layout: 'NHWC' }) },
+    );
+    disposeParams(params);
+    const path = join(dir, 'pretrained-cnn.onnx');
+    await writeFile(path, bytes);
+    let text = '';
+    const out = await fitCommand({
+      data: folder.root,
+      backbone: path,
+      method: 'linear-probe',
+      epochs: 5,
+      out: join(dir, 'out-onnx'),
+      backend: 'cpu',
+      progress: quiet,
+      write: (s) => {
+        text += s;
+      },
+    });
+    expect(text).toContain('cut off: features are "fc"');
+    expect(out.metrics.backbone).toBe(path);
+    // Features learnt on these shapes: a new head on them does as well as the model they came from.
+    expect(out.metrics.target_test_acc).toBeGreaterThanOrEqual(0.6);
+    expect(out.metrics.onnx_max_abs_diff).toBeLessThanOrEqual(1e-4);
+    const meta = JSON.parse(
+      readOnnxMetadata(await readFile(out.files.model))[PREPROCESS_KEY] as string,
+    );
+    expect(meta).toMatchObject({ layout: 'NHWC', height: 32, width: 32, channels: 3 });
+  });
+
+  it('a PyTorch export (NCHW) without metadata needs --image-size and --normalize, then fine-tunes with augmentation', async () => {
+    const args = {
+      data: folder.root,
+      backbone: TORCH_CNN,
+      out: join(dir, 'out-torch'),
+      backend: 'cpu',
+      progress: quiet,
+      write: () => {},
+    };
+    await expect(fitCommand(args)).rejects.toThrow(
+      /has no preprocessing metadata \("transferlab\.preprocess"\): give --image-size N and --normalize imagenet\|none/,
+    );
+    await expect(fitCommand({ ...args, normalize: 'imagenet' })).rejects.toThrow(
+      /give --image-size N,/,
+    );
+    const out = await fitCommand({
+      ...args,
+      imageSize: 32,
+      normalize: 'imagenet',
+      epochs: 2,
+      augment: true,
+    });
+    expect(out.metrics.augment).toBe(true);
+    expect(out.metrics.curve).toHaveLength(2);
+    expect(out.metrics.onnx_max_abs_diff).toBeLessThanOrEqual(1e-4);
+    const model = new Uint8Array(await readFile(out.files.model));
+    const pre = JSON.parse(readOnnxMetadata(model)[PREPROCESS_KEY] as string);
+    // The user's input name and layout are kept: the model takes what the PyTorch model took.
+    expect(pre).toMatchObject({
+      input: 'image',
+      layout: 'NCHW',
+      height: 32,
+      width: 32,
+      channels: 3,
+    });
+    const { logits, probabilities } = await runOrt(
+      model,
+      'image',
+      new Float32Array(2 * 3 * 32 * 32),
+      [2, 3, 32, 32],
+    );
+    expect(logits).toHaveLength(6);
+    expect(probabilities).toHaveLength(6);
+    // predict reads NCHW from the metadata and agrees with the final evaluation.
+    const { predictions } = await predictCommand({
+      model: out.files.model,
+      images: folder.testImages.map((t) => t.path),
+      write: () => {},
+    });
+    const acc =
+      predictions.filter((p, i) => p.ok && p.top[0]?.index === folder.testImages[i]?.label).length /
+      predictions.length;
+    expect(acc).toBeCloseTo(out.metrics.target_test_acc, 12);
+  });
+});
+
+describe('fit refuses with a clear error', () => {
+  const base = () => ({
+    data: folder.root,
+    backbone: 'mlp',
+    out: join(dir, 'never'),
+    backend: 'cpu',
+    progress: quiet,
+    write: () => {},
+  });
+
+  it('an empty class folder', async () => {
+    const root = join(dir, 'empty-class');
+    await makeFolderWithEmptyClass(root);
+    await expect(fitCommand({ ...base(), data: root })).rejects.toThrow(
+      /class folder .*square has no images \(it is empty\)/,
+    );
+  });
+
+  it('an unknown method, and a method that needs a source task, listing the supported ones', async () => {
+    await expect(fitCommand({ ...base(), method: 'fine-tuen' })).rejects.toThrow(
+      'fit: unknown method "fine-tuen". fit supports: fine-tune, linear-probe, scratch, l2-sp, delta, bss',
+    );
+    await expect(fitCommand({ ...base(), method: 'joint' })).rejects.toThrow(
+      /method "joint" needs a source task.*fit supports: fine-tune, linear-probe, scratch/,
+    );
+    await expect(fitCommand({ ...base(), source: folder.root })).rejects.toThrow(
+      /--source is not supported yet/,
+    );
+  });
+
+  it('a missing --out, an unknown backbone, a bad method option, a missing folder', async () => {
+    const { out: _, ...noOut } = base();
+    await expect(fitCommand(noOut)).rejects.toThrow('fit: --out DIR is required');
+    await expect(fitCommand({ ...base(), backbone: 'resnet50' })).rejects.toThrow(
+      /unknown backbone "resnet50": give a built-in id \(mlp, cnn, .*\) or a path to a \.onnx file/,
+    );
+    await expect(fitCommand({ ...base(), set: ['lrr=0.1'] })).rejects.toThrow(/lrr/);
+    await expect(fitCommand({ ...base(), data: join(dir, 'nope') })).rejects.toThrow(
+      /does not exist/,
+    );
+    await expect(fitCommand({ ...base(), data: 'cifar10' })).rejects.toThrow(
+      /standard datasets are not available yet/,
+    );
+  });
+});
