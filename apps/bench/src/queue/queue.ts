@@ -160,28 +160,40 @@ export async function enqueueSweep(opts: EnqueueOptions): Promise<EnqueueResult>
     });
     const result: EnqueueResult = { name, total: 0, added: 0, ok: 0, pending: 0, retried: 0 };
     const fresh: { name: string; data: TrialJobData; opts: { jobId: string } }[] = [];
-    for (const unit of units)
-      for (const t of unit.trials) {
-        result.total++;
+    // Jobs go out round-robin over units (every unit's first trial, then every
+    // second, …): trials of one unit rarely run at once, so a pre-training is
+    // usually cached (a shared --cache) before the unit's next trial needs it.
+    const longest = Math.max(0, ...units.map((u) => u.trials.length));
+    const order = Array.from({ length: longest }, (_, i) =>
+      units.flatMap((unit) => (unit.trials[i] ? [{ unit, t: unit.trials[i] }] : [])),
+    ).flat();
+    // Asked all at once: ioredis pipelines the round trips.
+    const found = await Promise.all(
+      order.map(async ({ t }) => {
         const job = await queue.getJob(t.key);
-        if (!job) {
-          fresh.push({ name: 'trial', data: jobData(unit, t.key), opts: { jobId: t.key } });
-          result.added++;
-          continue;
-        }
-        const state = await job.getState();
-        const record = job.returnvalue as { status?: string } | null | undefined;
-        if (state === 'completed' && record?.status === 'ok') result.ok++;
-        else if (state === 'failed') {
-          await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-          result.retried++;
-        } else if (state === 'completed') {
-          // A trial that failed on its own: a new job runs it again.
-          await job.remove();
-          fresh.push({ name: 'trial', data: jobData(unit, t.key), opts: { jobId: t.key } });
-          result.retried++;
-        } else result.pending++;
+        return job ? { job, state: await job.getState() } : undefined;
+      }),
+    );
+    for (const [i, { unit, t }] of order.entries()) {
+      result.total++;
+      const { job, state } = found[i] ?? {};
+      if (!job) {
+        fresh.push({ name: 'trial', data: jobData(unit, t.key), opts: { jobId: t.key } });
+        result.added++;
+        continue;
       }
+      const record = job.returnvalue as { status?: string } | null | undefined;
+      if (state === 'completed' && record?.status === 'ok') result.ok++;
+      else if (state === 'failed') {
+        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+        result.retried++;
+      } else if (state === 'completed') {
+        // A trial that failed on its own: a new job runs it again.
+        await job.remove();
+        fresh.push({ name: 'trial', data: jobData(unit, t.key), opts: { jobId: t.key } });
+        result.retried++;
+      } else result.pending++;
+    }
     // The metadata first: a worker's record is collectable as soon as it exists.
     await writeSweep(redis, meta);
     if (fresh.length > 0)
