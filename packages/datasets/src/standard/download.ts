@@ -126,6 +126,11 @@ export async function downloadVerified(opts: VerifiedDownloadOptions): Promise<v
         createWriteStream(tmp),
       );
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code && ['ENOSPC', 'EACCES', 'EPERM', 'EROFS', 'EDQUOT', 'EIO'].includes(code))
+        throw new Error(
+          `Downloading ${what} from ${url}: cannot write ${tmp}: ${(err as Error).message}`,
+        );
       throw new Error(
         `Downloading ${what} from ${url} failed after ${bytes}${total !== undefined ? ` of ${total}` : ''} bytes: ` +
           `${describeFetchError(abort.signal.reason ?? err)} (the download is incomplete and was removed). To fix: retry, or ${fix}`,

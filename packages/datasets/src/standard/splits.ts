@@ -40,7 +40,14 @@ export function drawValidation(
     classNames: classes,
   };
   const rng = createRng(opts.seed ?? 0).derive('standard-val');
-  const idx = stratifiedSplitIndices(ds, { train: 'rest', val: fraction }, rng, name);
+  let idx: Record<'train' | 'val', Int32Array>;
+  try {
+    idx = stratifiedSplitIndices(ds, { train: 'rest', val: fraction }, rng, 'stratified split');
+  } catch (err) {
+    throw new Error(
+      `${name}: cannot draw a val split with valFraction ${fraction} (${(err as Error).message}); raise valFraction, or pass 0 for no val`,
+    );
+  }
   const inVal = new Set<number>();
   for (const i of idx.val) inVal.add(labels[i] as number);
   const inTrain = new Set<number>();

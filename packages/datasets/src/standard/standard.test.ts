@@ -222,6 +222,10 @@ describe('CIFAR-10 (binary)', () => {
     expect(offline.message).toContain('ECONNREFUSED');
     expect(offline.message).toContain("{localArchive: '/path/to/cifar-10-binary.tar.gz'}");
     expect(offline.message).toContain('{mirror:');
+    const stall = `${server.base}/stall`;
+    await expect(loadCifar10({ ...opts, mirror: stall, timeoutMs: 300 })).rejects.toThrow(
+      `from ${stall}/cifar-10-binary.tar.gz failed after 100 of ${cifar10.archive.length} bytes: no data for 300 ms`,
+    );
     expect(await filesUnder(cacheDir())).toEqual([]);
   });
 
@@ -480,6 +484,9 @@ describe('the registry', () => {
     expect(() => standardDatasetInfo('cifar-10')).toThrow(msg);
     await expect(loadStandardDataset('cifar-10')).rejects.toThrow(msg);
     await expect(loadStandardDataset('pets', { label: 'coarse' })).rejects.toThrow('for cifar100');
+    await expect(
+      loadOxfordPets({ mirror: mirror(), cacheDir: cacheDir(), sha256: shas(pets) }),
+    ).rejects.toThrow('cannot draw a val split with valFraction 0.1');
     await expect(loadStandardDataset('cifar10', { label: 'coarse' })).rejects.toThrow(
       "label: 'coarse' is for CIFAR-100",
     );

@@ -229,14 +229,14 @@ export interface FileServer {
 /**
  * Serves `/files/<name>` from `files`, `/truncated/<name>` as the first half
  * of the body under the full Content-Length (then drops the connection),
- * and 404 for anything else.
+ * `/stall/<name>` as 100 bytes and then silence, and 404 for anything else.
  */
 export async function startFileServer(files: Map<string, Uint8Array>): Promise<FileServer> {
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
     requests.push(url);
-    const m = /^\/(files|truncated)\/([^/?]+)/.exec(url);
+    const m = /^\/(files|truncated|stall)\/([^/?]+)/.exec(url);
     const body = m ? files.get(decodeURIComponent(m[2] as string)) : undefined;
     if (!m || !body) {
       res.writeHead(404, { 'content-type': 'text/plain' });
@@ -249,6 +249,10 @@ export async function startFileServer(files: Map<string, Uint8Array>): Promise<F
     });
     if (m[1] === 'files') {
       res.end(Buffer.from(body));
+      return;
+    }
+    if (m[1] === 'stall') {
+      res.write(Buffer.from(body.subarray(0, 100))); // then nothing, until the client gives up
       return;
     }
     res.write(Buffer.from(body.subarray(0, Math.floor(body.length / 2))), () => {
