@@ -144,6 +144,8 @@ export async function loadCub200(
   );
   return {
     kind: 'images',
+    layout: 'splits',
+    skipped: [],
     id: 'cub200',
     title: CUB200_SOURCE.title,
     root,

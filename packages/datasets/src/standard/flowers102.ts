@@ -231,6 +231,8 @@ export async function loadFlowers102(
     list.map((e) => ({ path: join(root, e.path), label: e.label }));
   return {
     kind: 'images',
+    layout: 'splits',
+    skipped: [],
     id: 'flowers102',
     title: FLOWERS102_SOURCE.title,
     root,

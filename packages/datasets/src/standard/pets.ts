@@ -122,6 +122,8 @@ export async function loadOxfordPets(
   );
   return {
     kind: 'images',
+    layout: 'splits',
+    skipped: [],
     id: 'pets',
     title: PETS_SOURCE.title,
     root,

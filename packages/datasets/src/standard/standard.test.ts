@@ -1,7 +1,7 @@
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ImageEntry } from '../images/image-folder.js';
+import type { ImageEntry, ImageFolderScan } from '../images/image-folder.js';
 import { loadImageFolderDataset } from '../images/stream.js';
 import { makeTempDir, removeDir } from '../images/test-fixtures.js';
 import { CIFAR10_SOURCE, loadCifar10, loadCifar100 } from './cifar.js';
@@ -365,6 +365,8 @@ describe('Oxford-IIIT Pets', () => {
     const opts = { mirror: mirror(), cacheDir: cacheDir(), sha256: shas(pets), valFraction: 0.25 };
     const ds = await loadOxfordPets(opts);
     expect(ds.classes).toEqual(['Abyssinian', 'American Bulldog', 'Bengal']);
+    const scan: ImageFolderScan = ds; // what code written for image folders takes
+    expect([scan.layout, scan.skipped, scan.drawn]).toEqual(['splits', [], ['val']]);
     expect([ds.splits.train.length, ds.splits.val.length, ds.splits.test.length]).toEqual([
       9, 3, 6,
     ]);

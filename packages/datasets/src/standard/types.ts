@@ -1,4 +1,4 @@
-import type { ImageEntry, ImageSplit } from '../images/image-folder.js';
+import type { ImageEntry, ImageFolderScan, ImageSplit } from '../images/image-folder.js';
 import type { Dataset } from '../types.js';
 import type { StandardSourceOptions } from './source.js';
 import type { StandardSplitOptions } from './splits.js';
@@ -30,10 +30,13 @@ interface StandardDatasetBase {
 /**
  * A dataset of image files (Flowers-102, Pets, CUB-200): the official
  * train/test (and val) lists as `ImageEntry`s, for `imageBatches` and
- * `loadImageFolderDataset` as they are.
+ * `loadImageFolderDataset` as they are. It is also an `ImageFolderScan`
+ * (layout 'splits', nothing skipped), so code written for a scanned image
+ * folder takes it unchanged.
  */
-export interface StandardImageDataset extends StandardDatasetBase {
+export interface StandardImageDataset extends StandardDatasetBase, ImageFolderScan {
   readonly kind: 'images';
+  readonly layout: 'splits';
   readonly splits: Readonly<Record<ImageSplit, readonly ImageEntry[]>>;
 }
 
