@@ -31,8 +31,12 @@ function int(name: string, v: Values[string], min: number): number | undefined {
 export const fit: FitCliCommand = {
   usage: `pnpm bench fit --data DIR --backbone <id | model.onnx> --out DIR [options]
   train on your own images, report test accuracy per class, write a deployable model.onnx
-  --data DIR           images in class folders: DIR/<class>/<img>, or DIR/train|val|test/<class>/<img>
-                       (without split folders: 80/10/10 per class, drawn with --seed)
+  --data DIR|ID       images in class folders: DIR/<class>/<img>, or DIR/train|val|test/<class>/<img>
+                       (without split folders: 80/10/10 per class, drawn with --seed); or a standard
+                       dataset (cifar10, cifar100, flowers102, pets, cub200), downloaded and checked once
+  --mirror URL         standard datasets: fetch the files from this base URL instead
+  --archive PATH       standard datasets: a local copy of the archive (or a folder of the files)
+  --cache DIR          standard datasets: cache folder (default ~/.cache/transferlab)
   --backbone B         a built-in backbone (pnpm bench list), trained from its initialisation,
                        or a pretrained .onnx file (e.g. torch.onnx.export); its classifier layer is cut off
   --out DIR            writes model.onnx (backbone + head, preprocessing in its metadata),
@@ -51,6 +55,9 @@ export const fit: FitCliCommand = {
   --backend B          tfjs backend: wasm|cpu|tensorflow`,
   options: {
     data: { type: 'string' },
+    mirror: { type: 'string' },
+    archive: { type: 'string' },
+    cache: { type: 'string' },
     backbone: { type: 'string' },
     out: { type: 'string' },
     method: { type: 'string' },
@@ -78,9 +85,17 @@ export const fit: FitCliCommand = {
     const seed = int('seed', values.seed, 0);
     const imageSize = int('image-size', values['image-size'], 1);
     const layout = str(values.layout);
+    const mirror = str(values.mirror);
+    const archive = str(values.archive);
+    const cache = str(values.cache);
     await fitCommand({
       data: str(values.data) ?? '',
       backbone: str(values.backbone) ?? '',
+      standard: {
+        ...(mirror !== undefined ? { mirror } : {}),
+        ...(archive !== undefined ? { localArchive: archive } : {}),
+        ...(cache !== undefined ? { cacheDir: cache } : {}),
+      },
       ...(str(values.out) ? { out: str(values.out) as string } : {}),
       ...(str(values.method) ? { method: str(values.method) as string } : {}),
       set: list(values.set),

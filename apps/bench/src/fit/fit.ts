@@ -4,19 +4,14 @@
  * evaluated per class on the test split, and written out as one ONNX
  * classifier (preprocessing in its metadata) with its metrics and weights.
  */
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createRng, disposeParams, initBackend, type Params } from '@transferlab/core';
 import {
   type Dataset,
-  type ImageEntry,
-  type ImageFolderDataset,
-  type ImageFolderScan,
-  imageBatches,
-  loadImageFolderDataset,
+  type LoadStandardDatasetOptions,
   type NormalizeStep,
   type SkippedFile,
-  scanImageFolder,
   type TransformStep,
   transformedSize,
 } from '@transferlab/datasets';
@@ -36,11 +31,11 @@ import { parse as parseYaml } from 'yaml';
 import { createProgress, type Progress } from '../progress.js';
 import { defaultRegistries } from '../run-suite.js';
 import { predictDataset } from '../runner.js';
+import { augmentedEpoch, loadFitSplit, resolveFitData, splitSize } from './data.js';
 import { openOnnxClassifier } from './onnx-run.js';
 import {
   CLASSES_KEY,
   evalTransforms,
-  hwcToChw,
   inputShapeOf,
   type Layout,
   type NormalizeOption,
@@ -62,6 +57,8 @@ import {
 } from './report.js';
 import { trainWithSelection } from './train.js';
 
+const SPLITS = ['train', 'val', 'test'] as const;
+
 /**
  * Methods fit runs: those that learn from the target data alone and predict
  * with the backbone + the linear head `head` (what model.onnx holds).
@@ -81,8 +78,10 @@ export const FIT_METHODS: readonly string[] = [
 export const DEFAULT_BUILTIN_SIZE = 32;
 
 export interface FitOptions {
-  /** An image folder (ImageFolder layout), or a standard dataset id. */
+  /** An image folder (ImageFolder layout), or a standard dataset id (cifar10, cifar100, flowers102, pets, cub200). */
   data: string;
+  /** For a standard dataset: cache folder, mirror, local archive, checksum overrides, val fraction. */
+  standard?: LoadStandardDatasetOptions;
   /** A built-in backbone id (`pnpm bench list`), or a path to a .onnx file. */
   backbone: string;
   /** Default 'fine-tune'. */
@@ -312,40 +311,6 @@ async function resolveBackbone(
   return { backbone, ...(pretrained ? { pretrained } : {}), preprocess, inputName: 'input', notes };
 }
 
-async function scanData(data: string, seed: number): Promise<ImageFolderScan> {
-  const isDir = await stat(data).then(
-    (s) => s.isDirectory(),
-    () => undefined,
-  );
-  if (isDir === undefined && /^[a-z][a-z0-9-]*$/i.test(data)) {
-    // TODO: standard datasets (cifar10, cifar100, flowers102, pets, cub200) by checked download,
-    // once @transferlab/datasets exports them (packages/datasets/src/standard/).
-    throw new Error(
-      `fit: no folder "${data}", and standard datasets are not available yet: give --data a folder of images in class sub-folders (DIR/<class>/<image>, or DIR/train|val|test/<class>/<image>)`,
-    );
-  }
-  return scanImageFolder(data, { seed });
-}
-
-function splitEntries(scan: ImageFolderScan, split: 'train' | 'val' | 'test'): ImageEntry[] {
-  const entries = scan.splits[split];
-  if (entries.length === 0)
-    throw new Error(
-      `fit: the ${split} split of ${scan.root} has no images` +
-        (scan.layout === 'flat' || scan.drawn.includes(split)
-          ? ` (too few images per class to draw one: ${split} takes 10% of each class)`
-          : ''),
-    );
-  return [...entries];
-}
-
-/** The dataset in the model's layout. */
-function inLayout(ds: ImageFolderDataset, p: Preprocess): ImageFolderDataset {
-  if (p.layout === 'NHWC') return ds;
-  const [h, w, c] = ds.shape as [number, number, number];
-  return { ...ds, x: hwcToChw(ds.x, ds.y.length, h, w, c), shape: [c, h, w] };
-}
-
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
 export async function fitCommand(opts: FitOptions): Promise<FitResult> {
@@ -377,39 +342,26 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
   });
   const progress = opts.progress ?? createProgress();
   await initBackend(opts.backend ? { backend: opts.backend } : {});
-  const scan = await scanData(opts.data, seed);
-  const entries = {
-    train: splitEntries(scan, 'train'),
-    val: splitEntries(scan, 'val'),
-    test: splitEntries(scan, 'test'),
-  };
+  const data = await resolveFitData(opts.data, seed, opts.standard ?? {}, (p) =>
+    progress.epoch(`download ${p.file}`, p.bytes, p.total ?? p.bytes),
+  );
   const resolved = await resolveBackbone(opts, method, seed);
   const { backbone, preprocess } = resolved;
-  const warnings = [...scan.warnings];
+  const warnings = [...data.warnings];
   try {
-    const classes = [...scan.classes];
-    const decode = { channels: preprocess.channels };
-    const load = async (split: 'train' | 'val' | 'test') =>
-      loadImageFolderDataset(entries[split], {
-        classes,
-        name: `${scan.root} (${split})`,
-        decode,
-        transforms: preprocess.transforms,
-        seed,
-      });
+    const classes = [...data.classes];
     progress.done(
-      `decoding ${entries.train.length + entries.val.length + entries.test.length} images of ${classes.length} classes from ${scan.root} at ${preprocess.height}×${preprocess.width}`,
+      `preprocessing ${SPLITS.map((s) => splitSize(data.splits[s])).reduce((a, b) => a + b, 0)} images of ${classes.length} classes from ${data.root} at ${preprocess.height}×${preprocess.width}`,
     );
-    const loaded = { train: await load('train'), val: await load('val'), test: await load('test') };
+    const train = await loadFitSplit(data, 'train', preprocess, seed);
+    const val = await loadFitSplit(data, 'val', preprocess, seed);
+    const test = await loadFitSplit(data, 'test', preprocess, seed);
     const skipped: SkippedFile[] = [
-      ...scan.skipped,
-      ...loaded.train.skipped,
-      ...loaded.val.skipped,
-      ...loaded.test.skipped,
+      ...data.skipped,
+      ...train.skipped,
+      ...val.skipped,
+      ...test.skipped,
     ];
-    const train = inLayout(loaded.train, preprocess);
-    const val = inLayout(loaded.val, preprocess);
-    const test = inLayout(loaded.test, preprocess);
     for (const [split, ds] of [
       ['train', train],
       ['test', test],
@@ -422,7 +374,7 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
 
     write(
       [
-        `data: ${scan.root} (${scan.layout === 'flat' ? `one pool, split with seed ${seed}` : `split folders${scan.drawn.length ? `, ${scan.drawn.join(' and ')} drawn from train with seed ${seed}` : ''}`}): ${classes.length} classes, train ${train.y.length} / val ${val.y.length} / test ${test.y.length} images, ${skipped.length} file(s) skipped`,
+        `data: ${data.root} (${data.layout}): ${classes.length} classes, train ${train.y.length} / val ${val.y.length} / test ${test.y.length} images, ${skipped.length} file(s) skipped`,
         ...resolved.notes.map((n) => `backbone: ${n}`),
         `method: ${method.id} (${Object.entries(config)
           .map(([k, v]) => `${k} ${v}`)
@@ -437,10 +389,6 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     const augmentSteps: TransformStep[] | undefined = opts.augment
       ? trainTransforms(preprocess.height, preprocess.width, normalizeOf(preprocess.transforms))
       : undefined;
-    const trainEntries: ImageEntry[] = train.paths.map((path, i) => ({
-      path,
-      label: train.y[i] as number,
-    }));
     const trained = await trainWithSelection({
       method,
       config,
@@ -453,14 +401,15 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
       ...(augmentSteps
         ? {
             epochBatches: (epoch: number) =>
-              augmentedBatches(
-                trainEntries,
-                augmentSteps,
-                preprocess,
-                config.batchSize,
+              augmentedEpoch({
+                data,
+                train,
+                steps: augmentSteps,
+                p: preprocess,
+                batchSize: config.batchSize,
                 seed,
                 epoch,
-              ),
+              }),
           }
         : {}),
       onEpoch: (e) =>
@@ -494,7 +443,7 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
             target_test_acc: testAcc,
           }),
         },
-        docString: `transferlab fit: ${method.id} on ${scan.root}, backbone ${opts.backbone}; outputs logits and probabilities over ${k} classes`,
+        docString: `transferlab fit: ${method.id} on ${data.root}, backbone ${opts.backbone}; outputs logits and probabilities over ${k} classes`,
       });
       // The file must be the model just evaluated: run it as a user would and compare.
       const onnxDiff = await compareWithOnnx(modelBytes, test, logitValues, resolved.inputName);
@@ -577,29 +526,6 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     }
   } finally {
     disposeParams(resolved.pretrained);
-  }
-}
-
-/** One epoch of augmented training batches, decoded from disk, in the model's layout. */
-async function* augmentedBatches(
-  entries: readonly ImageEntry[],
-  steps: readonly TransformStep[],
-  p: Preprocess,
-  batchSize: number,
-  seed: number,
-  epoch: number,
-): AsyncGenerator<{ x: Float32Array; y: Int32Array }> {
-  const stream = imageBatches(entries, {
-    batchSize,
-    transforms: steps,
-    decode: { channels: p.channels },
-    seed,
-    epoch,
-    shuffle: true,
-  });
-  for await (const b of stream) {
-    const [n, h, w, c] = b.shape;
-    yield { x: p.layout === 'NCHW' ? hwcToChw(b.x, n, h, w, c) : b.x, y: b.y };
   }
 }
 

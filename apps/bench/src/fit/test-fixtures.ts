@@ -1,10 +1,12 @@
 // Image folders for the fit/predict tests: real PNG and JPEG files of
 // coloured shapes, written with sharp into a temporary directory.
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { createRng, type Rng } from '@transferlab/core';
 
 // sharp is a dependency of @transferlab/datasets, not of the bench: load it from there.
@@ -31,8 +33,9 @@ function drawShape(
   shape: (typeof SHAPE_CLASSES)[number],
   rng: Rng,
   alpha: boolean,
+  fixedSide?: number,
 ): { data: Uint8Array; width: number; height: number; channels: 3 | 4 } {
-  const side = 28 + rng.int(13);
+  const side = fixedSide ?? 28 + rng.int(13);
   const channels = alpha ? 4 : 3;
   const data = new Uint8Array(side * side * channels);
   const cx = side / 2 + (rng.next() - 0.5) * 6;
@@ -126,4 +129,82 @@ export async function makeFolderWithEmptyClass(root: string): Promise<void> {
   for (let i = 0; i < 4; i++)
     await writeShape(join(root, 'circle', `c${i}.png`), drawShape('circle', rng.derive(i), false));
   await mkdir(join(root, 'square'), { recursive: true });
+}
+
+/** A ustar archive of regular files (name ≤ 100 bytes), as `tar cf` writes one. */
+function tar(files: readonly { name: string; data: Uint8Array }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const f of files) {
+    const h = Buffer.alloc(512);
+    h.write(f.name, 0, 100, 'utf8');
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(`${f.data.length.toString(8).padStart(11, '0')}\0`, 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148); // checksum field counts as spaces
+    h.write('0', 156);
+    h.write('ustar\0' + '00', 257, 'latin1');
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    blocks.push(h, Buffer.from(f.data), Buffer.alloc((512 - (f.data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+/**
+ * cifar-10-binary.tar.gz in CIFAR-10's own format (1 label byte, then the
+ * R, G and B planes of a 32×32 image per record; five data batches, a test
+ * batch, batches.meta.txt), holding 32×32 shapes of the three classes.
+ */
+export async function makeShapeCifarArchive(
+  path: string,
+  perClass: { train: number; test: number },
+  seed = 11,
+): Promise<{ name: string; sha256: string; testLabels: number[] }> {
+  const rng = createRng(seed);
+  const record = (label: number, key: string) => {
+    const img = drawShape(
+      SHAPE_CLASSES[label] as (typeof SHAPE_CLASSES)[number],
+      rng.derive(key),
+      false,
+      32,
+    );
+    const rec = new Uint8Array(1 + 3072);
+    rec[0] = label;
+    for (let c = 0; c < 3; c++)
+      for (let p = 0; p < 1024; p++) rec[1 + c * 1024 + p] = img.data[p * 3 + c] as number;
+    return rec;
+  };
+  const train: Uint8Array[] = [];
+  for (let i = 0; i < perClass.train; i++)
+    for (let label = 0; label < 3; label++) train.push(record(label, `train/${label}/${i}`));
+  const testLabels: number[] = [];
+  const test: Uint8Array[] = [];
+  for (let i = 0; i < perClass.test; i++)
+    for (let label = 0; label < 3; label++) {
+      test.push(record(label, `test/${label}/${i}`));
+      testLabels.push(label);
+    }
+  const dir = 'cifar-10-batches-bin';
+  const per = Math.ceil(train.length / 5);
+  const files = [1, 2, 3, 4, 5].map((b) => ({
+    name: `${dir}/data_batch_${b}.bin`,
+    data: Buffer.concat(train.slice((b - 1) * per, b * per)),
+  }));
+  files.push({ name: `${dir}/test_batch.bin`, data: Buffer.concat(test) });
+  files.push({
+    name: `${dir}/batches.meta.txt`,
+    data: Buffer.from(`${SHAPE_CLASSES.join('\n')}\n\n`),
+  });
+  const archive = gzipSync(tar(files));
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, archive);
+  return {
+    name: 'cifar-10-binary.tar.gz',
+    sha256: createHash('sha256').update(archive).digest('hex'),
+    testLabels,
+  };
 }
