@@ -4,7 +4,13 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
-import { DEFAULT_BUILTIN_SIZE, FIT_METHODS, fitCommand } from './fit.js';
+import {
+  DEFAULT_BUILTIN_SIZE,
+  DEFAULT_SOURCE_EPOCHS,
+  FIT_METHODS,
+  fitCommand,
+  SOURCE_METHODS,
+} from './fit.js';
 import { predictCommand } from './predict.js';
 import { parseLayout } from './preprocess.js';
 
@@ -31,7 +37,7 @@ function int(name: string, v: Values[string], min: number): number | undefined {
 export const fit: FitCliCommand = {
   usage: `pnpm bench fit --data DIR --backbone <id | model.onnx> --out DIR [options]
   train on your own images, report test accuracy per class, write a deployable model.onnx
-  --data DIR|ID       images in class folders: DIR/<class>/<img>, or DIR/train|val|test/<class>/<img>
+  --data DIR|ID        images in class folders: DIR/<class>/<img>, or DIR/train|val|test/<class>/<img>
                        (without split folders: 80/10/10 per class, drawn with --seed); or a standard
                        dataset (cifar10, cifar100, flowers102, pets, cub200), downloaded and checked once
   --mirror URL         standard datasets: fetch the files from this base URL instead
@@ -41,7 +47,8 @@ export const fit: FitCliCommand = {
                        or a pretrained .onnx file (e.g. torch.onnx.export); its classifier layer is cut off
   --out DIR            writes model.onnx (backbone + head, preprocessing in its metadata),
                        metrics.json and params.safetensors
-  --method M           ${FIT_METHODS.join(', ')} (default fine-tune)
+  --method M           ${FIT_METHODS.join(', ')} (default fine-tune);
+                       with --source also ${SOURCE_METHODS.join(', ')}
   --set key=value      a method option, e.g. lr=0.001, backboneLrMultiplier=0.1 (repeatable)
   --epochs N           passes over the training images (default: the method's)
   --seed K             split, initialisation, batches and augmentation (default 0)
@@ -50,7 +57,10 @@ export const fit: FitCliCommand = {
   --normalize N        imagenet|none (built-in: default imagenet; .onnx: from its metadata)
   --layout L           NCHW|NHWC, for an .onnx file whose input shape does not tell
   --features NAME      the .onnx value to use as features (default: what its last linear layer reads)
-  --source DIR         a source task for joint, MeRLin, L2T-ww… (not supported yet)
+  --source DIR|ID      a source task (folder or standard dataset): the backbone and a source head are
+                       pre-trained on it first (a folder's images outside val/ and test/, a dataset's
+                       train split); joint and MeRLin train on its batches too, LwF and Co-Tuning read its head
+  --source-epochs N    source pre-training epochs (default ${DEFAULT_SOURCE_EPOCHS})
   --engine E           onnxruntime|tfjs (default: onnxruntime where it applies)
   --backend B          tfjs backend: wasm|cpu|tensorflow`,
   options: {
@@ -70,6 +80,7 @@ export const fit: FitCliCommand = {
     layout: { type: 'string' },
     features: { type: 'string' },
     source: { type: 'string' },
+    'source-epochs': { type: 'string' },
     engine: { type: 'string' },
     backend: { type: 'string' },
   },
@@ -84,6 +95,7 @@ export const fit: FitCliCommand = {
     const epochs = int('epochs', values.epochs, 1);
     const seed = int('seed', values.seed, 0);
     const imageSize = int('image-size', values['image-size'], 1);
+    const sourceEpochs = int('source-epochs', values['source-epochs'], 1);
     const layout = str(values.layout);
     const mirror = str(values.mirror);
     const archive = str(values.archive);
@@ -107,6 +119,7 @@ export const fit: FitCliCommand = {
       ...(layout !== undefined ? { layout: parseLayout(layout, '--layout') } : {}),
       ...(str(values.features) ? { features: str(values.features) as string } : {}),
       ...(str(values.source) ? { source: str(values.source) as string } : {}),
+      ...(sourceEpochs !== undefined ? { sourceEpochs } : {}),
       ...(str(values.engine) ? { engine: requireEngine(str(values.engine) as string) } : {}),
       ...(str(values.backend) ? { backend: str(values.backend) as string } : {}),
     });

@@ -62,6 +62,8 @@ export async function resolveFitData(
   seed: number,
   standard: LoadStandardDatasetOptions = {},
   onDownload?: (p: DownloadProgress) => void,
+  /** A source: every image not in a val/ or test/ folder is training data (no split drawn). */
+  asSource = false,
 ): Promise<FitData> {
   const isDir = await stat(data).then(
     (s) => s.isDirectory(),
@@ -72,6 +74,7 @@ export async function resolveFitData(
     const ds = await loadStandardDataset(data, {
       seed,
       ...standard,
+      ...(asSource ? { valFraction: 0 } : {}),
       ...(onDownload && !standard.onProgress ? { onProgress: onDownload } : {}),
     });
     out = {
@@ -87,7 +90,10 @@ export async function resolveFitData(
       `fit: no folder "${data}", and no standard dataset of that name (${STANDARD_DATASET_IDS.join(', ')}): give --data a folder of images in class sub-folders (DIR/<class>/<image>, or DIR/train|val|test/<class>/<image>) or a standard dataset id`,
     );
   } else {
-    const scan = await scanImageFolder(data, { seed });
+    const scan = await scanImageFolder(data, {
+      seed,
+      ...(asSource ? { fractions: { train: 1, val: 0, test: 0 } } : {}),
+    });
     out = {
       root: scan.root,
       layout:
@@ -100,7 +106,7 @@ export async function resolveFitData(
       splits: scan.splits,
     };
   }
-  for (const split of SPLITS)
+  for (const split of asSource ? (['train'] as const) : SPLITS)
     if (splitSize(out.splits[split]) === 0)
       throw new Error(
         `fit: the ${split} split of ${out.root} has no images` +

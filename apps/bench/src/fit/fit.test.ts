@@ -447,6 +447,36 @@ describe('augmented epochs of an image folder', () => {
   });
 });
 
+describe('fit with a source task', () => {
+  it('pre-trains on the source folder, then joint trains on source batches and LwF distils the source head', async () => {
+    const sourceRoot = join(dir, 'source');
+    await makeShapeFolder(sourceRoot, { train: 20, val: 0, test: 0 }, 99, false);
+    for (const method of ['joint', 'lwf']) {
+      let text = '';
+      const out = await fitCommand({
+        data: folder.root,
+        backbone: 'cnn',
+        source: sourceRoot,
+        sourceEpochs: 2,
+        method,
+        epochs: 2,
+        out: join(dir, `out-${method}`),
+        backend: 'cpu',
+        progress: quiet,
+        write: (s) => {
+          text += s;
+        },
+      });
+      expect(text).toContain('pre-trained on the source');
+      expect(out.metrics).toMatchObject({ method, source: sourceRoot, source_train_size: 60 });
+      expect(out.metrics.source_train_acc).toBeGreaterThan(0);
+      expect(out.metrics.curve).toHaveLength(2);
+      // The exported model is the backbone + the target head the method predicts with.
+      expect(out.metrics.onnx_max_abs_diff).toBeLessThanOrEqual(1e-4);
+    }
+  });
+});
+
 describe('fit refuses with a clear error', () => {
   const base = () => ({
     data: folder.root,
@@ -467,13 +497,13 @@ describe('fit refuses with a clear error', () => {
 
   it('an unknown method, and a method that needs a source task, listing the supported ones', async () => {
     await expect(fitCommand({ ...base(), method: 'fine-tuen' })).rejects.toThrow(
-      'fit: unknown method "fine-tuen". fit supports: fine-tune, linear-probe, scratch, l2-sp, delta, bss',
+      'fit: unknown method "fine-tuen". fit supports: fine-tune, linear-probe, scratch, l2-sp, delta, bss; with --source also joint, merlin, lwf, co-tuning',
     );
     await expect(fitCommand({ ...base(), method: 'joint' })).rejects.toThrow(
-      /method "joint" needs a source task.*fit supports: fine-tune, linear-probe, scratch/,
+      /method "joint" needs a source task: give --source DIR .*fit supports: fine-tune, linear-probe, scratch, l2-sp, delta, bss; with --source also joint, merlin, lwf, co-tuning/,
     );
-    await expect(fitCommand({ ...base(), source: folder.root })).rejects.toThrow(
-      /--source is not supported yet/,
+    await expect(fitCommand({ ...base(), method: 'l2t-ww', source: folder.root })).rejects.toThrow(
+      /method "l2t-ww" trains a target network other than the backbone/,
     );
   });
 

@@ -30,7 +30,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { createProgress, type Progress } from '../progress.js';
 import { defaultRegistries } from '../run-suite.js';
-import { predictDataset } from '../runner.js';
+import { defaultPretrainConfig, predictDataset, pretrainSource } from '../runner.js';
 import { augmentedEpoch, loadFitSplit, resolveFitData, splitSize } from './data.js';
 import { openOnnxClassifier } from './onnx-run.js';
 import {
@@ -60,10 +60,9 @@ import { trainWithSelection } from './train.js';
 const SPLITS = ['train', 'val', 'test'] as const;
 
 /**
- * Methods fit runs: those that learn from the target data alone and predict
- * with the backbone + the linear head `head` (what model.onnx holds).
- * Methods that need a source task (joint, MeRLin, L2T-ww, feature matching,
- * attention transfer, LwF, Co-Tuning) are not among them yet.
+ * Methods fit runs without a source: they learn from the target data alone
+ * and predict with the backbone + the linear head `head` (what model.onnx
+ * holds). With --source, their backbone is first pre-trained on the source.
  */
 export const FIT_METHODS: readonly string[] = [
   'fine-tune',
@@ -73,6 +72,17 @@ export const FIT_METHODS: readonly string[] = [
   'delta',
   'bss',
 ];
+
+/**
+ * Methods that need a source task (--source): source batches (joint, MeRLin)
+ * or the source head (LwF, Co-Tuning); they predict with the same backbone +
+ * `head`. L2T-ww and its baselines train another network than the
+ * backbone, which model.onnx does not describe: not supported.
+ */
+export const SOURCE_METHODS: readonly string[] = ['joint', 'merlin', 'lwf', 'co-tuning'];
+
+/** Source pre-training epochs when --source-epochs is not given. */
+export const DEFAULT_SOURCE_EPOCHS = 5;
 
 /** Input size of a built-in backbone when --image-size is not given. */
 export const DEFAULT_BUILTIN_SIZE = 32;
@@ -93,8 +103,15 @@ export interface FitOptions {
   out?: string;
   /** Seeds the split drawn from the folder, the initialisation, the batches and the augmentation. Default 0. */
   seed?: number;
-  /** A source image folder, for methods that need a source task (not supported yet). */
+  /**
+   * A source task (an image folder or a standard dataset id): the backbone is
+   * pre-trained on it first — every image of a folder outside val/ and test/
+   * folders, a standard dataset's official train split — with a source head, and
+   * joint / MeRLin train on its batches, LwF / Co-Tuning read its head.
+   */
   source?: string;
+  /** Source pre-training epochs (default 5). */
+  sourceEpochs?: number;
   /** Input height = width. Built-in backbones: default 32; ONNX files: from the metadata. */
   imageSize?: number;
   normalize?: NormalizeOption;
@@ -126,6 +143,10 @@ export interface FitMetrics {
   skipped_files: SkippedFile[];
   method: string;
   method_options: Record<string, unknown>;
+  /** With --source: the source, its training images, and the pre-trained network's accuracy on them. */
+  source?: string;
+  source_train_size?: number;
+  source_train_acc?: number;
   backbone: string;
   epochs: number;
   seed: number;
@@ -156,13 +177,18 @@ export function parseSetOptions(set: readonly string[]): Record<string, unknown>
   return out;
 }
 
-export function requireFitMethod(id: string): AnyTransferMethod {
+export function requireFitMethod(id: string, hasSource: boolean): AnyTransferMethod {
   const reg = defaultRegistries().methods;
-  if (!FIT_METHODS.includes(id)) {
+  const supported = `fit supports: ${FIT_METHODS.join(', ')}; with --source also ${SOURCE_METHODS.join(', ')}`;
+  if (SOURCE_METHODS.includes(id) && !hasSource)
+    throw new Error(
+      `fit: method "${id}" needs a source task: give --source DIR (a folder of source images in class sub-folders, or a standard dataset id). ${supported}`,
+    );
+  if (!FIT_METHODS.includes(id) && !SOURCE_METHODS.includes(id)) {
     const why = !reg.has(id)
       ? `unknown method "${id}"`
-      : `method "${id}" needs a source task (source data, a source network or its head), which fit does not provide yet`;
-    throw new Error(`fit: ${why}. fit supports: ${FIT_METHODS.join(', ')}`);
+      : `method "${id}" trains a target network other than the backbone, which model.onnx cannot hold`;
+    throw new Error(`fit: ${why}. ${supported}`);
   }
   return reg.get(id);
 }
@@ -298,9 +324,9 @@ async function resolveBackbone(
   };
   const backbone = reg.get(ref).create(inputShapeOf(preprocess));
   const notes = [
-    `built-in backbone ${ref} (${backbone.name}) at ${size}×${size}×3, trained from its initialisation`,
+    `built-in backbone ${ref} (${backbone.name}) at ${size}×${size}×3, ${opts.source ? 'pre-trained on the source' : 'trained from its initialisation'}`,
   ];
-  if (method.id === 'linear-probe')
+  if (method.id === 'linear-probe' && !opts.source)
     notes.push(
       'linear-probe on a built-in backbone: its weights are random (not pretrained), only the head learns',
     );
@@ -327,11 +353,12 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     throw new Error('fit: --backbone is required (a built-in id, or a path to a .onnx file)');
   const seed = opts.seed ?? 0;
   const methodId = opts.method ?? 'fine-tune';
-  const method = requireFitMethod(methodId);
-  if (opts.source !== undefined)
-    throw new Error(
-      `fit: --source is not supported yet; fit runs methods that learn from the target data alone: ${FIT_METHODS.join(', ')}`,
-    );
+  const method = requireFitMethod(methodId, opts.source !== undefined);
+  if (
+    opts.sourceEpochs !== undefined &&
+    !(Number.isInteger(opts.sourceEpochs) && opts.sourceEpochs >= 1)
+  )
+    throw new Error(`fit: --source-epochs must be a positive integer, got ${opts.sourceEpochs}`);
   if (opts.imageSize !== undefined && !(Number.isInteger(opts.imageSize) && opts.imageSize >= 1))
     throw new Error(`fit: --image-size must be a positive integer, got ${opts.imageSize}`);
   if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1))
@@ -345,9 +372,13 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
   const data = await resolveFitData(opts.data, seed, opts.standard ?? {}, (p) =>
     progress.epoch(`download ${p.file}`, p.bytes, p.total ?? p.bytes),
   );
+  const source = opts.source
+    ? await resolveFitData(opts.source, seed, sourceStandard(opts.standard), undefined, true)
+    : undefined;
   const resolved = await resolveBackbone(opts, method, seed);
   const { backbone, preprocess } = resolved;
-  const warnings = [...data.warnings];
+  const warnings = [...data.warnings, ...(source?.warnings ?? []).map((w) => `source: ${w}`)];
+  let sourceHead: Params | undefined;
   try {
     const classes = [...data.classes];
     progress.done(
@@ -356,11 +387,14 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     const train = await loadFitSplit(data, 'train', preprocess, seed);
     const val = await loadFitSplit(data, 'val', preprocess, seed);
     const test = await loadFitSplit(data, 'test', preprocess, seed);
+    const sourceTrain = source ? await loadFitSplit(source, 'train', preprocess, seed) : undefined;
     const skipped: SkippedFile[] = [
       ...data.skipped,
       ...train.skipped,
       ...val.skipped,
       ...test.skipped,
+      ...(source?.skipped ?? []),
+      ...(sourceTrain?.skipped ?? []),
     ];
     for (const [split, ds] of [
       ['train', train],
@@ -386,6 +420,34 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
       ].join('\n'),
     );
 
+    // With a source: the backbone (from its initialisation, or the file's weights) and a
+    // source head are trained on the source first, as the bench's suites pre-train.
+    let sourceTrainAcc: number | undefined;
+    if (source && sourceTrain) {
+      if (sourceTrain.numClasses < 2)
+        throw new Error(
+          `fit: the source ${source.root} has one class; pre-training needs two or more`,
+        );
+      const pre = await pretrainSource({
+        backbone,
+        source: sourceTrain,
+        seed,
+        config: { ...defaultPretrainConfig, epochs: opts.sourceEpochs ?? DEFAULT_SOURCE_EPOCHS },
+        ...(opts.engine ? { engine: opts.engine } : {}),
+        onEpoch: (e) =>
+          progress.done(
+            `source pre-training: epoch ${e.epoch}/${e.epochs} (${sourceTrain.y.length} images)`,
+          ),
+      });
+      disposeParams(resolved.pretrained);
+      resolved.pretrained = pre.params;
+      sourceHead = pre.sourceHead;
+      sourceTrainAcc = pre.sourceTrainAcc;
+      write(
+        `source: ${source.root} (${source.classes.length} classes, ${sourceTrain.y.length} training images): pre-trained ${opts.sourceEpochs ?? DEFAULT_SOURCE_EPOCHS} epochs, source train accuracy ${pct(pre.sourceTrainAcc)}\n`,
+      );
+    }
+
     const augmentSteps: TransformStep[] | undefined = opts.augment
       ? trainTransforms(preprocess.height, preprocess.width, normalizeOf(preprocess.transforms))
       : undefined;
@@ -394,6 +456,8 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
       config,
       backbone,
       ...(resolved.pretrained ? { pretrained: resolved.pretrained } : {}),
+      ...(sourceHead ? { sourceHead } : {}),
+      ...(sourceTrain ? { source: sourceTrain } : {}),
       train,
       val,
       seed,
@@ -471,6 +535,13 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
         skipped_files: skipped.map((s) => ({ path: s.path, reason: s.reason })),
         method: method.id,
         method_options: { ...config },
+        ...(source && sourceTrain
+          ? {
+              source: opts.source as string,
+              source_train_size: sourceTrain.y.length,
+              source_train_acc: sourceTrainAcc as number,
+            }
+          : {}),
         backbone: opts.backbone,
         epochs: config.epochs,
         seed,
@@ -526,7 +597,16 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     }
   } finally {
     disposeParams(resolved.pretrained);
+    disposeParams(sourceHead);
   }
+}
+
+/** A source standard dataset shares the target's cache and mirror, not its local archive or checksums. */
+function sourceStandard(o: LoadStandardDatasetOptions = {}): LoadStandardDatasetOptions {
+  return {
+    ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}),
+    ...(o.mirror !== undefined ? { mirror: o.mirror } : {}),
+  };
 }
 
 /** Largest |logit difference| between the exported model in onnxruntime and `expected`. */

@@ -91,13 +91,14 @@ export interface ShapeFolder {
 
 /**
  * root/train|val|test/<circle|square|triangle>/…, `perClass` images per class
- * and split; every third file a JPEG, every fifth an RGBA PNG. Plus a
- * truncated JPEG in test/square and a text file in train/circle.
+ * and split; every third file a JPEG, every fifth an RGBA PNG. Plus (with
+ * `badFiles`) a truncated JPEG in test/square and a text file in train/circle.
  */
 export async function makeShapeFolder(
   root: string,
   perClass: { train: number; val: number; test: number },
   seed = 7,
+  badFiles = true,
 ): Promise<ShapeFolder> {
   const rng = createRng(seed);
   const testImages: { path: string; label: number }[] = [];
@@ -115,11 +116,13 @@ export async function makeShapeFolder(
     }
   }
   const corrupt = join(root, 'test', 'square', 'broken.jpg');
-  await writeShape(corrupt, drawShape('square', rng.derive('broken'), false));
-  const bytes = await readFile(corrupt);
-  await writeFile(corrupt, bytes.subarray(0, Math.floor(bytes.length * 0.5)));
   const stray = join(root, 'train', 'circle', 'notes.txt');
-  await writeFile(stray, 'not an image\n');
+  if (badFiles) {
+    await writeShape(corrupt, drawShape('square', rng.derive('broken'), false));
+    const bytes = await readFile(corrupt);
+    await writeFile(corrupt, bytes.subarray(0, Math.floor(bytes.length * 0.5)));
+    await writeFile(stray, 'not an image\n');
+  }
   return { root, corrupt, stray, testImages };
 }
 

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { cloneParams, createRng, disposeParams, type Params } from '@transferlab/core';
+import { cloneParams, createRng, disposeParams, type Params, type Rng } from '@transferlab/core';
 import { batches, type Dataset } from '@transferlab/datasets';
 import {
   type AnyTransferMethod,
@@ -11,6 +11,11 @@ import {
 } from '@transferlab/methods';
 import type { Backbone } from '@transferlab/models';
 import { chooseEngine, datasetBatch, evaluateOn } from '../runner.js';
+
+/** Source minibatches for as long as the target loop wants them, reshuffled each pass. */
+function* endless(ds: Dataset, batchSize: number, rng: Rng): Generator<Int32Array> {
+  for (;;) yield* batches(ds, batchSize, rng, { dropLast: ds.y.length >= batchSize });
+}
 
 /** One training minibatch, rows in the model's layout (one example: `train.shape`). */
 export interface TrainBatch {
@@ -55,6 +60,10 @@ export async function trainWithSelection(args: {
   config: LoopConfig;
   backbone: Backbone;
   pretrained?: Params;
+  /** The source head from pre-training, for methods that distil it (LwF, Co-Tuning). */
+  sourceHead?: Params;
+  /** Source training set, for methods that train on source batches too (joint, MeRLin). */
+  source?: Dataset;
   train: Dataset;
   val: Dataset;
   seed: number;
@@ -66,6 +75,8 @@ export async function trainWithSelection(args: {
   checkSpecificationVersion(method);
   if (method.needs.pretrainedBackbone && !args.pretrained)
     throw new Error(`method "${method.id}" needs a pretrained backbone and none was given`);
+  if (method.needs.sourceBatches && !args.source)
+    throw new Error(`method "${method.id}" trains on source batches and no source was given`);
   const rng = createRng(args.seed).derive(`fit:${method.id}`);
   const engine = chooseEngine(method, args.backbone, args.engine);
   const stepsPerEpoch = Math.ceil(train.y.length / config.batchSize);
@@ -78,6 +89,8 @@ export async function trainWithSelection(args: {
       backbone: args.backbone,
       numClasses: train.numClasses,
       ...(args.pretrained ? { pretrained: args.pretrained } : {}),
+      ...(args.sourceHead ? { sourceHead: args.sourceHead } : {}),
+      ...(args.source ? { sourceNumClasses: args.source.numClasses } : {}),
       targetTrain: whole,
       rng: rng.derive('init'),
       totalSteps: config.epochs * stepsPerEpoch,
@@ -92,11 +105,23 @@ export async function trainWithSelection(args: {
   const curve: EpochReport[] = [];
   try {
     const batchRng = rng.derive('batches');
+    const sourceIter =
+      method.needs.sourceBatches && args.source
+        ? endless(args.source, config.batchSize, rng.derive('source-batches'))
+        : undefined;
     let step = 0;
     const takeStep = async (x: Float32Array, y: Int32Array) => {
       const batch = createBatch(x, y, train.shape);
+      const source =
+        sourceIter && args.source
+          ? datasetBatch(args.source, sourceIter.next().value as Int32Array)
+          : undefined;
       try {
-        const out = await method.trainStep(state, { target: batch, step });
+        const out = await method.trainStep(state, {
+          target: batch,
+          ...(source ? { source } : {}),
+          step,
+        });
         state = out.state;
         if (!Number.isFinite(out.loss))
           throw new Error(`training diverged at step ${step}: loss is ${out.loss}`);
@@ -104,6 +129,7 @@ export async function trainWithSelection(args: {
         return out.loss;
       } finally {
         disposeBatch(batch);
+        disposeBatch(source);
       }
     };
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
