@@ -367,6 +367,11 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     ...parseSetOptions(opts.set ?? []),
     ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
   });
+  // An unusable --out fails now, not after training.
+  const outDir = resolve(opts.out);
+  await mkdir(outDir, { recursive: true }).catch((err: Error) => {
+    throw new Error(`fit: cannot create --out ${outDir}: ${err.message}`);
+  });
   const progress = opts.progress ?? createProgress();
   await initBackend(opts.backend ? { backend: opts.backend } : {});
   const data = await resolveFitData(opts.data, seed, opts.standard ?? {}, (p) =>
@@ -423,7 +428,9 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     // With a source: the backbone (from its initialisation, or the file's weights) and a
     // source head are trained on the source first, as the bench's suites pre-train.
     let sourceTrainAcc: number | undefined;
-    if (source && sourceTrain) {
+    if (source && sourceTrain && !method.needs.pretrainedBackbone)
+      warnings.push(`${method.id} starts from a random initialisation: the source is not used`);
+    if (source && sourceTrain && method.needs.pretrainedBackbone) {
       if (sourceTrain.numClasses < 2)
         throw new Error(
           `fit: the source ${source.root} has one class; pre-training needs two or more`,
@@ -516,8 +523,6 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
           `model.onnx differs from the trained model by up to ${onnxDiff.toExponential(2)} in the logits`,
         );
 
-      const outDir = resolve(opts.out);
-      await mkdir(outDir, { recursive: true });
       const files = {
         model: join(outDir, 'model.onnx'),
         metrics: join(outDir, 'metrics.json'),
