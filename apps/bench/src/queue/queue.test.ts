@@ -259,7 +259,7 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
     }
   });
 
-  it('a worker refuses jobs that name an unknown method, a plugin outside its checkout, an unknown kind or an altered trial, without retrying them; a trial that fails on its own is recorded', async () => {
+  it('a worker refuses jobs that name an unknown method, a plugin outside its checkout, an unknown kind or an altered trial, without retrying them; runs a plugin of its checkout; a trial that fails on its own is recorded', async () => {
     const dir = tmp();
     const file = join(dir, 'small.yaml');
     writeFileSync(file, SMALL);
@@ -317,8 +317,33 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
         },
       );
 
+      // A plugin file of the checkout runs, even when the producer's checkout lies elsewhere.
+      const plugin = await enqueueSweep({
+        redisUrl: url,
+        suiteRef: join(root, 'examples/method-plugin/suite.yaml'),
+        overrides: { methods: ['lp-ft'] },
+        seeds: 1,
+        name: 'plugin',
+      });
+      expect(plugin).toMatchObject({ total: 1, added: 1 });
+      const [lpft] = await queue
+        .getJobs(['waiting'])
+        .then((js) => js.filter((j) => j.data.sweep === 'plugin'));
+      if (!lpft) throw new Error('no lp-ft job');
+      const elsewhere = structuredClone(lpft.data);
+      const other = '/elsewhere/transferlab';
+      const from = methodsOf(elsewhere)[0]?.from as string;
+      expect(from.startsWith(elsewhere.root)).toBe(true);
+      methodsOf(elsewhere)[0] = {
+        ...methodsOf(elsewhere)[0],
+        from: `${other}${from.slice(elsewhere.root.length)}`,
+      };
+      elsewhere.root = other;
+      await lpft.updateData(elsewhere);
+
       worker = await startWorker({ redisUrl: url, log: () => {} });
       const ids = [
+        lpft.id,
         scratch.id,
         probe.id,
         diverges.id,
@@ -369,6 +394,8 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
       expect(c.records).toHaveLength(3);
       expect(c.records.every((r) => r.status === 'failed')).toBe(true);
       expect(c.records.find((r) => r.method === 'scratch')?.error).toMatch(/refused/);
+      const ran = await queue.getJob(lpft.id as string);
+      expect(ran?.returnvalue).toMatchObject({ status: 'ok', method: 'lp-ft' });
     } finally {
       await worker?.close();
       await queue.close();
