@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '@transferlab/core';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
@@ -98,7 +100,8 @@ export async function saveParams(
   params: Params,
   meta: Record<string, unknown> = {},
 ): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
+  // Unique across hosts too: workers on several machines may share a cache directory.
+  const tmp = `${path}.tmp-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   await writeFile(
     tmp,
     isSafetensors(path) ? encodeSafetensors(params, meta) : encodeParams(params, meta),
