@@ -164,6 +164,12 @@ export interface FitMetrics {
 export interface FitResult {
   metrics: FitMetrics;
   files: { model: string; metrics: string; params: string };
+  /**
+   * The final evaluation on the test split, row by row: the image files
+   * (none for a dataset held as arrays), their labels, and the logits
+   * (n × classes) the accuracy and confusion matrix were computed from.
+   */
+  test: { paths: string[]; labels: Int32Array; logits: Float32Array };
 }
 
 /** `--set key=value` pairs as method options; values are YAML scalars (0.001, true, adam). */
@@ -596,7 +602,11 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
           '',
         ].join('\n'),
       );
-      return { metrics, files };
+      return {
+        metrics,
+        files,
+        test: { paths: [...test.paths], labels: test.y, logits: logitValues },
+      };
     } finally {
       await trained.dispose();
     }
