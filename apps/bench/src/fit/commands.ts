@@ -6,6 +6,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
 import {
   DEFAULT_BUILTIN_SIZE,
+  DEFAULT_MEMORY_CAP_MB,
   DEFAULT_SOURCE_EPOCHS,
   FIT_METHODS,
   fitCommand,
@@ -53,6 +54,9 @@ export const fit: FitCliCommand = {
   --epochs N           passes over the training images (default: the method's)
   --seed K             split, initialisation, batches and augmentation (default 0)
   --augment            random resized crops and horizontal flips of the training images, every epoch
+  --memory-cap-mb M    decoded images held in memory at most (default ${DEFAULT_MEMORY_CAP_MB} MiB): image-folder
+                       splits that do not fit (train first, then val, test) are streamed from disk each
+                       time they are read — the same batches and results, more decoding
   --image-size N       input height = width (built-in: default ${DEFAULT_BUILTIN_SIZE}; .onnx: from its metadata)
   --normalize N        imagenet|none (built-in: default imagenet; .onnx: from its metadata)
   --layout L           NCHW|NHWC, for an .onnx file whose input shape does not tell
@@ -75,6 +79,7 @@ export const fit: FitCliCommand = {
     epochs: { type: 'string' },
     seed: { type: 'string' },
     augment: { type: 'boolean' },
+    'memory-cap-mb': { type: 'string' },
     'image-size': { type: 'string' },
     normalize: { type: 'string' },
     layout: { type: 'string' },
@@ -97,6 +102,10 @@ export const fit: FitCliCommand = {
     const imageSize = int('image-size', values['image-size'], 1);
     const sourceEpochs = int('source-epochs', values['source-epochs'], 1);
     const layout = str(values.layout);
+    const capText = str(values['memory-cap-mb']);
+    const memoryCapMb = capText === undefined ? undefined : Number(capText);
+    if (memoryCapMb !== undefined && !(Number.isFinite(memoryCapMb) && memoryCapMb > 0))
+      throw new Error(`--memory-cap-mb must be a positive number (MiB), got "${capText}"`);
     const mirror = str(values.mirror);
     const archive = str(values.archive);
     const cache = str(values.cache);
@@ -114,6 +123,7 @@ export const fit: FitCliCommand = {
       ...(epochs !== undefined ? { epochs } : {}),
       ...(seed !== undefined ? { seed } : {}),
       ...(values.augment ? { augment: true } : {}),
+      ...(memoryCapMb !== undefined ? { memoryCapMb } : {}),
       ...(imageSize !== undefined ? { imageSize } : {}),
       ...(normalize !== undefined ? { normalize } : {}),
       ...(layout !== undefined ? { layout: parseLayout(layout, '--layout') } : {}),

@@ -40,11 +40,73 @@ export interface FitData {
   readonly splits: Readonly<Record<ImageSplit, readonly ImageEntry[] | Dataset>>;
 }
 
-/** One split ready to train or evaluate on: x in the model's layout. */
+/** Rows of a split in the model's layout. */
+export interface SplitBatch {
+  readonly x: Float32Array;
+  readonly y: Int32Array;
+}
+
+/**
+ * One split ready to train or evaluate on: x in the model's layout, or —
+ * when `streamed` — no x at all (`x` is empty): the rows are decoded from
+ * `paths` whenever they are read, so the split can be larger than memory.
+ * Either way read it through `splitBatches`.
+ */
 export interface FitSplit extends Dataset {
   /** The image files of the rows (empty for a dataset held as arrays). */
   readonly paths: readonly string[];
   readonly skipped: readonly SkippedFile[];
+  /** Decodes rows `order` (default all, in row order) into batches of `batchSize`. */
+  readonly streamed?: (
+    order: ArrayLike<number> | undefined,
+    batchSize: number,
+  ) => AsyncIterable<SplitBatch>;
+}
+
+/**
+ * The rows `order` (default all, in row order) of a split in batches of
+ * `batchSize`, from memory or decoded from disk: the same values either way.
+ */
+export async function* splitBatches(
+  split: FitSplit,
+  order: ArrayLike<number> | undefined,
+  batchSize: number,
+): AsyncGenerator<SplitBatch> {
+  if (split.streamed) {
+    yield* split.streamed(order, batchSize);
+    return;
+  }
+  const size = split.shape.reduce((a, b) => a * b, 1);
+  const n = order ? order.length : split.y.length;
+  for (let start = 0; start < n; start += batchSize) {
+    const count = Math.min(batchSize, n - start);
+    if (!order) {
+      // Copies, as the streamed rows are fresh arrays: a consumer may keep or hand them on.
+      yield {
+        x: split.x.slice(start * size, (start + count) * size),
+        y: split.y.slice(start, start + count),
+      };
+      continue;
+    }
+    const x = new Float32Array(count * size);
+    const y = new Int32Array(count);
+    for (let j = 0; j < count; j++) {
+      const i = order[start + j] as number;
+      x.set(split.x.subarray(i * size, (i + 1) * size), j * size);
+      y[j] = split.y[i] as number;
+    }
+    yield { x, y };
+  }
+}
+
+/** Bytes x would take in memory: every image of the split, decoded to float32 in the model's shape. */
+export function decodedBytes(data: FitData, split: ImageSplit, p: Preprocess): number {
+  return splitSize(data.splits[split]) * p.height * p.width * p.channels * 4;
+}
+
+/** Whether a split is image files (which can be streamed) rather than arrays already in memory. */
+export function isFileSplit(data: FitData, split: ImageSplit): boolean {
+  return !isArrays(data.splits[split]);
 }
 
 const isArrays = (s: readonly ImageEntry[] | Dataset): s is Dataset => !Array.isArray(s);
@@ -134,15 +196,23 @@ function checkArrayChannels(ds: Dataset, p: Preprocess): void {
     );
 }
 
-/** One split decoded and preprocessed with `p.transforms`, in the model's layout. */
+/**
+ * One split decoded and preprocessed with `p.transforms`, in the model's
+ * layout. With `stream` (image files only), nothing is kept: the files are
+ * decoded once to learn which ones decode — so that the rows, and a seed's
+ * batches, are the same as in memory — and again whenever rows are read.
+ * In memory, x is refused beyond `maxBytes` (default 1 GiB).
+ */
 export async function loadFitSplit(
   data: FitData,
   split: ImageSplit,
   p: Preprocess,
   seed: number,
+  opts: { stream?: boolean; maxBytes?: number } = {},
 ): Promise<FitSplit> {
   const source = data.splits[split];
   let ds: FitSplit;
+  if (!isArrays(source) && opts.stream) return streamedSplit(data, split, source, p, seed);
   if (isArrays(source)) {
     checkArrayChannels(source, p);
     const n = source.y.length;
@@ -173,11 +243,70 @@ export async function loadFitSplit(
       decode: { channels: p.channels },
       transforms: p.transforms,
       seed,
+      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
     });
   }
   if (p.layout === 'NHWC') return ds;
   const [h, w, c] = ds.shape as [number, number, number];
   return { ...ds, x: hwcToChw(ds.x, ds.y.length, h, w, c), shape: [c, h, w] };
+}
+
+async function streamedSplit(
+  data: FitData,
+  split: ImageSplit,
+  entries: readonly ImageEntry[],
+  p: Preprocess,
+  seed: number,
+): Promise<FitSplit> {
+  const name = `${data.root} (${split})`;
+  const options = {
+    decode: { channels: p.channels },
+    transforms: p.transforms,
+    seed,
+  } as const;
+  // The checking pass: which files decode, in entry order (as loadImageFolderDataset keeps them).
+  const check = imageBatches(entries, { ...options, batchSize: 64 });
+  const paths: string[] = [];
+  const labels: number[] = [];
+  for await (const b of check) {
+    paths.push(...b.paths);
+    for (const label of b.y) labels.push(label);
+  }
+  const skipped = [...check.skipped];
+  if (paths.length === 0)
+    throw new Error(
+      `fit: none of the ${entries.length} images of ${name} could be decoded (e.g. ${skipped[0]?.path}: ${skipped[0]?.reason})`,
+    );
+  const y = Int32Array.from(labels);
+  const [h, w, c] = check.imageShape;
+  const layout = (x: Float32Array, n: number) =>
+    p.layout === 'NCHW' ? hwcToChw(x, n, h, w, c) : x;
+  return {
+    name,
+    x: new Float32Array(0),
+    y,
+    shape: p.layout === 'NCHW' ? [c, h, w] : [h, w, c],
+    numClasses: data.classes.length,
+    classNames: [...data.classes],
+    paths,
+    skipped,
+    async *streamed(order, batchSize) {
+      const rows = order
+        ? Array.from(order, (i) => ({ path: paths[i] as string, label: y[i] as number }))
+        : paths.map((path, i) => ({ path, label: y[i] as number }));
+      const stream = imageBatches(rows, {
+        ...options,
+        batchSize,
+        // Rows are positions: a file that stops decoding would shift every row after it.
+        onSkip: (f) => {
+          throw new Error(
+            `fit: ${f.path} decoded when ${name} was checked and no longer does (${f.reason}); was the folder changed during training?`,
+          );
+        },
+      });
+      for await (const b of stream) yield { x: layout(b.x, b.shape[0]), y: b.y };
+    },
+  };
 }
 
 /**

@@ -8,14 +8,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createRng, disposeParams, initBackend, type Params } from '@transferlab/core';
 import {
-  type Dataset,
   type LoadStandardDatasetOptions,
   type NormalizeStep,
   type SkippedFile,
   type TransformStep,
   transformedSize,
 } from '@transferlab/datasets';
-import { crossEntropy } from '@transferlab/evaluation';
 import type { AnyTransferMethod, Engine } from '@transferlab/methods';
 import {
   type Backbone,
@@ -30,8 +28,17 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { createProgress, type Progress } from '../progress.js';
 import { defaultRegistries } from '../run-suite.js';
-import { defaultPretrainConfig, predictDataset, pretrainSource } from '../runner.js';
-import { augmentedEpoch, loadFitSplit, resolveFitData, splitSize } from './data.js';
+import { defaultPretrainConfig, pretrainSource } from '../runner.js';
+import {
+  augmentedEpoch,
+  decodedBytes,
+  type FitSplit,
+  isFileSplit,
+  loadFitSplit,
+  resolveFitData,
+  splitBatches,
+  splitSize,
+} from './data.js';
 import { openOnnxClassifier } from './onnx-run.js';
 import {
   CLASSES_KEY,
@@ -55,7 +62,7 @@ import {
   formatPerClass,
   perClassAccuracy,
 } from './report.js';
-import { trainWithSelection } from './train.js';
+import { evaluateSplit, trainWithSelection } from './train.js';
 
 const SPLITS = ['train', 'val', 'test'] as const;
 
@@ -86,6 +93,16 @@ export const DEFAULT_SOURCE_EPOCHS = 5;
 
 /** Input size of a built-in backbone when --image-size is not given. */
 export const DEFAULT_BUILTIN_SIZE = 32;
+
+/** Decoded images held in memory at most, when --memory-cap-mb is not given (MiB). */
+export const DEFAULT_MEMORY_CAP_MB = 1024;
+
+/**
+ * Methods that compute from the whole training set before training
+ * (MethodContext.targetTrain: DELTA's attention, Co-Tuning's category
+ * relationship): they need the training split in memory.
+ */
+const WHOLE_TRAIN_METHODS: readonly string[] = ['delta', 'co-tuning'];
 
 export interface FitOptions {
   /** An image folder (ImageFolder layout), or a standard dataset id (cifar10, cifar100, flowers102, pets, cub200). */
@@ -121,6 +138,15 @@ export interface FitOptions {
   features?: string;
   /** Random resized crops and horizontal flips of the training images, re-drawn every epoch. */
   augment?: boolean;
+  /**
+   * Decoded images (float32, model input size) held in memory at most, in MiB
+   * (default 1024). Image-file splits are kept in memory in the order train,
+   * val, test while they fit under it; the others are streamed from disk
+   * every time they are read (same batches and results, more decoding).
+   * Datasets held as arrays (standard datasets) and a source are always in
+   * memory; a source larger than the cap is refused.
+   */
+  memoryCapMb?: number;
   engine?: Engine;
   /** tfjs backend (evaluation and the tfjs engine). */
   backend?: string;
@@ -153,6 +179,12 @@ export interface FitMetrics {
   engine: Engine;
   augment: boolean;
   sizes: { train: number; val: number; test: number };
+  /** The cap, which splits were streamed from disk, and what each split takes decoded (MiB). */
+  memory: {
+    cap_mb: number;
+    streamed: string[];
+    decoded_mb: { train: number; val: number; test: number };
+  };
   preprocess: Record<string, unknown>;
   /** Largest |logit difference| between model.onnx in onnxruntime and the in-process model on the test split. */
   onnx_max_abs_diff: number;
@@ -369,6 +401,10 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     throw new Error(`fit: --image-size must be a positive integer, got ${opts.imageSize}`);
   if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1))
     throw new Error(`fit: --epochs must be a positive integer, got ${opts.epochs}`);
+  const capMb = opts.memoryCapMb ?? DEFAULT_MEMORY_CAP_MB;
+  if (!(Number.isFinite(capMb) && capMb > 0))
+    throw new Error(`fit: --memory-cap-mb must be a positive number, got ${opts.memoryCapMb}`);
+  const capBytes = capMb * 2 ** 20;
   const config = method.validate({
     ...parseSetOptions(opts.set ?? []),
     ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
@@ -395,10 +431,43 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
     progress.done(
       `preprocessing ${SPLITS.map((s) => splitSize(data.splits[s])).reduce((a, b) => a + b, 0)} images of ${classes.length} classes from ${data.root} at ${preprocess.height}×${preprocess.width}`,
     );
-    const train = await loadFitSplit(data, 'train', preprocess, seed);
-    const val = await loadFitSplit(data, 'val', preprocess, seed);
-    const test = await loadFitSplit(data, 'test', preprocess, seed);
-    const sourceTrain = source ? await loadFitSplit(source, 'train', preprocess, seed) : undefined;
+    // Image-file splits in memory while they fit under the cap, train first (read most often).
+    const mib = (b: number) => b / 2 ** 20;
+    const bytes = {
+      train: decodedBytes(data, 'train', preprocess),
+      val: decodedBytes(data, 'val', preprocess),
+      test: decodedBytes(data, 'test', preprocess),
+    };
+    const streamed = new Set<(typeof SPLITS)[number]>();
+    let left = capBytes;
+    for (const split of SPLITS) {
+      if (!isFileSplit(data, split)) continue;
+      if (bytes[split] > left) streamed.add(split);
+      else left -= bytes[split];
+    }
+    if (streamed.has('train') && WHOLE_TRAIN_METHODS.includes(method.id))
+      throw new Error(
+        `fit: ${method.id} computes from the whole training split before training, which needs it in memory: ${mib(bytes.train).toFixed(1)} MiB decoded, more than --memory-cap-mb ${capMb}; raise the cap or use another method`,
+      );
+    if (
+      source &&
+      isFileSplit(source, 'train') &&
+      decodedBytes(source, 'train', preprocess) > capBytes
+    )
+      throw new Error(
+        `fit: the source's training images need ${mib(decodedBytes(source, 'train', preprocess)).toFixed(1)} MiB decoded, more than --memory-cap-mb ${capMb}; source pre-training holds them in memory: raise the cap or use a smaller source`,
+      );
+    const load = (split: (typeof SPLITS)[number]) =>
+      loadFitSplit(data, split, preprocess, seed, {
+        stream: streamed.has(split),
+        maxBytes: Math.max(capBytes, bytes[split]),
+      });
+    const train = await load('train');
+    const val = await load('val');
+    const test = await load('test');
+    const sourceTrain = source
+      ? await loadFitSplit(source, 'train', preprocess, seed, { maxBytes: capBytes })
+      : undefined;
     const skipped: SkippedFile[] = [
       ...data.skipped,
       ...train.skipped,
@@ -421,6 +490,7 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
       [
         `data: ${data.root} (${data.layout}): ${classes.length} classes, train ${train.y.length} / val ${val.y.length} / test ${test.y.length} images, ${skipped.length} file(s) skipped`,
         ...resolved.notes.map((n) => `backbone: ${n}`),
+        memoryLine(capMb, streamed, bytes, isFileSplit(data, 'train')),
         `method: ${method.id} (${Object.entries(config)
           .map(([k, v]) => `${k} ${v}`)
           .join(
@@ -495,11 +565,10 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
         ),
     });
     try {
-      const logits = predictDataset(trained.predict, test);
+      const final = await evaluateSplit(trained.predict, test);
       const k = classes.length;
-      const logitValues = logits.dataSync() as Float32Array;
-      const testLoss = crossEntropy(logits, test.y);
-      logits.dispose();
+      const logitValues = final.logits;
+      const testLoss = final.loss;
       const confusion = confusionMatrix(test.y, argmaxRows(logitValues, k), k);
       const correct = confusion.reduce((s, row, c) => s + (row[c] as number), 0);
       const testAcc = correct / test.y.length;
@@ -559,6 +628,11 @@ export async function fitCommand(opts: FitOptions): Promise<FitResult> {
         engine: trained.engine,
         augment: Boolean(opts.augment),
         sizes: { train: train.y.length, val: val.y.length, test: test.y.length },
+        memory: {
+          cap_mb: capMb,
+          streamed: SPLITS.filter((sp) => streamed.has(sp)),
+          decoded_mb: { train: mib(bytes.train), val: mib(bytes.val), test: mib(bytes.test) },
+        },
         preprocess: record,
         onnx_max_abs_diff: onnxDiff,
         curve: trained.curve.map((e) => ({
@@ -624,30 +698,41 @@ function sourceStandard(o: LoadStandardDatasetOptions = {}): LoadStandardDataset
   };
 }
 
+/** Which splits are held in memory and which are streamed, for the report. */
+function memoryLine(
+  capMb: number,
+  streamed: ReadonlySet<string>,
+  bytes: Record<(typeof SPLITS)[number], number>,
+  files: boolean,
+): string {
+  if (!files) return 'memory: a dataset held as arrays: every split in memory';
+  const part = (split: (typeof SPLITS)[number]) =>
+    `${split} ${(bytes[split] / 2 ** 20).toFixed(bytes[split] < 2 ** 20 ? 2 : bytes[split] < 100 * 2 ** 20 ? 1 : 0)} MiB`;
+  const held = SPLITS.filter((sp) => !streamed.has(sp));
+  const off = SPLITS.filter((sp) => streamed.has(sp));
+  return `memory: cap ${capMb} MiB of decoded images; in memory: ${held.map(part).join(', ') || 'none'}${off.length ? `; streamed from disk at every read: ${off.map(part).join(', ')}` : ''}`;
+}
+
 /** Largest |logit difference| between the exported model in onnxruntime and `expected`. */
 async function compareWithOnnx(
   bytes: Uint8Array,
-  ds: Dataset,
+  ds: FitSplit,
   expected: Float32Array,
   inputName: string,
 ): Promise<number> {
   const model = await openOnnxClassifier(bytes, 'model.onnx', inputName);
   try {
-    const size = ds.shape.reduce((a, b) => a * b, 1);
-    const chunk = 64;
     let diff = 0;
-    for (let start = 0; start < ds.y.length; start += chunk) {
-      const n = Math.min(chunk, ds.y.length - start);
-      const { logits, k } = await model.run(
-        ds.x.subarray(start * size, (start + n) * size),
-        n,
-        ds.shape,
-      );
+    let start = 0;
+    for await (const b of splitBatches(ds, undefined, 64)) {
+      const n = b.y.length;
+      const { logits, k } = await model.run(b.x, n, ds.shape);
       for (let i = 0; i < logits.length; i++)
         diff = Math.max(
           diff,
           Math.abs((logits[i] as number) - (expected[start * k + i] as number)),
         );
+      start += n;
     }
     return diff;
   } finally {

@@ -1,6 +1,7 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { cloneParams, createRng, disposeParams, type Params, type Rng } from '@transferlab/core';
 import { batches, type Dataset } from '@transferlab/datasets';
+import { accuracy, crossEntropy } from '@transferlab/evaluation';
 import {
   type AnyTransferMethod,
   checkSpecificationVersion,
@@ -10,11 +11,56 @@ import {
   type LoopConfig,
 } from '@transferlab/methods';
 import type { Backbone } from '@transferlab/models';
-import { chooseEngine, datasetBatch, evaluateOn } from '../runner.js';
+import { chooseEngine, datasetBatch, predictChunkSize } from '../runner.js';
+import { type FitSplit, splitBatches } from './data.js';
 
 /** Source minibatches for as long as the target loop wants them, reshuffled each pass. */
 function* endless(ds: Dataset, batchSize: number, rng: Rng): Generator<Int32Array> {
   for (;;) yield* batches(ds, batchSize, rng, { dropLast: ds.y.length >= batchSize });
+}
+
+/**
+ * A split's logits (n × classes, row order), predicted in chunks of
+ * `predictChunkSize` rows whether the split is in memory or streamed.
+ */
+export async function splitLogits(
+  predict: (x: tf.Tensor) => tf.Tensor,
+  split: FitSplit,
+): Promise<Float32Array> {
+  const parts: Float32Array[] = [];
+  let total = 0;
+  for await (const b of splitBatches(split, undefined, predictChunkSize(split.shape))) {
+    const out = tf.tidy(() => predict(tf.tensor(b.x, [b.y.length, ...split.shape], 'float32')));
+    const values = out.dataSync() as Float32Array;
+    out.dispose();
+    parts.push(values);
+    total += values.length;
+  }
+  const logits = new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    logits.set(p, at);
+    at += p.length;
+  }
+  return logits;
+}
+
+/** Accuracy, mean cross-entropy and logits of `predict` on a split, in memory or streamed. */
+export async function evaluateSplit(
+  predict: (x: tf.Tensor) => tf.Tensor,
+  split: FitSplit,
+): Promise<{ acc: number; loss: number; logits: Float32Array }> {
+  const values = await splitLogits(predict, split);
+  const logits = tf.tensor2d(values, [split.y.length, values.length / split.y.length]);
+  try {
+    return {
+      acc: accuracy(logits, split.y),
+      loss: crossEntropy(logits, split.y),
+      logits: values,
+    };
+  } finally {
+    logits.dispose();
+  }
 }
 
 /** One training minibatch, rows in the model's layout (one example: `train.shape`). */
@@ -64,8 +110,9 @@ export async function trainWithSelection(args: {
   sourceHead?: Params;
   /** Source training set, for methods that train on source batches too (joint, MeRLin). */
   source?: Dataset;
-  train: Dataset;
-  val: Dataset;
+  /** In memory, or streamed from disk (then methods get no `targetTrain` at init). */
+  train: FitSplit;
+  val: FitSplit;
   seed: number;
   engine?: Engine;
   epochBatches?: (epoch: number) => AsyncIterable<TrainBatch>;
@@ -80,7 +127,8 @@ export async function trainWithSelection(args: {
   const rng = createRng(args.seed).derive(`fit:${method.id}`);
   const engine = chooseEngine(method, args.backbone, args.engine);
   const stepsPerEpoch = Math.ceil(train.y.length / config.batchSize);
-  const whole = createBatch(train.x, train.y, train.shape);
+  // A streamed split has no x to hand over: methods that read targetTrain are refused by fit.
+  const whole = train.streamed ? undefined : createBatch(train.x, train.y, train.shape);
   let state: unknown;
   try {
     state = await method.init({
@@ -91,7 +139,7 @@ export async function trainWithSelection(args: {
       ...(args.pretrained ? { pretrained: args.pretrained } : {}),
       ...(args.sourceHead ? { sourceHead: args.sourceHead } : {}),
       ...(args.source ? { sourceNumClasses: args.source.numClasses } : {}),
-      targetTrain: whole,
+      ...(whole ? { targetTrain: whole } : {}),
       rng: rng.derive('init'),
       totalSteps: config.epochs * stepsPerEpoch,
     });
@@ -140,6 +188,15 @@ export async function trainWithSelection(args: {
           lossSum += await takeStep(b.x, b.y);
           count++;
         }
+      } else if (train.streamed) {
+        // The batches the in-memory loop below would take, decoded in that order.
+        const order = Int32Array.from(
+          [...batches(train, config.batchSize, batchRng)].flatMap((idx) => Array.from(idx)),
+        );
+        for await (const b of splitBatches(train, order, config.batchSize)) {
+          lossSum += await takeStep(b.x, b.y);
+          count++;
+        }
       } else {
         for (const idx of batches(train, config.batchSize, batchRng)) {
           const b = datasetBatch(train, idx);
@@ -152,7 +209,7 @@ export async function trainWithSelection(args: {
         }
       }
       const live = await method.predictParams(state);
-      const v = evaluateOn((x) => method.predict(state, live, x), val);
+      const v = await evaluateSplit((x) => method.predict(state, live, x), val);
       const isBest = v.acc > bestVal || (v.acc === bestVal && v.loss < bestValLoss);
       if (isBest) {
         disposeParams(best);
