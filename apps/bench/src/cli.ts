@@ -5,6 +5,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
 import { defaultJobs, executeSuite } from './execute.js';
 import { fitCommands } from './fit/commands.js';
+import { streamMemory } from './fit/stream-memory.js';
 import { builtinKindRegistry } from './kinds.js';
 import { onnxCheck } from './onnx-check.js';
 import { loadMethodPlugin } from './plugins.js';
@@ -343,6 +344,7 @@ const commands: Record<string, Command> = {
   // Your own image folder: train, evaluate per class, export (apps/bench/src/fit/).
   fit: fitCommands.fit,
   predict: fitCommands.predict,
+  'stream-memory': streamMemory,
   'onnx-check': {
     usage: `pnpm bench onnx-check <model.onnx> [--input-shape 28,28,1] [--backend NAME]
   import an ONNX model and compare its outputs with onnxruntime's`,
