@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
+import { type Command, intOption, list, str, type Values } from './command.js';
 import { defaultJobs, executeSuite } from './execute.js';
 import { fitCommands } from './fit/commands.js';
 import { streamMemory } from './fit/stream-memory.js';
@@ -18,26 +19,6 @@ import { dedupeByKey, ensureDir, latestRun, readRecords, type TrialRecord } from
 import { defaultRegistries } from './run-suite.js';
 import { formatSpeedJson, formatStepCost, measureSpeed, measureStepCost } from './speed.js';
 import { builtinSuiteIds, loadSuite, registriesForSuite } from './suite-file.js';
-
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-interface Command {
-  usage: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Values, positionals: string[]): Promise<number>;
-}
-
-const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
-const list = (v: Values[string]) => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
-
-function positiveInt(name: string, v: Values[string]): number | undefined {
-  const s = str(v);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} must be a positive integer, got "${s}"`);
-  return n;
-}
 
 /**
  * Which kind wrote these records. Records carry it; older ones are told
@@ -167,8 +148,8 @@ const commands: Record<string, Command> = {
       const outDir = str(values.out) ?? join('results', suite.id);
       // Before any work: an unusable --out would otherwise surface only after pre-training.
       ensureDir(outDir);
-      const seeds = positiveInt('seeds', values.seeds);
-      const jobs = positiveInt('jobs', values.jobs) ?? defaultJobs();
+      const seeds = intOption('seeds', values.seeds);
+      const jobs = intOption('jobs', values.jobs) ?? defaultJobs();
       const result = await executeSuite({
         kind,
         suite,

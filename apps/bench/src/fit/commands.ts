@@ -2,8 +2,8 @@
  * The CLI's `fit` and `predict` commands in the shape of cli.ts's command
  * table, so cli.ts only lists them.
  */
-import type { ParseArgsConfig } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
+import { type Command, intOption, list, str } from '../command.js';
 import {
   DEFAULT_BUILTIN_SIZE,
   DEFAULT_MEMORY_CAP_MB,
@@ -15,25 +15,7 @@ import {
 import { predictCommand } from './predict.js';
 import { parseLayout } from './preprocess.js';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-export interface FitCliCommand {
-  usage: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Values, positionals: string[]): Promise<number>;
-}
-
-const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
-const list = (v: Values[string]) => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
-
-function int(name: string, v: Values[string], min: number): number | undefined {
-  const s = str(v);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < min)
-    throw new Error(`--${name} must be an integer ≥ ${min}, got "${s}"`);
-  return n;
-}
+export type FitCliCommand = Command;
 
 export const fit: FitCliCommand = {
   usage: `pnpm bench fit --data DIR --backbone <id | model.onnx> --out DIR [options]
@@ -97,10 +79,10 @@ export const fit: FitCliCommand = {
     const normalize = str(values.normalize);
     if (normalize !== undefined && normalize !== 'imagenet' && normalize !== 'none')
       throw new Error(`--normalize must be imagenet or none, got "${normalize}"`);
-    const epochs = int('epochs', values.epochs, 1);
-    const seed = int('seed', values.seed, 0);
-    const imageSize = int('image-size', values['image-size'], 1);
-    const sourceEpochs = int('source-epochs', values['source-epochs'], 1);
+    const epochs = intOption('epochs', values.epochs, 1);
+    const seed = intOption('seed', values.seed, 0);
+    const imageSize = intOption('image-size', values['image-size'], 1);
+    const sourceEpochs = intOption('source-epochs', values['source-epochs'], 1);
     const layout = str(values.layout);
     const capText = str(values['memory-cap-mb']);
     const memoryCapMb = capText === undefined ? undefined : Number(capText);
@@ -144,7 +126,7 @@ export const predict: FitCliCommand = {
   options: { top: { type: 'string' } },
   async run(values, [model, ...images]) {
     if (!model) throw new Error('predict: give a model.onnx (from pnpm bench fit) and image files');
-    const topK = int('top', values.top, 1);
+    const topK = intOption('top', values.top, 1);
     const { failed } = await predictCommand({
       model,
       images,

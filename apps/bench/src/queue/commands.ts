@@ -3,8 +3,8 @@
  * of cli.ts's command table, so cli.ts only lists them.
  */
 import { join, resolve } from 'node:path';
-import type { ParseArgsConfig } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
+import { type Command, intOption, list, str } from '../command.js';
 import { builtinKindRegistry } from '../kinds.js';
 import { loadMethodPlugin } from '../plugins.js';
 import { builtinSuiteIds, loadSuite } from '../suite-file.js';
@@ -15,25 +15,7 @@ import { formatStatus, sweepStatus, watchStatus } from './status.js';
 import { listSweeps } from './sweep.js';
 import { startWorker } from './worker.js';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-export interface QueueCommand {
-  usage: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Values, positionals: string[]): Promise<number>;
-}
-
-const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
-const list = (v: Values[string]) => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
-
-function positiveInt(name: string, v: Values[string]): number | undefined {
-  const s = str(v);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} must be a positive integer, got "${s}"`);
-  return n;
-}
+export type QueueCommand = Command;
 
 const REDIS_HELP = `  --redis URL          redis://[:password@]host:port[/db], or rediss://… for TLS (default: $${REDIS_URL_ENV})`;
 
@@ -76,7 +58,7 @@ ${REDIS_HELP}
       ...(str(values.tasks) ? { tasks: (str(values.tasks) as string).split(',') } : {}),
       plugins,
     });
-    const seeds = positiveInt('seeds', values.seeds);
+    const seeds = intOption('seeds', values.seeds);
     const name = str(values.name);
     const r = await enqueueSweep({
       redisUrl,
@@ -118,10 +100,10 @@ ${REDIS_HELP}
     'max-stalled': { type: 'string' },
   },
   async run(values) {
-    const lock = positiveInt('lock-ms', values['lock-ms']);
-    const stalled = positiveInt('stalled-ms', values['stalled-ms']);
-    const maxStalled = positiveInt('max-stalled', values['max-stalled']);
-    const concurrency = positiveInt('concurrency', values.concurrency);
+    const lock = intOption('lock-ms', values['lock-ms']);
+    const stalled = intOption('stalled-ms', values['stalled-ms']);
+    const maxStalled = intOption('max-stalled', values['max-stalled']);
+    const concurrency = intOption('concurrency', values.concurrency);
     const running = await startWorker({
       redisUrl: requireRedisUrl(str(values.redis), 'worker'),
       ...(concurrency !== undefined ? { concurrency } : {}),

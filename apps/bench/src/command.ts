@@ -1,0 +1,32 @@
+import type { ParseArgsConfig } from 'node:util';
+
+/** Parsed option values, as node:util's parseArgs returns them. */
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** One CLI command: its usage text (also its `--help`), its options, and what it does. */
+export interface Command {
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+/** A string option's value (undefined when absent or a flag). */
+export const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
+
+/** A repeatable option's values. */
+export const list = (v: Values[string]) =>
+  Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+
+/** An integer option ≥ min, with an error naming the option. */
+export function intOption(name: string, v: Values[string], min = 1): number | undefined {
+  const s = str(v);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(
+      min === 1
+        ? `--${name} must be a positive integer, got "${s}"`
+        : `--${name} must be an integer ≥ ${min}, got "${s}"`,
+    );
+  return n;
+}
