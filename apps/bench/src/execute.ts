@@ -18,6 +18,7 @@ import { defaultRegistries, type Registries } from './run-suite.js';
 import {
   type AnySuiteKind,
   type BaseSuite,
+  failedOutcome,
   type PlannedTrial,
   type PlannedUnit,
   type TrialOutcome,
@@ -140,17 +141,13 @@ export function unitRecorder(
     failRest(reason: string, started: number) {
       for (const t of unit.trials)
         if (!done.has(t.key) && !recorded.has(t.key))
-          this.record({
-            task: t.task,
-            method: t.method,
-            seed: t.seed,
-            status: 'failed',
-            metrics: {},
-            durationMs: Date.now() - started,
-            backend: 'unknown',
-            error: reason,
-            timestamp: new Date().toISOString(),
-          });
+          this.record(
+            failedOutcome(
+              { task: t.task, method: t.method, seed: t.seed, backend: 'unknown' },
+              reason,
+              started,
+            ),
+          );
     },
   };
 }

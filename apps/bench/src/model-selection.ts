@@ -13,6 +13,7 @@ import type { TrialRecord } from './results.js';
 import { checkTaskOptions, pretrainSchema, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import {
+  failedOutcome,
   type PlannedUnit,
   SUITE_KIND_SPECIFICATION_VERSION,
   type SuiteKind,
@@ -265,14 +266,7 @@ async function runModelSelectionUnit(
         timestamp: new Date().toISOString(),
       });
     } catch (err) {
-      ctx.record({
-        ...base,
-        status: 'failed',
-        metrics: {},
-        durationMs: Date.now() - started,
-        error: (err as Error).message,
-        timestamp: new Date().toISOString(),
-      });
+      ctx.record(failedOutcome(base, err, started));
     } finally {
       if (pretrained) {
         disposeParams(pretrained.params);

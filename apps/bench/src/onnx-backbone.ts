@@ -28,6 +28,7 @@ import type { TrialRecord } from './results.js';
 import { checkTaskOptions, pretrainSchema, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import {
+  failedOutcome,
   type PlannedUnit,
   SUITE_KIND_SPECIFICATION_VERSION,
   type SuiteKind,
@@ -244,15 +245,7 @@ async function runOnnxBackboneUnit(
   const { ftConfig, mobilenetConfigs } = resolveOnnxBackbone(suite, ctx.registries);
   const base = { task: suite.task.id, seed, backend: ctx.backend };
   const failed = (method: string, err: unknown, started: number) =>
-    ctx.record({
-      ...base,
-      method,
-      status: 'failed',
-      metrics: {},
-      durationMs: Date.now() - started,
-      error: (err as Error).message,
-      timestamp: new Date().toISOString(),
-    });
+    ctx.record(failedOutcome({ ...base, method }, err, started));
   // Every method needs the target's splits: a failure here is thrown and fails them all.
   const pair = await ctx.registries.tasks.get(suite.task.id).build({ ...suite.task.options, seed });
   const test =

@@ -16,6 +16,7 @@ import { formatLambdaTable, formatPairedTable, formatTable } from './report.js';
 import type { TrialRecord } from './results.js';
 import { chooseEngine, defaultPretrainConfig, type PretrainConfig, runTrial } from './runner.js';
 import {
+  failedOutcome,
   type PlannedUnit,
   SUITE_KIND_SPECIFICATION_VERSION,
   type SuiteKind,
@@ -266,14 +267,7 @@ async function runTransferUnit(suite: SuiteSpec, unit: PlannedUnit, ctx: UnitCon
       };
       const upstream = taskError ?? (method.needs.pretrainedBackbone ? pretrainError : undefined);
       if (upstream || !task || !trained) {
-        ctx.record({
-          ...base,
-          status: 'failed',
-          metrics: {},
-          durationMs: 0,
-          error: upstream ?? 'task unavailable',
-          timestamp: new Date().toISOString(),
-        });
+        ctx.record(failedOutcome(base, upstream ?? 'task unavailable'));
         continue;
       }
       // Only the trial itself may fail it: recording and progress run outside
@@ -311,14 +305,7 @@ async function runTransferUnit(suite: SuiteSpec, unit: PlannedUnit, ctx: UnitCon
               curve: out.curve,
               timestamp: new Date().toISOString(),
             }
-          : {
-              ...base,
-              status: 'failed',
-              metrics: {},
-              durationMs: Date.now() - started,
-              error: (trialError as Error).message,
-              timestamp: new Date().toISOString(),
-            },
+          : failedOutcome(base, trialError, started),
       );
     }
   } finally {

@@ -113,3 +113,22 @@ export function trialKey(kind: string, suiteId: string, t: PlannedTrial): string
     .digest('hex')
     .slice(0, 20);
 }
+
+/**
+ * The outcome of a trial that failed: no metrics, the error's message, the
+ * time it took. Every kind records failures through this one shape.
+ */
+export function failedOutcome(
+  base: Omit<TrialOutcome, 'status' | 'metrics' | 'durationMs' | 'error'>,
+  error: unknown,
+  started?: number,
+): TrialOutcome {
+  return {
+    ...base,
+    status: 'failed',
+    metrics: {},
+    durationMs: started === undefined ? 0 : Date.now() - started,
+    error: error instanceof Error ? error.message : String(error),
+    timestamp: new Date().toISOString(),
+  };
+}

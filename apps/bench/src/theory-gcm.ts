@@ -14,6 +14,7 @@ import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute
 import { formatAgreement, formatTable } from './report.js';
 import type { TrialRecord } from './results.js';
 import {
+  failedOutcome,
   type PlannedUnit,
   SUITE_KIND_SPECIFICATION_VERSION,
   type SuiteKind,
@@ -289,13 +290,7 @@ async function runTheoryGcmUnit(
     };
     const pred = predicted.get(alpha);
     if (!pred || pred instanceof Error) {
-      ctx.record({
-        ...base,
-        status: 'failed',
-        metrics: {},
-        durationMs: Date.now() - started,
-        error: (pred ?? new Error('no prediction')).message,
-      });
+      ctx.record(failedOutcome(base, pred ?? new Error('no prediction'), started));
       continue;
     }
     const e = meanVariance(errors.get(alpha) as number[]);

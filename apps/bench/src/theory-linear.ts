@@ -13,6 +13,7 @@ import { type ExecuteOptions, type ExecuteResult, executeSuite } from './execute
 import { formatAgreement, formatTable } from './report.js';
 import type { TrialRecord } from './results.js';
 import {
+  failedOutcome,
   type PlannedUnit,
   SUITE_KIND_SPECIFICATION_VERSION,
   type SuiteKind,
@@ -219,14 +220,7 @@ async function runTheoryLinearUnit(
         timestamp: new Date().toISOString(),
       });
     } catch (err) {
-      ctx.record({
-        ...base,
-        status: 'failed',
-        metrics: {},
-        durationMs: Date.now() - started,
-        error: (err as Error).message,
-        timestamp: new Date().toISOString(),
-      });
+      ctx.record(failedOutcome(base, err, started));
     }
   }
 }

@@ -13,6 +13,7 @@ import type { TrialRecord } from './results.js';
 import { checkTaskOptions, pretrainSchema, type Registries } from './run-suite.js';
 import { defaultPretrainConfig, type PretrainConfig } from './runner.js';
 import {
+  failedOutcome,
   type PlannedUnit,
   SUITE_KIND_SPECIFICATION_VERSION,
   type SuiteKind,
@@ -239,14 +240,7 @@ async function runTtaBoundUnit(
           timestamp: new Date().toISOString(),
         });
       } catch (err) {
-        ctx.record({
-          ...base,
-          status: 'failed',
-          metrics: {},
-          durationMs: Date.now() - t0,
-          error: (err as Error).message,
-          timestamp: new Date().toISOString(),
-        });
+        ctx.record(failedOutcome(base, err, t0));
       }
     }
   } finally {
