@@ -1,15 +1,14 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requireEngine } from '@transferlab/methods';
-import { type Command, intOption, list, str, type Values } from './command.js';
+import { type Command, intOption, loadSuiteFromArgs, str, type Values } from './command.js';
 import { defaultJobs, executeSuite } from './execute.js';
 import { fitCommands } from './fit/commands.js';
 import { streamMemory } from './fit/stream-memory.js';
 import { builtinKindRegistry } from './kinds.js';
 import { onnxCheck } from './onnx-check.js';
-import { loadMethodPlugin } from './plugins.js';
 import { queueCommands } from './queue/commands.js';
 import { requireMetric } from './report.js';
 import { compareRuns, formatCompare } from './report-html/compare.js';
@@ -129,19 +128,7 @@ const commands: Record<string, Command> = {
         throw new Error(
           `run: which suite? Valid suite ids: ${builtinSuiteIds().join(', ')} (or a suite file)`,
         );
-      const plugins = await Promise.all(
-        list(values.plugin).map(async (p) => ({
-          id: (await loadMethodPlugin(p, process.cwd())).id,
-          // A path is made absolute (workers resolve it again); a package name stays as it is.
-          from: p.startsWith('.') || isAbsolute(p) ? resolve(p) : p,
-        })),
-      );
-      const { kind, suite } = loadSuite(ref, {
-        set: list(values.set),
-        ...(str(values.methods) ? { methods: (str(values.methods) as string).split(',') } : {}),
-        ...(str(values.tasks) ? { tasks: (str(values.tasks) as string).split(',') } : {}),
-        plugins,
-      });
+      const { kind, suite } = await loadSuiteFromArgs(ref, values);
       const engine =
         str(values.engine) === undefined ? undefined : requireEngine(str(values.engine) as string);
       const firstSeed = str(values['first-seed']);

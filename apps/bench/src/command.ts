@@ -1,4 +1,7 @@
+import { isAbsolute, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
+import { loadMethodPlugin } from './plugins.js';
+import { type LoadedSuite, loadSuite } from './suite-file.js';
 
 /** Parsed option values, as node:util's parseArgs returns them. */
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -29,4 +32,26 @@ export function intOption(name: string, v: Values[string], min = 1): number | un
         : `--${name} must be an integer ≥ ${min}, got "${s}"`,
     );
   return n;
+}
+
+/**
+ * The suite a command names, with the command line's `--set`, `--methods`,
+ * `--tasks` and `--plugin` applied. A plugin path is made absolute (workers
+ * resolve it again); a package name stays as it is.
+ */
+export async function loadSuiteFromArgs(ref: string, values: Values): Promise<LoadedSuite> {
+  const plugins = await Promise.all(
+    list(values.plugin).map(async (p) => ({
+      id: (await loadMethodPlugin(p, process.cwd())).id,
+      from: p.startsWith('.') || isAbsolute(p) ? resolve(p) : p,
+    })),
+  );
+  const methods = str(values.methods);
+  const tasks = str(values.tasks);
+  return loadSuite(ref, {
+    set: list(values.set),
+    ...(methods ? { methods: methods.split(',') } : {}),
+    ...(tasks ? { tasks: tasks.split(',') } : {}),
+    plugins,
+  });
 }

@@ -2,12 +2,11 @@
  * The CLI's queue commands — queue, worker, status, collect — in the shape
  * of cli.ts's command table, so cli.ts only lists them.
  */
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { requireEngine } from '@transferlab/methods';
-import { type Command, intOption, list, str } from '../command.js';
+import { type Command, intOption, loadSuiteFromArgs, str } from '../command.js';
 import { builtinKindRegistry } from '../kinds.js';
-import { loadMethodPlugin } from '../plugins.js';
-import { builtinSuiteIds, loadSuite } from '../suite-file.js';
+import { builtinSuiteIds } from '../suite-file.js';
 import { collectSweep } from './collect.js';
 import { enqueueSweep } from './queue.js';
 import { connectRedis, REDIS_URL_ENV, redactRedisUrl, requireRedisUrl } from './redis.js';
@@ -46,18 +45,7 @@ ${REDIS_HELP}
         `queue: which suite? Valid suite ids: ${builtinSuiteIds().join(', ')} (or a suite file)`,
       );
     const redisUrl = requireRedisUrl(str(values.redis), 'queue');
-    const plugins = await Promise.all(
-      list(values.plugin).map(async (p) => ({
-        id: (await loadMethodPlugin(p, process.cwd())).id,
-        from: resolve(p),
-      })),
-    );
-    const loaded = loadSuite(ref, {
-      set: list(values.set),
-      ...(str(values.methods) ? { methods: (str(values.methods) as string).split(',') } : {}),
-      ...(str(values.tasks) ? { tasks: (str(values.tasks) as string).split(',') } : {}),
-      plugins,
-    });
+    const loaded = await loadSuiteFromArgs(ref, values);
     const seeds = intOption('seeds', values.seeds);
     const name = str(values.name);
     const r = await enqueueSweep({
