@@ -10,11 +10,13 @@
  * (wall time, CPU time of this process — steadier on a busy machine — and pivots).
  * `--pot`: the same problems (written to a temporary directory as float64)
  * are also solved by POT's `ot.emd2` (network simplex in C++) in a Python
- * process started right after each row, timed the same way — needs python3
- * with POT (Debian: python3-pot).
+ * process started right after each row, timed the same way — needs a Python
+ * with POT: `POT_PYTHON` if set, else /usr/bin/python3 if it exists (Debian's,
+ * where python3-pot installs; a pyenv python3 first on PATH may lack it), else
+ * python3 from PATH.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRng } from '@transferlab/core';
@@ -22,6 +24,8 @@ import { emd } from './emd.js';
 import { euclideanCost } from './wasserstein.js';
 
 const withPot = process.argv.includes('--pot');
+const POT_PYTHON =
+  process.env.POT_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const WARMUPS = 30;
 const sizes = process.argv
   .slice(2)
@@ -59,11 +63,9 @@ function potTimes(
       writeFileSync(join(dir, `${i}.M.f64`), flat);
     });
     const out = execFileSync(
-      'python3',
+      POT_PYTHON,
       ['-c', POT_SCRIPT, dir, String(n), String(problems.length), String(WARMUPS)],
-      {
-        encoding: 'utf8',
-      },
+      { encoding: 'utf8' },
     );
     return JSON.parse(out) as { wall: number; cpu: number; version: string };
   } finally {
