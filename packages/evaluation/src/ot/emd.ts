@@ -48,8 +48,13 @@ export interface EmdResult {
  *   its apex in the direction of the entering arc, which keeps the tree
  *   strongly feasible and so rules out cycling on degenerate pivots
  *   (Cunningham 1976; Ahuja, Magnanti, Orlin, Network Flows, §11.5);
- * - the subtree cut off by the leaving arc is re-hung on the entering arc and
- *   its depths and potentials recomputed.
+ * - the tree is kept as parent pointers plus a preorder thread with subtree
+ *   sizes and last successors (as in LEMON's network simplex): the apex is
+ *   found by climbing from the endpoint with the smaller subtree, the subtree
+ *   cut off by the leaving arc is re-hung on the entering arc in time
+ *   proportional to the reversed path (plus the ancestors whose last node
+ *   changes), and its potentials shift by one constant in a loop along the
+ *   thread.
  * Optimality is certified by the returned potentials (dual feasibility to
  * ~1e-11·max|M| plus complementary slackness).
  */
@@ -124,10 +129,13 @@ interface SimplexSolution {
  * c − π_s + π_t.
  *
  * Only tree arcs carry flow, so flows live on nodes: `nodeFlow[v]` is the
- * flow on v's arc to its parent, `up[v]` whether v is that arc's tail. A
- * pivot re-hangs the cut-off subtree and shifts its potentials by one
- * constant (its internal arcs are unchanged); nothing of size n·m is touched
- * but the pricing scan, and nothing is allocated per pivot.
+ * flow on v's arc to its parent, `up[v]` whether v is that arc's tail. The
+ * tree's shape is `parent`, a preorder `thread` (circular through the root)
+ * with its inverse, subtree sizes `succNum` and each subtree's last node in
+ * the thread `lastSucc`; a subtree is the thread segment from its root to its
+ * last node. A pivot re-hangs the cut-off subtree and shifts its potentials by
+ * one constant (its internal arcs are unchanged); nothing of size n·m is
+ * touched but the pricing scan, and nothing is allocated per pivot.
  */
 function networkSimplex(
   supply: Float64Array,
@@ -150,33 +158,23 @@ function networkSimplex(
   const up = new Uint8Array(numNodes);
   const parent = new Int32Array(numNodes).fill(-1);
   const predArc = new Int32Array(numNodes).fill(-1);
-  const depth = new Int32Array(numNodes);
   const pi = new Float64Array(numNodes);
-  const firstChild = new Int32Array(numNodes).fill(-1);
-  const nextSib = new Int32Array(numNodes).fill(-1);
-  const prevSib = new Int32Array(numNodes).fill(-1);
-  const stack = new Int32Array(numNodes);
-
-  const addChild = (p: number, c: number): void => {
-    const first = firstChild[p] as number;
-    nextSib[c] = first;
-    prevSib[c] = -1;
-    if (first !== -1) prevSib[first] = c;
-    firstChild[p] = c;
-  };
-  const removeChild = (p: number, c: number): void => {
-    const prev = prevSib[c] as number;
-    const next = nextSib[c] as number;
-    if (prev === -1) firstChild[p] = next;
-    else nextSib[prev] = next;
-    if (next !== -1) prevSib[next] = prev;
+  // Preorder thread (circular through the root), its inverse, subtree sizes
+  // and each subtree's last node in thread order.
+  const thread = new Int32Array(numNodes);
+  const revThread = new Int32Array(numNodes);
+  const succNum = new Int32Array(numNodes).fill(1);
+  const lastSucc = new Int32Array(numNodes);
+  const link = (x: number, y: number): void => {
+    thread[x] = y;
+    revThread[y] = x;
   };
 
   // Artificial tree: rows point up to the root, the root points down to columns.
   for (let v = 0; v < n + m; v++) {
     parent[v] = root;
     predArc[v] = nm + v;
-    depth[v] = 1;
+    lastSucc[v] = v;
     if (v < n) {
       nodeFlow[v] = supply[v] as number;
       up[v] = 1;
@@ -185,8 +183,11 @@ function networkSimplex(
       nodeFlow[v] = demand[v - n] as number;
       pi[v] = -ART_COST; // down arc root → v: c − π_root + π_v = 0
     }
-    addChild(root, v);
+    link(v === 0 ? root : v - 1, v);
   }
+  link(root - 1, root);
+  succNum[root] = numNodes;
+  lastSucc[root] = root - 1;
 
   const blockSize = Math.max(16, Math.ceil(Math.sqrt(numArcs)));
   const colPi = pi.subarray(n, n + m);
@@ -248,13 +249,13 @@ function networkSimplex(
       t = v < n ? root : v;
       enteringCost = ART_COST;
     }
+    // Apex: climb from whichever node has the smaller subtree (it cannot be an
+    // ancestor of the other).
     let x = s;
     let y = t;
     while (x !== y) {
-      const dx = depth[x] as number;
-      const dy = depth[y] as number;
-      if (dx >= dy) x = parent[x] as number;
-      if (dy >= dx) y = parent[y] as number;
+      if ((succNum[x] as number) < (succNum[y] as number)) x = parent[x] as number;
+      else y = parent[y] as number;
     }
     const apex = x;
     // Blocking arcs are those whose flow decreases when δ is pushed around the
@@ -290,46 +291,93 @@ function networkSimplex(
         nodeFlow[v] = (nodeFlow[v] as number) + (up[v] === 1 ? delta : -delta);
     }
 
-    // Re-hang the cut-off subtree: reverse the path from the entering arc's
-    // endpoint inside it (xs) up to leaveNode, then attach xs to the other
-    // end. Each node on that path takes over the arc (and flow) that joined
-    // it to the node below; the leaving arc drops out.
+    // Re-hang the cut-off subtree S (rooted at leaveNode = w_k) on the
+    // entering arc: reverse the stem w_0 = xs, w_1 = parent(xs), …, w_k, then
+    // hang xs below the entering arc's other end `vIn`. Each stem node takes
+    // over the arc (and flow) that joined it to the node below; the leaving arc
+    // drops out.
     const xs = leaveOnS ? s : t;
+    const vIn = leaveOnS ? t : s;
     const shift =
       (leaveOnS ? (pi[t] as number) + enteringCost : (pi[s] as number) - enteringCost) -
       (pi[xs] as number);
-    let newParent = leaveOnS ? t : s;
+    const sizeS = succNum[leaveNode] as number;
+    const lastS = lastSucc[leaveNode] as number;
+    const beforeS = revThread[leaveNode] as number;
+    const oldParent = parent[leaveNode] as number;
+    // Take S out of the thread; subtrees that ended with S now end before it.
+    link(beforeS, thread[lastS] as number);
+    for (let w = oldParent; (lastSucc[w] as number) === lastS; w = parent[w] as number) {
+      lastSucc[w] = beforeS;
+      if (w === root) break;
+    }
+    for (let w = oldParent; w !== apex; w = parent[w] as number)
+      succNum[w] = (succNum[w] as number) - sizeS;
+    // New preorder of S: w_0's old subtree, then for i = 1..k, w_i followed by
+    // its old subtree minus w_{i−1}'s (a head part w_i … before w_{i−1} and a
+    // tail part after w_{i−1}'s subtree … w_i's old last node, maybe empty).
+    // New sizes: |S| − (old size of w_{i−1}). Old thread values are read
+    // before the links that overwrite them.
+    let prev = xs;
+    let prevLast = lastSucc[xs] as number;
+    let prevRev = revThread[xs] as number;
+    let prevNext = thread[prevLast] as number;
+    let prevSize = succNum[xs] as number;
+    let tail = prevLast;
+    succNum[xs] = sizeS;
+    let newParent = vIn;
     let newArc = entering;
     let newFlow = delta;
     let newUp = leaveOnS ? 1 : 0;
-    let v = xs;
     for (;;) {
-      const oldParent = parent[v] as number;
-      const oldArc = predArc[v] as number;
-      const oldFlow = nodeFlow[v] as number;
-      const oldUp = up[v] as number;
-      removeChild(oldParent, v);
-      parent[v] = newParent;
-      predArc[v] = newArc;
-      nodeFlow[v] = newFlow;
-      up[v] = newUp;
-      addChild(newParent, v);
-      if (v === leaveNode) break;
-      newParent = v;
+      const w = prev;
+      const oldP = parent[w] as number;
+      const oldArc = predArc[w] as number;
+      const oldFlow = nodeFlow[w] as number;
+      const oldUp = up[w] as number;
+      parent[w] = newParent;
+      predArc[w] = newArc;
+      nodeFlow[w] = newFlow;
+      up[w] = newUp;
+      if (w === leaveNode) break;
+      newParent = w;
       newArc = oldArc;
       newFlow = oldFlow;
       newUp = 1 - oldUp;
-      v = oldParent;
+      // oldP is the next stem node w_i.
+      const last = lastSucc[oldP] as number;
+      const rev = revThread[oldP] as number;
+      const next = last === prevLast ? prevNext : (thread[last] as number);
+      const size = succNum[oldP] as number;
+      link(tail, oldP);
+      if (last !== prevLast) {
+        link(prevRev, prevNext);
+        tail = last;
+      } else tail = prevRev;
+      succNum[oldP] = sizeS - prevSize;
+      prev = oldP;
+      prevLast = last;
+      prevRev = rev;
+      prevNext = next;
+      prevSize = size;
     }
-    // Depths below xs from the new parents; potentials by one shift.
-    let top = 0;
-    stack[top++] = xs;
-    while (top > 0) {
-      const w = stack[--top] as number;
-      depth[w] = (depth[parent[w] as number] as number) + 1;
+    // Hang S right after vIn (as its first child): every stem node's subtree
+    // now ends at `tail`, and so do the subtrees that ended at a leaf vIn.
+    for (let w = leaveNode; ; w = parent[w] as number) {
+      lastSucc[w] = tail;
+      if (w === xs) break;
+    }
+    link(tail, thread[vIn] as number);
+    link(vIn, xs);
+    for (let w = vIn; (lastSucc[w] as number) === vIn; w = parent[w] as number) {
+      lastSucc[w] = tail;
+      if (w === root) break;
+    }
+    for (let w = vIn; w !== apex; w = parent[w] as number)
+      succNum[w] = (succNum[w] as number) + sizeS;
+    // Potentials of S by one shift, along the thread.
+    for (let w = xs, c = sizeS; c > 0; c--, w = thread[w] as number)
       pi[w] = (pi[w] as number) + shift;
-      for (let c = firstChild[w] as number; c !== -1; c = nextSib[c] as number) stack[top++] = c;
-    }
   }
 
   const flow = new Float64Array(nm);
