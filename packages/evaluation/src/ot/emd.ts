@@ -1,5 +1,5 @@
 import type { MatrixLike } from '../estimators/matrix.js';
-import { expandPlan, planCost, transportProblem } from './problem.js';
+import { planCost, transportProblem } from './problem.js';
 
 export interface EmdOptions {
   /** Pivot limit (throws when reached); default 10·(n·m + n + m) + 100000. */
@@ -43,7 +43,8 @@ export interface EmdResult {
  * - pricing by block search (blocks of √(#arcs) arcs, the most negative
  *   reduced cost M_ij − π_i + π_j in the first block that has one), row
  *   segment by row segment with no tree-membership test (tree arcs price at
- *   0): pricing is most of the time, ~400 arcs per pivot;
+ *   0), comparing M_ij + π_j with best + π_i: pricing is about half the
+ *   time, ~570 arcs per pivot at n = m = 300;
  * - leaving arc: the last blocking arc met when walking the pivot cycle from
  *   its apex in the direction of the entering arc, which keeps the tree
  *   strongly feasible and so rules out cycling on degenerate pivots
@@ -88,7 +89,15 @@ export function emd(
 
   const maxIter = options.maxIter ?? 10 * (n * m + n + m) + 100_000;
   const sol = networkSimplex(supply, demand, cost, scale, maxIter, p.mass);
-  const plan = expandPlan(p, sol.flow);
+  // Only tree arcs carry flow: write them straight into the full-size plan.
+  const plan = Array.from({ length: p.n }, () => new Float64Array(p.m));
+  for (let k = 0; k < n + m; k++) {
+    const arc = sol.treeArc[k] as number;
+    if (arc >= n * m) continue;
+    const r = (arc / m) | 0;
+    const row = plan[p.rows[r] as number] as Float64Array;
+    row[p.cols[arc - r * m] as number] = sol.treeFlow[k] as number;
+  }
 
   // Duals on the support, then extended to zero-mass rows/columns so that
   // u_i + v_j ≤ M_ij holds everywhere (their value does not change Σ a u + Σ b v).
@@ -114,8 +123,12 @@ export function emd(
 }
 
 interface SimplexSolution {
-  /** Flow on the n×m real arcs, row-major. */
-  flow: Float64Array;
+  /**
+   * The n + m tree arcs (arc k < n·m joins row ⌊k/m⌋ and column k mod m;
+   * artificial arcs, at zero flow, are ≥ n·m) and their flows.
+   */
+  treeArc: Int32Array;
+  treeFlow: Float64Array;
   /** Node potentials π (rows 0..n−1, columns n..n+m−1), in cost units. */
   potential: Float64Array;
   iterations: number;
@@ -193,7 +206,7 @@ function networkSimplex(
   const colPi = pi.subarray(n, n + m);
   // Pricing position among the real arcs (row-major); the artificial arcs are
   // priced once per wrap-around. Tree arcs need no test: their reduced cost is
-  // 0 up to rounding, never below −EPS, so the hot loop is one subtraction,
+  // 0 up to rounding, never below −EPS, so the hot loop (unrolled by two) is
   // one addition and one comparison per arc.
   let next = 0;
   let iterations = 0;
@@ -210,12 +223,34 @@ function networkSimplex(
         const base = i * m;
         const piI = pi[i] as number;
         const segEnd = Math.min(end, base + m);
-        for (; k < segEnd; k++) {
-          const rc = (cost[k] as number) - piI + (colPi[k - base] as number);
-          if (rc < best) {
-            best = rc;
-            entering = k;
+        // rc < best  ⇔  M_ij + π_j < best + π_i (up to rounding far below EPS)
+        let bound = best + piI;
+        let found = -1;
+        const jEnd = segEnd - base;
+        let j = k - base;
+        for (; j + 1 < jEnd; j += 2) {
+          const c0 = (cost[base + j] as number) + (colPi[j] as number);
+          const c1 = (cost[base + j + 1] as number) + (colPi[j + 1] as number);
+          if (c0 < bound) {
+            bound = c0;
+            found = base + j;
           }
+          if (c1 < bound) {
+            bound = c1;
+            found = base + j + 1;
+          }
+        }
+        if (j < jEnd) {
+          const c = (cost[base + j] as number) + (colPi[j] as number);
+          if (c < bound) {
+            bound = c;
+            found = base + j;
+          }
+        }
+        k = segEnd;
+        if (found >= 0) {
+          entering = found;
+          best = (cost[found] as number) - piI + (colPi[found - base] as number);
         }
       }
       if (k === nm) {
@@ -380,14 +415,16 @@ function networkSimplex(
       pi[w] = (pi[w] as number) + shift;
   }
 
-  const flow = new Float64Array(nm);
   for (let v = 0; v < n + m; v++) {
-    const arc = predArc[v] as number;
-    if (arc < nm) flow[arc] = nodeFlow[v] as number;
-    else if ((nodeFlow[v] as number) > 1e-9 * mass)
+    if ((predArc[v] as number) >= nm && (nodeFlow[v] as number) > 1e-9 * mass)
       throw new Error(
         `emd: internal error: artificial flow ${nodeFlow[v]} left at node ${v} (masses unbalanced?)`,
       );
   }
-  return { flow, potential: pi.subarray(0, n + m), iterations };
+  return {
+    treeArc: predArc.subarray(0, n + m),
+    treeFlow: nodeFlow.subarray(0, n + m),
+    potential: pi.subarray(0, n + m),
+    iterations,
+  };
 }
