@@ -50,9 +50,16 @@ describe('tta-bound suite', () => {
         r.metrics.measured_target_loss as number,
       );
       expect(r.metrics.predicted_conditional_entropy).toBeCloseTo(0, 6); // B is a fixed 0/1 map here
+      // Standard errors over the target test examples: positive, far below the means.
+      const lossSe = r.metrics.measured_target_loss_se as number;
+      expect(lossSe).toBeGreaterThan(0);
+      expect(lossSe).toBeLessThan(0.2 * (r.metrics.measured_target_loss as number));
+      const acc = r.metrics.measured_target_acc as number;
+      expect(r.metrics.measured_target_acc_se).toBeGreaterThan(0);
+      expect(r.metrics.measured_target_acc_se).toBeLessThanOrEqual(Math.sqrt(acc * (1 - acc)));
     }
     expect(formatTtaTable(out.records)).toMatch(
-      /mnist-digits-to-parity \| \d\.\d{3} \| \d+\.\d{3} \| \d+\.\d{3} \|/,
+      /mnist-digits-to-parity \| \d\.\d{3} ± \d\.\d{3} \| \d+\.\d{3} \| \d+\.\d{3} \|/,
     );
   });
 

@@ -234,7 +234,9 @@ async function runTtaBoundUnit(
             predicted_wasserstein: result.terms.wasserstein,
             predicted_lipschitz: result.terms.lipschitz,
             measured_target_loss: reached.loss,
+            measured_target_loss_se: reached.lossSe,
             measured_target_acc: reached.accuracy,
+            measured_target_acc_se: reached.accuracySe,
           },
           durationMs: Date.now() - t0,
           timestamp: new Date().toISOString(),
@@ -281,7 +283,7 @@ export function formatTtaTable(records: readonly TrialRecord[]): string {
   const mean = (rs: TrialRecord[], k: string) =>
     rs.reduce((a, r) => a + (r.metrics[k] as number), 0) / rs.length;
   const lines = [
-    'Task Transfer Analysis bound on the target cross-entropy (mean over seeds) beside the loss a penalised target head reaches',
+    'Task Transfer Analysis bound on the target cross-entropy (mean over seeds) beside the loss a penalised target head reaches (± its standard error over the test examples)',
   ];
   lines.push(
     `| pair | reached | ${settings.map((s) => `bound (${s})`).join(' | ')} |`,
@@ -293,8 +295,15 @@ export function formatTtaTable(records: readonly TrialRecord[]): string {
       const x = rs.filter((r) => r.method === s);
       return x.length ? mean(x, 'predicted_bound').toFixed(3) : '';
     });
+    // One record per setting carries the same reached loss: take each seed's once. The mean
+    // over seeds has standard error √(Σ se²)/k (older records have no se: none shown).
+    const perSeed = [...new Map(rs.map((r) => [r.seed, r.metrics])).values()];
+    const ses = perSeed.map((m) => m.measured_target_loss_se);
+    const se = ses.every((v) => v !== undefined)
+      ? ` ± ${(Math.sqrt(ses.reduce((a, v) => a + (v as number) ** 2, 0)) / ses.length).toFixed(3)}`
+      : '';
     lines.push(
-      `| ${task} | ${mean(rs, 'measured_target_loss').toFixed(3)} | ${cells.join(' | ')} |`,
+      `| ${task} | ${mean(rs, 'measured_target_loss').toFixed(3)}${se} | ${cells.join(' | ')} |`,
     );
   }
   return lines.join('\n');

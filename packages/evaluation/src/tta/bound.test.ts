@@ -104,6 +104,44 @@ describe('ttaBound recovers a known rotation', () => {
   });
 });
 
+describe('targetLossReached', () => {
+  it('reports the test loss and accuracy with their standard errors over the test examples', () => {
+    const pair = rotatedGaussianPair({ seed: 4, dim: 5, numClasses: 3 });
+    const target = pair.target;
+    const reached = targetLossReached(target, { tau: TAU, standardize: false, seed: 2 });
+    // Per-example cross-entropy and correctness from the head's weights, by hand.
+    const { weight, bias, numClasses: C, dim } = reached.head;
+    const { features, labels } = target.test ?? target.train;
+    const losses: number[] = [];
+    const hits: number[] = [];
+    for (let i = 0; i < features.rows; i++) {
+      const z = Array.from({ length: C }, (_, k) => {
+        let v = bias[k] as number;
+        for (let j = 0; j < dim; j++)
+          v += (weight[k * dim + j] as number) * (features.data[i * dim + j] as number);
+        return v;
+      });
+      const top = Math.max(...z);
+      const lse = top + Math.log(z.reduce((a, v) => a + Math.exp(v - top), 0));
+      const y = labels[i] as number;
+      losses.push(lse - (z[y] as number));
+      hits.push(z.indexOf(top) === y ? 1 : 0);
+    }
+    const n = losses.length;
+    const meanOf = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    const seOf = (v: number[]) => {
+      const m = meanOf(v);
+      return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1) / v.length);
+    };
+    expect(n).toBeGreaterThan(50);
+    expect(reached.loss).toBeCloseTo(meanOf(losses), 10);
+    expect(reached.lossSe).toBeCloseTo(seOf(losses), 10);
+    expect(reached.lossSe).toBeGreaterThan(0.005);
+    expect(reached.accuracy).toBeCloseTo(meanOf(hits), 12);
+    expect(reached.accuracySe).toBeCloseTo(seOf(hits), 10);
+  });
+});
+
 describe('ttaBound input errors', () => {
   const ok = {
     train: {

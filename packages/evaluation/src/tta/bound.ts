@@ -340,6 +340,9 @@ export interface TargetLossReached {
   /** Mean cross-entropy of the penalised target head on the target test split. */
   loss: number;
   accuracy: number;
+  /** Standard errors of `loss` and `accuracy` over the test split's examples. */
+  lossSe: number;
+  accuracySe: number;
   trainLoss: number;
   trainAccuracy: number;
   /** max ‖∇_z CE‖ of the target head over the target train set. */
@@ -368,6 +371,8 @@ export function targetLossReached(
   return {
     loss: test.loss,
     accuracy: test.accuracy,
+    lossSe: test.lossSe,
+    accuracySe: test.accuracySe,
     trainLoss: trained.trainLoss,
     trainAccuracy: trained.trainAccuracy,
     maxGradNorm: trained.maxGradNorm,

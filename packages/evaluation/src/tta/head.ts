@@ -245,7 +245,7 @@ export function fitLipschitzHead(
       weight: Float64Array.from((params.W as tf.Tensor).dataSync()),
       bias: Float64Array.from((params.c as tf.Tensor).dataSync()),
     };
-    const stats = headStats(head, x, y);
+    const { trainLoss, trainAccuracy, maxGradNorm, maxGradNormAllLabels } = headStats(head, x, y);
     // The final penalty value, on all data, with the option's label rule (random labels fresh).
     const randomLabels = Int32Array.from({ length: n }, () => rng.int(C));
     const penalty = tf.tidy(() =>
@@ -259,7 +259,7 @@ export function fitLipschitzHead(
         tf.tensor2d(oneHotRows(randomLabels, C), [n, C]),
       ).dataSync(),
     )[0] as number;
-    return { ...head, ...stats, penalty };
+    return { ...head, trainLoss, trainAccuracy, maxGradNorm, maxGradNormAllLabels, penalty };
   } finally {
     disposeParams(params);
     disposeOptimizerState(state);
@@ -334,13 +334,16 @@ function headStats(head: LinearHead, x: Dense, y: Int32Array) {
   const p = new Float64Array(C);
   const pw = new Float64Array(d);
   let loss = 0;
+  let lossSq = 0;
   let correct = 0;
   let maxGradNorm = 0;
   let maxGradNormAllLabels = 0;
   for (let i = 0; i < x.rows; i++) {
     const lse = softmaxRow(logits, i * C, C, p);
     const yi = y[i] as number;
-    loss += lse - (logits[i * C + yi] as number);
+    const li = lse - (logits[i * C + yi] as number);
+    loss += li;
+    lossSq += li * li;
     let arg = 0;
     for (let k = 1; k < C; k++) if ((p[k] as number) > (p[arg] as number)) arg = k;
     if (arg === yi) correct++;
@@ -359,21 +362,33 @@ function headStats(head: LinearHead, x: Dense, y: Int32Array) {
       maxGradNormAllLabels = Math.max(maxGradNormAllLabels, norm);
     }
   }
+  const n = x.rows;
+  const mean = loss / n;
+  const acc = correct / n;
   return {
-    trainLoss: loss / x.rows,
-    trainAccuracy: correct / x.rows,
+    trainLoss: mean,
+    trainAccuracy: acc,
+    // Standard errors of the two means over the set's examples (sample
+    // variance; 0 for a single example), for comparisons with error bars.
+    trainLossSe: n > 1 ? Math.sqrt(Math.max(0, (lossSq - n * mean * mean) / (n - 1)) / n) : 0,
+    trainAccuracySe: n > 1 ? Math.sqrt((acc * (1 - acc) * n) / (n - 1) / n) : 0,
     maxGradNorm,
     maxGradNormAllLabels,
   };
 }
 
-/** Mean cross-entropy and accuracy of a head on a validated set. */
+/** Mean cross-entropy and accuracy of a head on a validated set, each with its standard error over the examples. */
 export function headEvaluate(
   head: LinearHead,
   set: LabelledSet,
-): { loss: number; accuracy: number } {
+): { loss: number; accuracy: number; lossSe: number; accuracySe: number } {
   const s = headStats(head, set.x, set.y);
-  return { loss: s.trainLoss, accuracy: s.trainAccuracy };
+  return {
+    loss: s.trainLoss,
+    accuracy: s.trainAccuracy,
+    lossSe: s.trainLossSe,
+    accuracySe: s.trainAccuracySe,
+  };
 }
 
 /** Checks a user-supplied head against the task's classes and feature dimension. */
