@@ -295,15 +295,16 @@ export function formatTtaTable(records: readonly TrialRecord[]): string {
       const x = rs.filter((r) => r.method === s);
       return x.length ? mean(x, 'predicted_bound').toFixed(3) : '';
     });
-    // One record per setting carries the same reached loss: take each seed's once. The mean
+    // Every setting's record carries its seed's reached loss: take each seed's once. The mean
     // over seeds has standard error √(Σ se²)/k (older records have no se: none shown).
     const perSeed = [...new Map(rs.map((r) => [r.seed, r.metrics])).values()];
+    const reached = perSeed.reduce((a, m) => a + (m.measured_target_loss as number), 0);
     const ses = perSeed.map((m) => m.measured_target_loss_se);
     const se = ses.every((v) => v !== undefined)
       ? ` ± ${(Math.sqrt(ses.reduce((a, v) => a + (v as number) ** 2, 0)) / ses.length).toFixed(3)}`
       : '';
     lines.push(
-      `| ${task} | ${mean(rs, 'measured_target_loss').toFixed(3)}${se} | ${cells.join(' | ')} |`,
+      `| ${task} | ${(reached / perSeed.length).toFixed(3)}${se} | ${cells.join(' | ')} |`,
     );
   }
   return lines.join('\n');
