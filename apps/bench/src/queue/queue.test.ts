@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRecords, type TrialRecord } from '../results.js';
@@ -11,8 +11,8 @@ import { collectSweep } from './collect.js';
 import { enqueueSweep } from './queue.js';
 import { connectRedis, redactRedisUrl, redisOptions } from './redis.js';
 import { type LocalRedis, redisServerAvailable, startRedis } from './redis-server.js';
-import { sweepStatus } from './status.js';
-import { TRIAL_QUEUE, type TrialJobData } from './sweep.js';
+import { countStates, sweepStatus, trialStates } from './status.js';
+import { type SweepMeta, TRIAL_QUEUE, type TrialJobData } from './sweep.js';
 import { startWorker } from './worker.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -198,12 +198,19 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
       const victim = killed as { worker: number; job: string };
 
       // The others finish the sweep, the killed worker's trial included.
-      let counts = (await sweepStatus({ redisUrl: url, name: 'tiny' })).counts;
-      while ((counts.waiting > 0 || counts.active > 0) && Date.now() < deadline + 30_000) {
+      let status = await sweepStatus({ redisUrl: url, name: 'tiny' });
+      while (
+        (status.counts.waiting > 0 || status.counts.active > 0) &&
+        Date.now() < deadline + 30_000
+      ) {
         await sleep(250);
-        counts = (await sweepStatus({ redisUrl: url, name: 'tiny' })).counts;
+        status = await sweepStatus({ redisUrl: url, name: 'tiny' });
       }
-      expect(counts, logs.join('\n')).toMatchObject({
+      const counts = status.counts;
+      const failures = status.states
+        .filter((s) => s.state === 'failed-trial' || s.state === 'failed')
+        .map((s) => `${s.trial.key}: ${s.record?.error ?? s.failedReason}`);
+      expect(counts, [...failures, ...logs].join('\n')).toMatchObject({
         total: 12,
         waiting: 0,
         active: 0,
@@ -398,6 +405,47 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
       expect(ran?.returnvalue).toMatchObject({ status: 'ok', method: 'lp-ft' });
     } finally {
       await worker?.close();
+      await queue.close();
+      conn.disconnect();
+    }
+  });
+
+  it('status never counts a job that completes while it is read as a failed trial', async () => {
+    // Jobs complete back to back while the status is read over and over: a read
+    // that takes the job before its state sees "completed" without the record.
+    const url = `${redis.url}/3`;
+    const conn = new Redis(redisOptions(url), { maxRetriesPerRequest: null });
+    const queue = new Queue<TrialJobData, unknown>(TRIAL_QUEUE, { connection: conn });
+    const n = 400;
+    const trials = Array.from({ length: n }, (_, i) => ({
+      key: `race-${i}`,
+      task: 't',
+      method: 'm',
+      seed: i,
+    }));
+    const meta = { name: 'race', suite: { id: 'race' }, trials } as unknown as SweepMeta;
+    await queue.addBulk(
+      trials.map((t) => ({ name: t.key, data: {} as TrialJobData, opts: { jobId: t.key } })),
+    );
+    const worker = new Worker(
+      TRIAL_QUEUE,
+      async (job) => ({ key: job.id, status: 'ok', metrics: {} }),
+      { connection: conn.duplicate(), concurrency: 8 },
+    );
+    try {
+      let reads = 0;
+      let done = 0;
+      while (done < n && reads < 2000) {
+        const states = await trialStates(queue, meta);
+        reads++;
+        const counts = countStates(meta, states);
+        expect(counts.failedTrials, `read ${reads}: ${JSON.stringify(counts)}`).toBe(0);
+        expect(counts.missing).toBe(0);
+        done = counts.ok;
+      }
+      expect(done).toBe(n);
+    } finally {
+      await worker.close();
       await queue.close();
       conn.disconnect();
     }

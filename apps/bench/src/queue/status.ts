@@ -28,9 +28,15 @@ export async function trialStates(
 ): Promise<TrialStatus[]> {
   return Promise.all(
     meta.trials.map(async (trial): Promise<TrialStatus> => {
+      // The state first, then the job: read the other way round, a job that
+      // completes between the two reads is "completed" without its return value.
+      const state = await queue.getJobState(trial.key);
+      if (state === 'unknown') return { trial, state: 'missing' };
+      if (state === 'active') return { trial, state: 'active' };
+      // waiting, delayed (a retry's back-off), prioritized, paused
+      if (state !== 'completed' && state !== 'failed') return { trial, state: 'waiting' };
       const job = await queue.getJob(trial.key);
       if (!job) return { trial, state: 'missing' };
-      const state = await job.getState();
       if (state === 'completed') {
         const record = job.returnvalue as TrialRecord;
         return {
@@ -40,17 +46,12 @@ export async function trialStates(
           ...(job.finishedOn ? { finishedOn: job.finishedOn } : {}),
         };
       }
-      if (state === 'failed')
-        return {
-          trial,
-          state: 'failed',
-          failedReason: job.failedReason,
-          ...(job.finishedOn ? { finishedOn: job.finishedOn } : {}),
-        };
-      if (state === 'active') return { trial, state: 'active' };
-      if (state === 'unknown') return { trial, state: 'missing' };
-      // waiting, delayed (a retry's back-off), prioritized, paused
-      return { trial, state: 'waiting' };
+      return {
+        trial,
+        state: 'failed',
+        failedReason: job.failedReason,
+        ...(job.finishedOn ? { finishedOn: job.finishedOn } : {}),
+      };
     }),
   );
 }
