@@ -414,7 +414,7 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
     // Jobs complete back to back while the status is read over and over: a read
     // that takes the job before its state sees "completed" without the record.
     const url = `${redis.url}/3`;
-    const conn = new Redis(redisOptions(url), { maxRetriesPerRequest: null });
+    const conn = new Redis({ ...redisOptions(url), maxRetriesPerRequest: null });
     const queue = new Queue<TrialJobData, unknown>(TRIAL_QUEUE, { connection: conn });
     const n = 400;
     const trials = Array.from({ length: n }, (_, i) => ({
