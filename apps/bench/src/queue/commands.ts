@@ -71,8 +71,8 @@ records:      pnpm bench collect --redis ${shown} --name ${r.name} --out results
 export const worker: QueueCommand = {
   usage: `pnpm bench worker --redis URL [--concurrency N] [--cache DIR]   run queued trials until stopped (Ctrl-C)
 ${REDIS_HELP}
-  --concurrency N      trials at once in this process (default 1; start one worker per core instead)
-  --cache DIR          keep pre-trained sources in DIR (shared by workers that share DIR; default: this process only)
+  --concurrency N      trials at once, each in a child process of this worker (default 1; at most one per core)
+  --cache DIR          keep pre-trained sources in DIR (shared by workers that share DIR; default: each child process its own)
   --backend B          the tfjs backend (default: automatic); a trial that asks for another is refused
   --lock-ms MS         a job's lock: a worker that dies gives its trial back after this (default 30000)
   --stalled-ms MS      how often lost trials are looked for (default 30000)

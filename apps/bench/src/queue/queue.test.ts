@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRecords, type TrialRecord } from '../results.js';
 import { collectSweep } from './collect.js';
+import { PAUSE_MS } from './fixtures/blocking-method.js';
 import { enqueueSweep } from './queue.js';
 import { connectRedis, redactRedisUrl, redisOptions } from './redis.js';
 import { type LocalRedis, redisServerAvailable, startRedis } from './redis-server.js';
@@ -405,6 +406,63 @@ describe.runIf(available)('sweeps on a real redis-server', () => {
       expect(ran?.returnvalue).toMatchObject({ status: 'ok', method: 'lp-ft' });
     } finally {
       await worker?.close();
+      await queue.close();
+      conn.disconnect();
+    }
+  });
+
+  it('a trial that holds its event loop longer than the lock is run once: the worker renews the lock from outside the trial', async () => {
+    const dir = tmp();
+    const file = join(dir, 'blocking.yaml');
+    const plugin = join(root, 'apps/bench/src/queue/fixtures/blocking-method.ts');
+    writeFileSync(
+      file,
+      `id: blocking
+description: a trial that blocks its event loop
+backbone: mlp
+seeds: 1
+tasks:
+  - id: mnist-digits-to-parity
+    options: { labelsPerClass: 5, valPerClass: 5, testPerClass: 50 }
+methods:
+  - id: blocks-event-loop
+    from: ${JSON.stringify(plugin)}
+    options: { epochs: 1 }
+`,
+    );
+    const url = `${redis.url}/4`;
+    expect(await enqueueSweep({ redisUrl: url, suiteRef: file, name: 'blocking' })).toMatchObject({
+      total: 1,
+      added: 1,
+    });
+    const lines: string[] = [];
+    // The lock lasts a quarter of the pause; stalled jobs are looked for twice a second.
+    const worker = await startWorker({
+      redisUrl: url,
+      lockDurationMs: PAUSE_MS / 4,
+      stalledIntervalMs: 500,
+      maxStalledCount: 5,
+      log: (line) => lines.push(line),
+    });
+    const conn = new Redis(redisOptions(url));
+    const queue = new Queue<TrialJobData>(TRIAL_QUEUE, { connection: conn });
+    try {
+      let status = await sweepStatus({ redisUrl: url, name: 'blocking' });
+      const deadline = Date.now() + 60_000;
+      while (status.counts.ok + status.counts.failedTrials + status.counts.failed < 1) {
+        if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(status.counts)}`);
+        await sleep(200);
+        status = await sweepStatus({ redisUrl: url, name: 'blocking' });
+      }
+      expect(status.counts, lines.join('\n')).toMatchObject({ ok: 1, failed: 0 });
+      const job = await queue.getJob(status.states[0]?.trial.key as string);
+      expect(job?.stalledCounter, lines.join('\n')).toBe(0);
+      expect(job?.attemptsMade).toBe(1);
+      expect(lines.join('\n')).not.toMatch(/stalled|could not renew lock|Lock mismatch/);
+      const record = job?.returnvalue as TrialRecord;
+      expect(record.durationMs).toBeGreaterThanOrEqual(PAUSE_MS);
+    } finally {
+      await worker.close();
       await queue.close();
       conn.disconnect();
     }
