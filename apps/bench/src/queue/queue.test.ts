@@ -468,6 +468,12 @@ methods:
     }
   });
 
+  it('a worker whose --cache cannot be made stops at start-up, before taking a job', async () => {
+    await expect(
+      startWorker({ redisUrl: `${redis.url}/5`, cacheDir: '/dev/null/cache', log: () => {} }),
+    ).rejects.toThrow(/\/dev\/null/);
+  });
+
   it('status never counts a job that completes while it is read as a failed trial', async () => {
     // Jobs complete back to back while the status is read over and over: a read
     // that takes the job before its state sees "completed" without the record.

@@ -7,13 +7,8 @@
  */
 import { hostname } from 'node:os';
 import { initBackend } from '@transferlab/core';
-import {
-  CHILD_OPTIONS_ENV,
-  childOptionsSchema,
-  createTrialRunner,
-  type TrialJob,
-  type TrialRunner,
-} from './trial-runner.js';
+import { CHILD_OPTIONS_ENV, childOptionsSchema } from './child-options.js';
+import { createTrialRunner, type TrialJob, type TrialRunner } from './trial-runner.js';
 
 let runner: Promise<TrialRunner> | undefined;
 
@@ -37,6 +32,12 @@ async function start(): Promise<TrialRunner> {
 process.once('disconnect', () => process.exit(1));
 
 export default async function processTrial(job: TrialJob) {
-  runner ??= start();
+  if (!runner) {
+    runner = start();
+    // A start that failed is tried again with the next job, not kept.
+    runner.catch(() => {
+      runner = undefined;
+    });
+  }
   return (await runner).run(job);
 }

@@ -29,17 +29,6 @@ export interface TrialJob {
   data: TrialJobData;
 }
 
-/** The environment variable through which the worker hands its options to its children. */
-export const CHILD_OPTIONS_ENV = 'TRANSFERLAB_WORKER_OPTIONS';
-
-export const childOptionsSchema = z.object({
-  backend: z.string(),
-  cacheDir: z.string().optional(),
-  /** The worker's name (host:pid of the parent), for messages. */
-  name: z.string(),
-});
-export type ChildOptions = z.infer<typeof childOptionsSchema>;
-
 export interface TrialRunnerOptions {
   /** The tfjs backend this process runs (already initialised). */
   backend: string;
@@ -141,10 +130,15 @@ export function createTrialRunner(opts: TrialRunnerOptions): TrialRunner {
   const builtinMethods = createMethodRegistry();
   const myCommit = collectProvenance().commit;
   // Kinds keep pre-trainings in `outDir/cache`: a private work dir whose cache is the shared one when asked.
+  if (opts.cacheDir) ensureDir(opts.cacheDir);
   const workDir = mkdtempSync(join(tmpdir(), 'tl-worker-'));
   if (opts.cacheDir) {
-    ensureDir(opts.cacheDir);
-    symlinkSync(resolve(opts.cacheDir), join(workDir, 'cache'), 'junction');
+    try {
+      symlinkSync(resolve(opts.cacheDir), join(workDir, 'cache'), 'junction');
+    } catch (err) {
+      rmSync(workDir, { recursive: true, force: true });
+      throw err;
+    }
   }
   const registriesBySuite = new Map<string, Promise<Registries>>();
   const warnedCommits = new Set<string>();

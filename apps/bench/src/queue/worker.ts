@@ -7,20 +7,20 @@
  */
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { initBackend } from '@transferlab/core';
 import { Worker } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
-import type { TrialRecord } from '../results.js';
+import { ensureDir, type TrialRecord } from '../results.js';
+import { CHILD_OPTIONS_ENV, type ChildOptions } from './child-options.js';
 import { connectRedis, redactRedisUrl } from './redis.js';
 import { TRIAL_QUEUE, type TrialJobData } from './sweep.js';
-import { CHILD_OPTIONS_ENV, type ChildOptions } from './trial-runner.js';
 
 export interface StartWorkerOptions {
   redisUrl: string;
-  /** Trials this process runs at once (default 1). */
+  /** Trials this worker runs at once, each in a child process of its own (default 1). */
   concurrency?: number;
-  /** Where pre-trained sources are kept (default: a directory of this process, removed when it stops). Share it between workers to pre-train each source once; entries are written atomically. */
+  /** Where pre-trained sources are kept (default: a directory of each child process, removed when it stops). Share it between workers to pre-train each source once; entries are written atomically. */
   cacheDir?: string;
   /** The tfjs backend this worker initialises once (default: the automatic choice). */
   backend?: string;
@@ -31,7 +31,7 @@ export interface StartWorkerOptions {
   /** Times a job may stall (its worker dies) before it fails (default 2). */
   maxStalledCount?: number;
   redisExtra?: Partial<RedisOptions>;
-  /** One line per event (default: stderr). */
+  /** One line per event of the worker (default: stderr); its children write their own messages (a commit mismatch) to stderr. */
   log?: (line: string) => void;
 }
 
@@ -48,17 +48,20 @@ export interface RunningWorker {
  * The sandboxed processor's file and the Node options its children need:
  * from source (tsx) the .ts file and the loader; from a build, the .js file.
  */
-function childProcessor(): { file: string; execArgv: string[] } {
+function childProcessor(): { file: URL; execArgv: string[] } {
   const here = fileURLToPath(import.meta.url);
   const fromSource = here.endsWith('.ts');
-  const file = join(dirname(here), `trial-processor.${fromSource ? 'ts' : 'js'}`);
-  const execArgv = [...process.execArgv];
+  const file = pathToFileURL(join(dirname(here), `trial-processor.${fromSource ? 'ts' : 'js'}`));
+  // A debugger's port is this process's: children started with it would clash or wait.
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
   if (fromSource) {
     // A worker started inside another tool (a test runner) may not carry the loader flags.
     if (!execArgv.some((a) => a.includes('@transferlab/source')))
       execArgv.push('--conditions=@transferlab/source');
-    if (!execArgv.some((a, i) => a === 'tsx' && execArgv[i - 1] === '--import'))
-      execArgv.push('--import', 'tsx');
+    const loadsTsx = execArgv.some(
+      (a, i) => a === '--import=tsx' || (a === 'tsx' && execArgv[i - 1] === '--import'),
+    );
+    if (!loadsTsx) execArgv.push('--import', 'tsx');
   }
   return { file, execArgv };
 }
@@ -69,6 +72,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   const concurrency = opts.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new Error(`--concurrency must be a positive integer, got ${concurrency}`);
+  // A cache that cannot be made stops the worker here, not every job in its children.
+  if (opts.cacheDir) ensureDir(resolve(opts.cacheDir));
   const redis = await connectRedis(opts.redisUrl, {
     worker: true,
     ...(opts.redisExtra ? { extra: opts.redisExtra } : {}),
