@@ -436,10 +436,11 @@ methods:
       added: 1,
     });
     const lines: string[] = [];
-    // The lock lasts a quarter of the pause; stalled jobs are looked for twice a second.
+    // The lock lasts a third of the pause (renewed every half lock, which leaves a
+    // loaded CI machine a second of slack); stalled jobs are looked for twice a second.
     const worker = await startWorker({
       redisUrl: url,
-      lockDurationMs: PAUSE_MS / 4,
+      lockDurationMs: PAUSE_MS / 3,
       stalledIntervalMs: 500,
       maxStalledCount: 5,
       log: (line) => lines.push(line),
